@@ -248,7 +248,8 @@ class Lan:
             self._make_router()
         for index, host in enumerate(self.hosts.values()):
             self._attach(host, f"h{index}")
-            self.set_loss(host.name, self._loss[host.name], self._loss_out[host.name])
+            if self._loss[host.name] or self._loss_out[host.name]:
+                self.set_loss(host.name, self._loss[host.name], self._loss_out[host.name])
 
     def _make_switch(self, switch: str) -> None:
         """A bridge in its own namespace; with ``flood`` it learns nothing, like a hub."""
