@@ -1,0 +1,130 @@
+"""What the core tells its user, as small frozen facts in the past tense.
+
+The node drains these with ``Peer.next_event()`` and the UI renders them with a
+``match`` statement.  Amounts are integer cents; times are the caller's clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class Event:
+    """Base class of every event the core emits."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class Paired(Event):
+    """A relationship is ready: payments can flow.
+
+    ``restored`` is set on the side that had lost its memory and took the
+    relationship back from the counterpart's record; ``verified`` when a shared
+    ``--code`` authenticated the counterpart.
+    """
+
+    peer_name: str
+    peer_addr: tuple[str, int]
+    code: str
+    restored: bool = False
+    verified: bool = False
+    balance: int = 0
+
+
+@dataclass(frozen=True)
+class PairingRefused(Event):
+    """A peer we tried to pair with said no (it is taken, or wants someone else)."""
+
+    peer_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PairingFailed(Event):
+    """A handshake did not complete: wrong ``--code``, or the peer stopped answering."""
+
+    peer_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class NameConflict(Event):
+    """Two different peers answer to the name we would pair with; we pair with neither."""
+
+    name: str
+    addrs: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class ImpostorSuspected(Event):
+    """Someone claimed to be our counterpart restarted while it still answers."""
+
+    name: str
+    addr: tuple[str, int]
+
+
+@dataclass(frozen=True)
+class PaymentReceived(Event):
+    seq: int
+    amount: int
+    memo: str
+    balance: int
+
+
+@dataclass(frozen=True)
+class PaymentConfirmed(Event):
+    """The counterpart applied our payment; ``was_in_doubt`` if we had said so."""
+
+    seq: int
+    amount: int
+    memo: str
+    balance: int
+    was_in_doubt: bool = False
+
+
+@dataclass(frozen=True)
+class PaymentRejected(Event):
+    seq: int
+    amount: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PaymentInDoubt(Event):
+    """Not acknowledged for a while: it may or may not have arrived; still retried."""
+
+    seq: int
+    amount: int
+
+
+@dataclass(frozen=True)
+class PeerSilent(Event):
+    name: str
+
+
+@dataclass(frozen=True)
+class PeerBack(Event):
+    name: str
+
+
+@dataclass(frozen=True)
+class PeerLeft(Event):
+    name: str
+
+
+@dataclass(frozen=True)
+class PeerRestarted(Event):
+    """The counterpart came back as a new process; we handed it the relationship."""
+
+    name: str
+    addr: tuple[str, int]
+    code: str
+    verified: bool = False
+
+
+@dataclass(frozen=True)
+class LedgerAgreement(Event):
+    """Both views were compared while quiet; ``agree`` says whether they match."""
+
+    agree: bool

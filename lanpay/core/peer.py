@@ -1,0 +1,547 @@
+"""The facade the node drives: one local peer, from discovery to payments.
+
+Driven like h11/aioquic: datagrams in with ``receive_datagram(data, addr, now)``,
+datagrams out with ``datagrams_to_send(now)``, one timer with
+``next_timeout()``/``handle_timeout(now)``, and typed events from
+``next_event()``.  It never reads a clock, never touches a socket, and never
+raises on what the network sends: bad datagrams are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from . import events, pairing, wire
+from .amounts import MAX_PAYMENT_CENTS, format_amount
+from .crypto import new_private_key, public_key
+from .errors import AmountError, DecodeError, DropReason, NotPaired, UserError
+from .ledger import HistoryEntry, Ledger, Status as EntryStatus
+from .peers import PeerRecord, PeerTable
+from .rtt import RttEstimator
+from .session import Mode, PeerInfo, Session
+
+
+class _Broadcast:
+    def __repr__(self) -> str:
+        return "BROADCAST"
+
+
+#: Destination meaning "every discovery broadcast target": the node resolves it.
+BROADCAST = _Broadcast()
+Destination = tuple[str, int] | _Broadcast
+
+FIRST_ANNOUNCES = (0.0, 0.1, 0.5, 2.0)
+LOOKING_INTERVAL = (4.0, 6.0)
+PAIRED_INTERVAL = (20.0, 30.0)
+COOLDOWN = 3.0
+REFUSED_COOLDOWN = 10.0
+PROBE_MIN = 1.0
+UNSOLICITED_PER_SECOND = 20.0
+MAX_BLOCKED = 64
+
+
+class State(enum.Enum):
+    LOOKING = "looking"
+    PAIRING = "pairing"          # first handshake under way
+    RESTORING = "restoring"      # paired, waiting for the counterpart's record of us
+    PAIRED = "paired"
+    REPAIRING = "repairing"      # paired; the counterpart restarted and is being re-paired
+    CLOSED = "closed"
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.LOOKING: frozenset({State.PAIRING, State.CLOSED}),
+    State.PAIRING: frozenset({State.LOOKING, State.RESTORING, State.PAIRED, State.CLOSED}),
+    State.RESTORING: frozenset({State.PAIRED, State.CLOSED}),
+    State.PAIRED: frozenset({State.REPAIRING, State.CLOSED}),
+    State.REPAIRING: frozenset({State.PAIRED, State.CLOSED}),
+    State.CLOSED: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    want_peer: str | None = None
+    code: str | None = None
+    limit: int | None = None
+    connect: tuple[tuple[str, int], ...] = ()
+    session_port: int = 0
+
+
+@dataclass(frozen=True)
+class Status:
+    state: str
+    peer_name: str | None
+    peer_addr: tuple[str, int] | None
+    code: str | None
+    online: bool
+    rtt: float | None
+    balance: int
+    pending: tuple[tuple[int, int, bool], ...]
+    agree: bool | None
+    verified: bool
+    drops: int
+
+
+@dataclass
+class _Probe:
+    """A new incarnation claims our counterpart's name: is the old one really gone?"""
+
+    rec: PeerRecord
+    started: float
+    deadline: float
+    passed: bool = False
+
+
+class Peer:
+    def __init__(self, config: Config, rng: random.Random, now: float) -> None:
+        if not config.name or len(config.name.encode()) > wire.MAX_NAME:
+            raise UserError(f"name must be 1 to {wire.MAX_NAME} bytes")
+        self.config, self.rng = config, rng
+        private = new_private_key(rng)
+        self.me = pairing.Identity(config.name, rng.getrandbits(64) or 1, private, public_key(private),
+                                   config.want_peer or "", config.code or None)
+        self.state = State.LOOKING
+        self.table = PeerTable()
+        self.rtt = RttEstimator()
+        self._ledger = Ledger(config.limit)
+        self.session: Session | None = None
+        self.hs: pairing.Handshake | None = None
+        self.done_hs: pairing.Handshake | None = None
+        self.probe: _Probe | None = None
+        self.cooldown: dict[int, float] = {}
+        self.blocked: set[int] = set()
+        self.warned: set[object] = set()
+        self.drops: Counter[DropReason] = Counter()
+        self._events: deque[events.Event] = deque()
+        self._outbox: list[tuple[bytes, Destination]] = []
+        self._announce_times = [now + t for t in FIRST_ANNOUNCES]
+        self._tokens, self._tokens_at = UNSOLICITED_PER_SECOND, now
+
+    # ================================================================ public API
+    @property
+    def incarnation(self) -> int:
+        return self.me.incarnation
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.session.ledger if self.session is not None else self._ledger
+
+    @property
+    def idle(self) -> bool:
+        return not self.ledger.pending()
+
+    def next_event(self) -> events.Event | None:
+        return self._events.popleft() if self._events else None
+
+    def history(self) -> list[HistoryEntry]:
+        return self.ledger.history()
+
+    def pay(self, cents: int, memo: str, now: float) -> int:
+        """Start a payment; raise a UserError (nothing moves) if it cannot be made."""
+        if not isinstance(cents, int) or not 0 < cents <= MAX_PAYMENT_CENTS:
+            raise AmountError(f"amount must be between 0.01 and {format_amount(MAX_PAYMENT_CENTS)}")
+        if len(memo.encode()) > wire.MAX_MEMO or any(ord(c) < 32 or ord(c) == 127 for c in memo):
+            raise UserError(f"memo must be printable and at most {wire.MAX_MEMO} bytes")
+        if self.session is None or self.state in (State.LOOKING, State.PAIRING, State.CLOSED):
+            raise NotPaired("not paired yet" if self.state is not State.CLOSED else "closed")
+        return self.session.pay(cents, memo, now)
+
+    def close(self, now: float) -> None:
+        """Say goodbye: BYE to the counterpart, a leaving announce to everyone."""
+        if self.state is State.CLOSED:
+            return
+        if self.session is not None:
+            self.session.close()
+        self._broadcast(self._announce(leaving=True))
+        self._move(State.CLOSED)
+
+    def status(self) -> Status:
+        s = self.session
+        hs_name = self.hs.peer_name if self.hs is not None else None
+        return Status(
+            state=self.state.value,
+            peer_name=s.info.name if s else hs_name,
+            peer_addr=s.peer_addr if s else None,
+            code=s.info.code if s else None,
+            online=bool(s and s.online and s.ready),
+            rtt=self.rtt.srtt,
+            balance=self.ledger.balance,
+            pending=tuple((e.seq, e.amount, e.status is EntryStatus.IN_DOUBT) for e in self.ledger.pending()),
+            agree=s.agree if s else None,
+            verified=bool(s and s.info.verified),
+            drops=sum(self.drops.values()),
+        )
+
+    # ================================================================ datagrams in
+    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        try:
+            msg = wire.decode(data)
+        except DecodeError:
+            self._drop(DropReason.MALFORMED)
+            return
+        if self.state is State.CLOSED:
+            return
+        reason = self._dispatch(msg, addr, now)
+        if reason is not None:
+            self._drop(reason)
+        self._settle(now)
+
+    def _dispatch(self, msg: wire.Message, addr: tuple[str, int], now: float) -> DropReason | None:
+        match msg:
+            case wire.Announce():
+                return self._on_announce(msg, addr, now)
+            case wire.Hello():
+                return self._on_hello(msg, addr, now)
+            case wire.Sealed():
+                return self._on_sealed(msg, addr, now)
+            case wire.Reply() | wire.Reveal() | wire.Confirm() | wire.Refuse():
+                if msg.sender_inc == self.me.incarnation:
+                    return DropReason.OWN
+                if msg.target_inc != self.me.incarnation:
+                    return DropReason.NOT_FOR_US
+                return self._on_handshake(msg, addr, now)
+        return DropReason.UNEXPECTED  # pragma: no cover - every outer type is matched above
+
+    def _drop(self, reason: DropReason) -> None:
+        self.drops[reason] += 1
+
+    # ---------------------------------------------------------------- discovery
+    def _on_announce(self, msg: wire.Announce, addr: tuple[str, int], now: float) -> DropReason | None:
+        if msg.incarnation == self.me.incarnation:
+            return DropReason.OWN
+        rec, new = self.table.update(msg, addr, now)
+        if new and rec is not None and self._spend_token(now):
+            self._outbox.append((wire.encode(self._announce()), addr))   # answer at once: pairing in one round trip
+        self._consider(now)
+        return None
+
+    def _announce(self, leaving: bool = False) -> wire.Announce:
+        paired = self.state in (State.PAIRED, State.REPAIRING, State.RESTORING)
+        flags = (wire.F_PAIRED if paired else 0) | (wire.F_CODE if self.me.code else 0)
+        flags |= wire.F_LEAVING if leaving else 0
+        s = self.session
+        interval = PAIRED_INTERVAL[1] if paired else LOOKING_INTERVAL[1]
+        return wire.Announce(self.me.incarnation, self.config.session_port, flags, int(interval * 1000), self.me.name, self.me.wants,
+                             s.info.name if s else "", s.info.incarnation if s else 0, self.me.public_key)
+
+    def _broadcast(self, msg: wire.Message) -> None:
+        data = wire.encode(msg)
+        self._outbox.append((data, BROADCAST))
+        self._outbox.extend((data, target) for target in self.config.connect)
+
+    def _spend_token(self, now: float) -> bool:
+        """A budget for datagrams sent unasked (answers to announces, refusals): floods stay bounded."""
+        self._tokens = min(UNSOLICITED_PER_SECOND, self._tokens + (now - self._tokens_at) * UNSOLICITED_PER_SECOND)
+        self._tokens_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    # ---------------------------------------------------------------- who to pair with
+    def _wanted(self, rec: PeerRecord) -> bool:
+        """Pairing is mutual: each side must accept the other's name."""
+        return (self.config.want_peer in (None, rec.name)) and rec.wants in ("", self.me.name)
+
+    def _available(self, rec: PeerRecord) -> bool:
+        """Free, or holding a relationship with an earlier incarnation of us (we restarted)."""
+        return not rec.paired or (rec.partner == self.me.name and rec.partner_inc != self.me.incarnation)
+
+    def _candidates(self, now: float) -> list[PeerRecord]:
+        found = []
+        for rec in self.table.alive(now):
+            if rec.incarnation in self.blocked or self.cooldown.get(rec.incarnation, 0) > now:
+                continue
+            if not (self._wanted(rec) and self._available(rec)):
+                continue
+            if rec.uses_code != bool(self.me.code):
+                self._warn_once(("code", rec.incarnation),
+                                events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]))
+                continue
+            found.append(rec)
+        return found
+
+    def _conflicted(self, name: str, candidates: list[PeerRecord]) -> bool:
+        same = [r for r in candidates if r.name == name]
+        if len(same) > 1:
+            key = ("conflict", frozenset(r.incarnation for r in same))
+            self._warn_once(key, events.NameConflict(name, tuple(r.addr for r in same)))
+            return True
+        return False
+
+    def _warn_once(self, key: object, event: events.Event) -> None:
+        if key not in self.warned and len(self.warned) < 4 * MAX_BLOCKED:
+            self.warned.add(key)
+            self._events.append(event)
+
+    def _consider(self, now: float) -> None:
+        """Start whatever pairing the current state and peer table call for."""
+        if self.state is State.LOOKING:
+            candidates = self._candidates(now)
+            for rec in candidates:
+                if self._conflicted(rec.name, candidates):
+                    continue
+                if self.me.incarnation < rec.incarnation:
+                    self._initiate(rec, resuming=False, now=now)
+                return          # the first candidate only: wait for its hello if it initiates
+        elif self.state is State.PAIRED and self.session is not None:
+            for rec in self.table.alive(now):
+                if self._is_restart(rec, now):
+                    self._start_probe(rec, now)
+                    return
+        elif self.state is State.REPAIRING and self.probe is not None and self.probe.passed and self.hs is None:
+            rec = self.probe.rec
+            if self.me.incarnation < rec.incarnation and self.cooldown.get(rec.incarnation, 0) <= now:
+                self._initiate(rec, resuming=True, now=now)
+
+    def _is_restart(self, rec: PeerRecord, now: float) -> bool:
+        """A new incarnation of our counterpart, free and willing."""
+        assert self.session is not None
+        return (rec.name == self.session.info.name and rec.incarnation != self.session.info.incarnation
+                and rec.incarnation not in self.blocked and not rec.paired and self._wanted(rec)
+                and rec.uses_code == bool(self.me.code) and self.cooldown.get(rec.incarnation, 0) <= now)
+
+    def _start_probe(self, rec: PeerRecord, now: float) -> None:
+        """Before handing the relationship to a newcomer, check the old process is really gone."""
+        assert self.session is not None
+        wait = 0.0 if self.session.left else max(PROBE_MIN, 3 * self.rtt.rto)
+        self.probe = _Probe(rec, now, now + wait)
+        if wait:
+            self.session.next_ping = now
+            self.session.handle_timeout(now)
+        self._move(State.REPAIRING)
+        self._check_probe(now)
+
+    def _check_probe(self, now: float) -> None:
+        probe, s = self.probe, self.session
+        if probe is None or probe.passed or s is None or now < probe.deadline:
+            return
+        if s.last_heard > probe.started and not s.left:
+            self._block(probe.rec.incarnation)
+            self._events.append(events.ImpostorSuspected(probe.rec.name, probe.rec.addr))
+            self.probe = None
+            self._move(State.PAIRED)
+            return
+        probe.passed = True
+        self._consider(now)
+
+    def _block(self, incarnation: int) -> None:
+        if len(self.blocked) >= MAX_BLOCKED:
+            self.blocked.pop()
+        self.blocked.add(incarnation)
+
+    # ---------------------------------------------------------------- handshake
+    def _initiate(self, rec: PeerRecord, resuming: bool, now: float) -> None:
+        self.hs, hello = pairing.initiate(self.me, rec, resuming, self.rng, now)
+        self._outbox.append((hello, rec.addr))
+        if self.state is State.LOOKING:
+            self._move(State.PAIRING)
+
+    def _on_hello(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
+        if msg.sender_inc == self.me.incarnation:
+            return DropReason.OWN
+        if msg.target_inc != self.me.incarnation:
+            return DropReason.NOT_FOR_US
+        hs = self.hs
+        if hs is not None and not hs.initiator and hs.peer_inc == msg.sender_inc:
+            if msg.commitment != hs.commitment:
+                return DropReason.UNEXPECTED
+            self._outbox.append((hs.last_sent, addr))      # our reply was lost
+            return None
+        if self.state is State.LOOKING:
+            return self._hello_while_looking(msg, addr, now)
+        if self.state is State.REPAIRING and self.probe is not None and msg.sender_inc == self.probe.rec.incarnation:
+            if not self.probe.passed or self.hs is not None or self.me.incarnation < msg.sender_inc:
+                return DropReason.UNEXPECTED                  # it will send again
+            self._respond(msg, addr, resuming=True, now=now)
+            return None
+        if self.state in (State.PAIRED, State.REPAIRING, State.RESTORING) and self.session is not None:
+            if msg.sender_inc == self.session.info.incarnation:
+                return DropReason.UNEXPECTED
+            self._refuse(msg, addr, wire.R_TAKEN, now)
+            return None
+        return DropReason.UNEXPECTED                         # busy with another handshake
+
+    def _hello_while_looking(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
+        if msg.sender_inc > self.me.incarnation:
+            return DropReason.UNEXPECTED                     # we initiate with this one, not it
+        if not (self.config.want_peer in (None, msg.name) and msg.wants in ("", self.me.name)):
+            self._refuse(msg, addr, wire.R_NOT_WANTED, now)
+            return None
+        if bool(msg.flags & wire.F_CODE) != bool(self.me.code):
+            self._refuse(msg, addr, wire.R_CODE_MISMATCH, now)
+            return None
+        if self.cooldown.get(msg.sender_inc, 0) > now or msg.sender_inc in self.blocked:
+            return DropReason.RATE
+        others = [r for r in self._candidates(now) if r.name == msg.name and r.incarnation != msg.sender_inc]
+        if others:
+            self._conflicted(msg.name, others + [r for r in self.table.alive(now) if r.incarnation == msg.sender_inc])
+            return DropReason.UNEXPECTED
+        self._respond(msg, addr, resuming=False, now=now)
+        self._move(State.PAIRING)
+        return None
+
+    def _respond(self, msg: wire.Hello, addr: tuple[str, int], resuming: bool, now: float) -> None:
+        self.hs, reply = pairing.respond(self.me, msg, addr, resuming, self.rng, now)
+        self._outbox.append((reply, addr))
+
+    def _refuse(self, msg: wire.Hello, addr: tuple[str, int], reason: int, now: float) -> None:
+        if self._spend_token(now):
+            self._outbox.append((wire.encode(wire.Refuse(self.me.incarnation, msg.sender_inc, reason, self.me.name)), addr))
+
+    def _on_handshake(self, msg: wire.Message, addr: tuple[str, int], now: float) -> DropReason | None:
+        hs = self.hs
+        if isinstance(msg, wire.Reveal) and hs is None and self.done_hs is not None:
+            if msg.sender_inc == self.done_hs.peer_inc and not self.done_hs.initiator:
+                self._outbox.append((self.done_hs.last_sent, addr))   # our confirmation was lost
+                return None
+        if hs is None or msg.sender_inc != hs.peer_inc:  # type: ignore[attr-defined]
+            return DropReason.NOT_FOR_US
+        try:
+            match msg:
+                case wire.Reply() if hs.initiator:
+                    self._outbox.append((pairing.on_reply(hs, msg, now), hs.peer_addr))
+                case wire.Reveal() if not hs.initiator:
+                    self._outbox.append((pairing.on_reveal(hs, msg), addr))
+                case wire.Confirm() if hs.initiator:
+                    pairing.on_confirm(hs, msg)
+                case wire.Refuse() if hs.initiator:
+                    self._on_refuse(hs, msg, now)
+                    return None
+                case _:
+                    return DropReason.UNEXPECTED
+        except pairing.HandshakeError as exc:
+            self._handshake_failed(hs, exc, addr, now)
+            return DropReason.VIOLATION if not exc.bad_code else None
+        if hs.state is pairing.HsState.DONE:
+            self._paired(hs, now)
+        return None
+
+    def _on_refuse(self, hs: pairing.Handshake, msg: wire.Refuse, now: float) -> None:
+        text = wire.REFUSE_TEXT.get(msg.reason, "refused")
+        event: events.Event
+        if msg.reason == wire.R_BAD_CODE:
+            event = events.PairingFailed(hs.peer_name, text)
+        else:
+            event = events.PairingRefused(hs.peer_name, text)
+        self._events.append(event)
+        self._abandon(hs, now, REFUSED_COOLDOWN)
+
+    def _handshake_failed(self, hs: pairing.Handshake, exc: pairing.HandshakeError, addr: tuple[str, int],
+                          now: float) -> None:
+        if exc.bad_code and not hs.initiator:
+            reason = wire.R_BAD_CODE
+            self._outbox.append((wire.encode(wire.Refuse(self.me.incarnation, hs.peer_inc, reason, self.me.name)), addr))
+        self._events.append(events.PairingFailed(hs.peer_name, exc.reason))
+        self._abandon(hs, now, COOLDOWN)
+
+    def _abandon(self, hs: pairing.Handshake, now: float, cooldown: float) -> None:
+        self.cooldown = {i: t for i, t in self.cooldown.items() if t > now}
+        self.cooldown[hs.peer_inc] = now + cooldown
+        self.hs = None
+        if self.state is State.PAIRING:
+            self._move(State.LOOKING)
+        elif self.state is State.REPAIRING:
+            self.probe = None
+            self._move(State.PAIRED)
+
+    def _paired(self, hs: pairing.Handshake, now: float) -> None:
+        assert hs.keys is not None
+        info = PeerInfo(hs.peer_name, hs.peer_addr, hs.keys.code, bool(self.me.code), hs.peer_inc)
+        self.hs, self.done_hs = None, hs
+        if self.state is State.REPAIRING:
+            assert self.session is not None
+            self.probe = None          # the old session is dropped: its process is gone
+            self.session = Session(hs.keys, info, self.session.ledger, self.rtt, Mode.HANDING_BACK, now, self._emit)
+            self._move(State.PAIRED)
+        elif hs.resuming:
+            self.session = Session(hs.keys, info, self._ledger, self.rtt, Mode.AWAITING, now, self._emit)
+            self._move(State.RESTORING)
+        else:
+            self.session = Session(hs.keys, info, self._ledger, self.rtt, Mode.NORMAL, now, self._emit)
+            self._move(State.PAIRED)
+            self._events.append(events.Paired(info.name, info.addr, info.code, verified=info.verified,
+                                              balance=self.session.ledger.balance))
+        self._broadcast(self._announce())           # let the LAN see we are taken
+        self._schedule_announce(now)
+
+    def _emit(self, event: events.Event) -> None:
+        self._events.append(event)
+
+    # ---------------------------------------------------------------- sealed datagrams
+    def _on_sealed(self, msg: wire.Sealed, addr: tuple[str, int], now: float) -> DropReason | None:
+        hs = self.hs
+        if hs is not None and hs.initiator and hs.keys is not None and msg.session_id == hs.keys.session_id:
+            pairing.confirm_implicitly(hs)     # the responder already uses the new keys
+            if hs.state is pairing.HsState.DONE:
+                self._paired(hs, now)
+        if self.session is not None and msg.session_id == self.session.keys.session_id:
+            return self.session.receive(msg, addr, now)
+        return DropReason.NOT_FOR_US
+
+    def _settle(self, now: float) -> None:
+        """State changes that follow from what the session did."""
+        if self.state is State.RESTORING and self.session is not None and self.session.ready:
+            self._move(State.PAIRED)
+            self._schedule_announce(now)
+
+    def _move(self, new: State) -> None:
+        if new is not self.state:
+            if new not in TRANSITIONS[self.state]:
+                raise AssertionError(f"bad transition {self.state.value} -> {new.value}")
+            self.state = new
+
+    # ================================================================ time
+    def _schedule_announce(self, now: float) -> None:
+        low, high = PAIRED_INTERVAL if self.state is State.PAIRED else LOOKING_INTERVAL
+        self._announce_times = [now + self.rng.uniform(low, high)]
+
+    def next_timeout(self) -> float | None:
+        if self.state is State.CLOSED:
+            return None
+        times = [self._announce_times[0]]
+        for t in (self.hs.next_timeout() if self.hs else None,
+                  self.session.next_timeout() if self.session else None):
+            if t is not None:
+                times.append(t)
+        if self.probe is not None and not self.probe.passed:
+            times.append(self.probe.deadline)
+        waiting = [t for t in self.cooldown.values()]
+        if self.state is State.LOOKING and waiting:
+            times.append(min(waiting))
+        return min(times)
+
+    def handle_timeout(self, now: float) -> None:
+        if self.state is State.CLOSED:
+            return
+        if now >= self._announce_times[0]:
+            self._broadcast(self._announce())
+            self._announce_times.pop(0)
+            if not self._announce_times:
+                self._schedule_announce(now)
+        hs = self.hs
+        if hs is not None:
+            again = hs.timer(now)
+            if again is not None:
+                self._outbox.append((again, hs.peer_addr))
+            if hs.state is pairing.HsState.FAILED:
+                self._events.append(events.PairingFailed(hs.peer_name, f"{hs.peer_name} stopped answering"))
+                self._abandon(hs, now, COOLDOWN)
+        if self.session is not None:
+            self.session.handle_timeout(now)
+        self._check_probe(now)
+        self.table.expire(now)
+        if self.state is State.LOOKING:
+            self.cooldown = {i: t for i, t in self.cooldown.items() if t > now}
+            self._consider(now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Destination]]:
+        out, self._outbox = self._outbox, []
+        if self.session is not None:
+            out.extend(self.session.take_datagrams())
+        return out

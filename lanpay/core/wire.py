@@ -1,0 +1,435 @@
+"""The datagram codec: every message type encodes and decodes through one table.
+
+A datagram starts with ``b"LP"``, a protocol version byte and a type byte.
+Announces and handshake messages travel in the clear (they carry no money and
+are bound into the keys by the transcript); everything after pairing is a
+:class:`Sealed` datagram whose plaintext is one *inner* message.
+
+Decoding is strict: exact lengths, bounded strings and lists, no trailing
+bytes.  The only exception that leaves this module on bad input is
+:class:`~lanpay.core.errors.DecodeError`.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from .errors import DecodeError
+
+MAGIC = b"LP"
+VERSION = 1
+HEADER = struct.Struct(">2sBB")
+MAX_NAME = 32       # bytes of UTF-8
+MAX_MEMO = 64       # bytes of UTF-8
+MAX_LIST = 32       # entries in any list field
+TAG_LEN = 16        # Poly1305 tag / confirmation tag
+
+
+class _Reader:
+    """Bounds-checked cursor over a datagram; every short read is a DecodeError."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise DecodeError("truncated")
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def rest(self) -> bytes:
+        chunk = self.data[self.pos:]
+        self.pos = len(self.data)
+        return chunk
+
+
+class Field:
+    """One field's codec."""
+
+    def write(self, value: Any, out: bytearray) -> None:
+        raise NotImplementedError
+
+    def read(self, r: _Reader) -> Any:
+        raise NotImplementedError
+
+
+class Int(Field):
+    def __init__(self, fmt: str) -> None:
+        self.st = struct.Struct(">" + fmt)
+
+    def write(self, value: Any, out: bytearray) -> None:
+        try:
+            out += self.st.pack(value)
+        except struct.error as exc:
+            raise ValueError(f"integer out of range: {value!r}") from exc
+
+    def read(self, r: _Reader) -> Any:
+        return self.st.unpack(r.take(self.st.size))[0]
+
+
+class Fixed(Field):
+    """Exactly ``n`` bytes (keys, nonces, tags)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def write(self, value: Any, out: bytearray) -> None:
+        if len(value) != self.n:
+            raise ValueError(f"expected {self.n} bytes, got {len(value)}")
+        out += value
+
+    def read(self, r: _Reader) -> Any:
+        return r.take(self.n)
+
+
+class Blob(Field):
+    """Up to ``limit`` bytes behind a one-byte length."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def write(self, value: Any, out: bytearray) -> None:
+        if len(value) > self.limit:
+            raise ValueError(f"at most {self.limit} bytes")
+        out.append(len(value))
+        out += value
+
+    def read(self, r: _Reader) -> Any:
+        n = r.take(1)[0]
+        if n > self.limit:
+            raise DecodeError("field too long")
+        return r.take(n)
+
+
+class Text(Blob):
+    """UTF-8 text, bounded in bytes, with no control characters."""
+
+    def write(self, value: Any, out: bytearray) -> None:
+        super().write(value.encode("utf-8"), out)
+
+    def read(self, r: _Reader) -> Any:
+        raw = super().read(r)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError("bad utf-8") from exc
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+            raise DecodeError("control character in text")
+        return text
+
+
+class ListOf(Field):
+    """Up to MAX_LIST records of a nested message type behind a one-byte count."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def write(self, value: Any, out: bytearray) -> None:
+        if len(value) > MAX_LIST:
+            raise ValueError(f"at most {MAX_LIST} entries")
+        out.append(len(value))
+        for item in value:
+            _write_fields(item, out)
+
+    def read(self, r: _Reader) -> Any:
+        n = r.take(1)[0]
+        if n > MAX_LIST:
+            raise DecodeError("list too long")
+        return tuple(_read_fields(self.cls, r) for _ in range(n))
+
+
+U8, U16, U32, U64, I64 = Int("B"), Int("H"), Int("I"), Int("Q"), Int("q")
+NAME, MEMO = Text(MAX_NAME), Text(MAX_MEMO)
+KEY, NONCE, TAG, INC = Fixed(32), Fixed(16), Fixed(TAG_LEN), U64
+SHARE = Blob(32)   # CPace share: empty unless a --code is in use
+
+
+def _write_fields(msg: Any, out: bytearray) -> None:
+    for f, codec in zip(fields(msg), msg.SPEC):
+        codec.write(getattr(msg, f.name), out)
+
+
+def _read_fields(cls: type, r: _Reader) -> Any:
+    values = [codec.read(r) for codec in cls.SPEC]  # type: ignore[attr-defined]
+    return cls(*values)
+
+
+# ---------------------------------------------------------------- outer messages
+
+F_PAIRED = 0x01     # announce: the sender has a counterpart
+F_LEAVING = 0x02    # announce: the sender is exiting; forget it
+F_CODE = 0x04       # announce/handshake: the sender pairs only with a shared --code
+F_RESUMING = 0x08   # handshake: the sender holds a relationship with an earlier incarnation of the receiver
+
+
+class Message:
+    TYPE: ClassVar[int]
+    SPEC: ClassVar[tuple[Field, ...]]
+
+
+@dataclass(frozen=True)
+class Announce(Message):
+    TYPE = 1
+    incarnation: int
+    session_port: int
+    flags: int
+    interval_ms: int
+    name: str
+    wants: str
+    partner: str
+    partner_inc: int
+    public_key: bytes
+    SPEC = (INC, U16, U8, U32, NAME, NAME, NAME, INC, KEY)
+
+
+@dataclass(frozen=True)
+class Hello(Message):
+    """Initiator → responder: a commitment to its keys, revealed only after the reply."""
+
+    TYPE = 2
+    sender_inc: int
+    target_inc: int
+    flags: int
+    name: str
+    wants: str
+    commitment: bytes
+    nonce: bytes
+    SPEC = (INC, INC, U8, NAME, NAME, KEY, NONCE)
+
+
+@dataclass(frozen=True)
+class Reply(Message):
+    TYPE = 3
+    sender_inc: int
+    target_inc: int
+    flags: int
+    name: str
+    public_key: bytes
+    nonce: bytes
+    share: bytes
+    SPEC = (INC, INC, U8, NAME, KEY, NONCE, SHARE)
+
+
+@dataclass(frozen=True)
+class Reveal(Message):
+    TYPE = 4
+    sender_inc: int
+    target_inc: int
+    public_key: bytes
+    share: bytes
+    tag: bytes
+    SPEC = (INC, INC, KEY, SHARE, TAG)
+
+
+@dataclass(frozen=True)
+class Confirm(Message):
+    TYPE = 5
+    sender_inc: int
+    target_inc: int
+    tag: bytes
+    SPEC = (INC, INC, TAG)
+
+
+R_TAKEN, R_NOT_WANTED, R_CODE_MISMATCH, R_BAD_CODE = 1, 2, 3, 4
+REFUSE_TEXT = {
+    R_TAKEN: "already paired with someone else",
+    R_NOT_WANTED: "waiting for someone else",
+    R_CODE_MISMATCH: "one side uses a pairing code and the other does not",
+    R_BAD_CODE: "the pairing codes do not match",
+}
+
+
+@dataclass(frozen=True)
+class Refuse(Message):
+    TYPE = 6
+    sender_inc: int
+    target_inc: int
+    reason: int
+    name: str
+    SPEC = (INC, INC, U8, NAME)
+
+
+@dataclass(frozen=True)
+class Sealed(Message):
+    """An encrypted session datagram; ``header`` (all before the ciphertext) is the AAD."""
+
+    TYPE = 7
+    session_id: bytes
+    counter: int
+    ciphertext: bytes
+    SPEC = (Fixed(8), U64)
+
+    @property
+    def header(self) -> bytes:
+        return HEADER.pack(MAGIC, VERSION, self.TYPE) + self.session_id + self.counter.to_bytes(8, "big")
+
+
+OUTER: dict[int, type] = {c.TYPE: c for c in (Announce, Hello, Reply, Reveal, Confirm, Refuse, Sealed)}
+
+
+# ---------------------------------------------------------------- inner messages
+
+@dataclass(frozen=True)
+class Range(Message):
+    first: int
+    last: int
+    SPEC = (U64, U64)
+
+
+@dataclass(frozen=True)
+class Rejection(Message):
+    seq: int
+    reason: int
+    SPEC = (U64, U8)
+
+
+REJECT_OVER_LIMIT, REJECT_REFUSED = 1, 2
+REJECT_TEXT = {REJECT_OVER_LIMIT: "it would exceed their limit", REJECT_REFUSED: "refused"}
+
+
+@dataclass(frozen=True)
+class Pay(Message):
+    """``floor``: every seq at or below it is resolved at the sender."""
+
+    TYPE = 1
+    seq: int
+    floor: int
+    amount: int
+    memo: str
+    SPEC = (U64, U64, U64, MEMO)
+
+
+@dataclass(frozen=True)
+class Ack(Message):
+    """Cumulative + selective acknowledgement; ``rejections`` lists every rejected seq above the sender's floor."""
+
+    TYPE = 2
+    cumulative: int
+    ranges: tuple[Range, ...]
+    rejections: tuple[Rejection, ...]
+    SPEC = (U64, ListOf(Range), ListOf(Rejection))
+
+
+@dataclass(frozen=True)
+class Ping(Message):
+    TYPE = 3
+    ping_id: int
+    quiet: int          # 1 when the sender has nothing outstanding
+    digest: bytes
+    SPEC = (U32, U8, NONCE)
+
+
+@dataclass(frozen=True)
+class Pong(Message):
+    TYPE = 4
+    ping_id: int
+    quiet: int
+    digest: bytes
+    SPEC = (U32, U8, NONCE)
+
+
+@dataclass(frozen=True)
+class Bye(Message):
+    TYPE = 5
+    SPEC = ()
+
+
+@dataclass(frozen=True)
+class Entry(Message):
+    """One history line in a hand-back, from the sender's point of view."""
+
+    outgoing: int
+    seq: int
+    amount: int
+    rejected: int
+    age_ms: int
+    memo: str
+    SPEC = (U8, U64, U64, U8, U32, MEMO)
+
+
+@dataclass(frozen=True)
+class Resume(Message):
+    """The survivor's record of the relationship, handed to a restarted counterpart."""
+
+    TYPE = 6
+    balance: int
+    out_next: int
+    out_pending: tuple[Range, ...]
+    in_high: int
+    out_settled: int
+    in_settled: int
+    entries: tuple[Entry, ...]
+    SPEC = (I64, U64, ListOf(Range), U64, U64, U64, ListOf(Entry))
+
+
+@dataclass(frozen=True)
+class Resumed(Message):
+    TYPE = 7
+    SPEC = ()
+
+
+INNER: dict[int, type] = {c.TYPE: c for c in (Pay, Ack, Ping, Pong, Bye, Resume, Resumed)}
+
+
+# ---------------------------------------------------------------- entry points
+
+def encode(msg: Message) -> bytes:
+    """Encode an outer message (announce, handshake or sealed) to a datagram."""
+    out = bytearray(HEADER.pack(MAGIC, VERSION, msg.TYPE))
+    _write_fields(msg, out)
+    if isinstance(msg, Sealed):
+        out += msg.ciphertext
+    return bytes(out)
+
+
+def decode(data: bytes) -> Message:
+    """Decode a datagram; raise DecodeError for anything not exactly well-formed."""
+    if len(data) < HEADER.size:
+        raise DecodeError("too short")
+    magic, version, kind = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise DecodeError("not a lanpay datagram")
+    if version != VERSION:
+        raise DecodeError(f"unsupported version {version}")
+    cls = OUTER.get(kind)
+    if cls is None:
+        raise DecodeError(f"unknown type {kind}")
+    r = _Reader(data)
+    r.pos = HEADER.size
+    if cls is Sealed:
+        sid, counter = Fixed(8).read(r), U64.read(r)
+        body = r.rest()
+        if len(body) < TAG_LEN + 1:
+            raise DecodeError("sealed body too short")
+        return Sealed(sid, counter, body)
+    msg = _read_fields(cls, r)
+    _expect_end(r)
+    return msg
+
+
+def encode_inner(msg: Message) -> bytes:
+    out = bytearray([msg.TYPE])
+    _write_fields(msg, out)
+    return bytes(out)
+
+
+def decode_inner(data: bytes) -> Message:
+    if not data:
+        raise DecodeError("empty")
+    cls = INNER.get(data[0])
+    if cls is None:
+        raise DecodeError(f"unknown inner type {data[0]}")
+    r = _Reader(data)
+    r.pos = 1
+    msg = _read_fields(cls, r)
+    _expect_end(r)
+    return msg
+
+
+def _expect_end(r: _Reader) -> None:
+    if r.pos != len(r.data):
+        raise DecodeError("trailing bytes")
