@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -131,3 +132,11 @@ def test_a_real_loopback_datagram_still_arrives() -> None:
         rx.settimeout(20)
         tx.sendto(b"lanpay guard", rx.getsockname())
         assert rx.recv(64) == b"lanpay guard"
+
+
+def test_a_wait_on_a_finished_process_fails_at_once_and_says_why() -> None:
+    proc = netlan.LanpayProcess("echo", [sys.executable, "-c", "print('only line')"])
+    proc.expect(r"^only line$")
+    with pytest.raises(netlan.ExpectFailed, match="its output ended"):
+        proc.expect(r"never printed")
+    assert proc.wait() == 0
