@@ -57,18 +57,19 @@ class Ledger:
         self.out_settled = 0
         self.in_settled = 0
         self._entries: dict[tuple[str, int], HistoryEntry] = {}
+        self._unresolved: dict[int, None] = {}    # outgoing seqs, in order: pending() stays cheap
 
     # ------------------------------------------------------------ outgoing
     def new_outgoing(self, amount: int, memo: str, now: float) -> HistoryEntry:
         entry = HistoryEntry(self.out_next, "out", amount, memo, now, Status.PENDING)
         self._entries[("out", entry.seq)] = entry
+        self._unresolved[entry.seq] = None
         self.out_next += 1
         return entry
 
     def pending(self) -> list[HistoryEntry]:
         """Unresolved outgoing payments, oldest first."""
-        return [e for (d, _), e in self._entries.items()
-                if d == "out" and e.status in (Status.PENDING, Status.IN_DOUBT)]
+        return [self._entries[("out", seq)] for seq in self._unresolved]
 
     def outgoing(self, seq: int) -> HistoryEntry | None:
         return self._entries.get(("out", seq))
@@ -99,6 +100,8 @@ class Ledger:
             return None
         new = replace(entry, status=status, reason=reason)
         self._entries[("out", seq)] = new
+        if status not in (Status.PENDING, Status.IN_DOUBT):
+            self._unresolved.pop(seq, None)
         return new
 
     # ------------------------------------------------------------ incoming

@@ -41,6 +41,7 @@ REFUSED_COOLDOWN = 10.0
 PROBE_MIN = 1.0
 UNSOLICITED_PER_SECOND = 20.0
 MAX_BLOCKED = 64
+IMPOSTOR_COOLDOWN = 15.0
 
 
 class State(enum.Enum):
@@ -114,7 +115,6 @@ class Peer:
         self.done_hs: pairing.Handshake | None = None
         self.probe: _Probe | None = None
         self.cooldown: dict[int, float] = {}
-        self.blocked: set[int] = set()
         self.warned: set[object] = set()
         self.drops: Counter[DropReason] = Counter()
         self._events: deque[events.Event] = deque()
@@ -255,7 +255,7 @@ class Peer:
     def _candidates(self, now: float) -> list[PeerRecord]:
         found = []
         for rec in self.table.alive(now):
-            if rec.incarnation in self.blocked or self.cooldown.get(rec.incarnation, 0) > now:
+            if self.cooldown.get(rec.incarnation, 0) > now:
                 continue
             if not (self._wanted(rec) and self._available(rec)):
                 continue
@@ -303,7 +303,7 @@ class Peer:
         """A new incarnation of our counterpart, free and willing."""
         assert self.session is not None
         return (rec.name == self.session.info.name and rec.incarnation != self.session.info.incarnation
-                and rec.incarnation not in self.blocked and not rec.paired and self._wanted(rec)
+                and not rec.paired and self._wanted(rec)
                 and rec.uses_code == bool(self.me.code) and self.cooldown.get(rec.incarnation, 0) <= now)
 
     def _start_probe(self, rec: PeerRecord, now: float) -> None:
@@ -321,19 +321,22 @@ class Peer:
         probe, s = self.probe, self.session
         if probe is None or probe.passed or s is None or now < probe.deadline:
             return
-        if s.last_heard > probe.started and not s.left:
-            self._block(probe.rec.incarnation)
-            self._events.append(events.ImpostorSuspected(probe.rec.name, probe.rec.addr))
+        if s.answered_ping_at >= probe.started and not s.left:
+            # The old process answered a ping sent after the newcomer appeared: it is alive.
+            self._cool(probe.rec.incarnation, now + IMPOSTOR_COOLDOWN)
+            self._warn_once(("impostor", probe.rec.incarnation),
+                            events.ImpostorSuspected(probe.rec.name, probe.rec.addr))
             self.probe = None
             self._move(State.PAIRED)
             return
         probe.passed = True
         self._consider(now)
 
-    def _block(self, incarnation: int) -> None:
-        if len(self.blocked) >= MAX_BLOCKED:
-            self.blocked.pop()
-        self.blocked.add(incarnation)
+    def _cool(self, incarnation: int, until: float) -> None:
+        """Leave this incarnation alone until ``until``; the map stays bounded."""
+        if len(self.cooldown) >= MAX_BLOCKED:
+            del self.cooldown[min(self.cooldown, key=self.cooldown.__getitem__)]
+        self.cooldown[incarnation] = until
 
     # ---------------------------------------------------------------- handshake
     def _initiate(self, rec: PeerRecord, resuming: bool, now: float) -> None:
@@ -376,7 +379,7 @@ class Peer:
         if bool(msg.flags & wire.F_CODE) != bool(self.me.code):
             self._refuse(msg, addr, wire.R_CODE_MISMATCH, now)
             return None
-        if self.cooldown.get(msg.sender_inc, 0) > now or msg.sender_inc in self.blocked:
+        if self.cooldown.get(msg.sender_inc, 0) > now:
             return DropReason.RATE
         others = [r for r in self._candidates(now) if r.name == msg.name and r.incarnation != msg.sender_inc]
         if others:
@@ -442,7 +445,7 @@ class Peer:
 
     def _abandon(self, hs: pairing.Handshake, now: float, cooldown: float) -> None:
         self.cooldown = {i: t for i, t in self.cooldown.items() if t > now}
-        self.cooldown[hs.peer_inc] = now + cooldown
+        self._cool(hs.peer_inc, now + cooldown)
         self.hs = None
         if self.state is State.PAIRING:
             self._move(State.LOOKING)

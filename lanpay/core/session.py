@@ -68,6 +68,7 @@ class Session:
         self.next_ping = now
         self.ping_id = 0
         self.pings: dict[int, float] = {}
+        self.answered_ping_at = float("-inf")   # when the newest ping that got a pong was sent
         self.handback_at: float | None = None
         self.handback_retries = 0
         if mode is Mode.HANDING_BACK:
@@ -163,6 +164,7 @@ class Session:
                 sent = self.pings.pop(msg.ping_id, None)
                 if sent is not None:
                     self.rtt.sample(now - sent)
+                    self.answered_ping_at = max(self.answered_ping_at, sent)
                 self._compare(msg.quiet, msg.digest)
             case wire.Bye():
                 if not self.left:
