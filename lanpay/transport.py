@@ -12,6 +12,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from typing import cast
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ def make_session_socket(host: str = "0.0.0.0", port: int = 0) -> socket.socket:
 class DatagramPipe(asyncio.DatagramProtocol):
     """Hands every received datagram to ``receiver``; sends without raising."""
 
-    def __init__(self, receiver: Receiver, label: str) -> None:
+    def __init__(self, sock: socket.socket, receiver: Receiver, label: str) -> None:
+        self._sock = sock
         self._receiver = receiver
         self._label = label
         self._transport: asyncio.DatagramTransport | None = None
@@ -49,8 +51,7 @@ class DatagramPipe(asyncio.DatagramProtocol):
         self.received = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         self.received += 1
@@ -73,13 +74,18 @@ class DatagramPipe(asyncio.DatagramProtocol):
         return host, port
 
     def send(self, data: bytes, addr: Address) -> bool:
-        """Send one datagram; return False (and count it) if it could not go out."""
+        """Send one datagram now; return False (and count it) if it could not go out.
+
+        The socket is written directly rather than through the transport's
+        buffer: a datagram that cannot leave at once (a full buffer included) is
+        better lost and retransmitted by the core than queued behind others.
+        """
         if self._transport is None or self._transport.is_closing():
             self.send_errors += 1
             return False
         try:
-            self._transport.sendto(data, addr)
-        except (OSError, ValueError, TypeError) as exc:
+            self._sock.sendto(data, addr)
+        except (OSError, ValueError, TypeError, OverflowError) as exc:
             self.send_errors += 1
             log.debug("%s send to %s failed: %s", self._label, addr, exc)
             return False
@@ -97,6 +103,6 @@ async def open_pipe(
 ) -> DatagramPipe:
     """Wrap an already bound socket in an asyncio endpoint feeding ``receiver``."""
     _, protocol = await loop.create_datagram_endpoint(
-        lambda: DatagramPipe(receiver, label), sock=sock
+        lambda: DatagramPipe(sock, receiver, label), sock=sock
     )
     return protocol

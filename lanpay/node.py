@@ -1,0 +1,239 @@
+"""The asyncio runtime around one :class:`~lanpay.core.peer.Peer`: it only pumps.
+
+Every input (a datagram on either socket, a timer, a payment asked for) is handed
+to the core with the loop's clock; right after, whatever the core wants sent is
+sent, its events are passed on, and the single timer is re-armed at the core's
+next deadline.  No protocol decision is taken here: a datagram is never dropped,
+delayed or rewritten by the node, because the core is what decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable, Sequence
+
+from lanpay.core.events import Event, PaymentConfirmed, PaymentRejected
+from lanpay.core.peer import BROADCAST, Config, HistoryEntry, Peer, Status
+from lanpay.discovery import make_discovery_socket
+from lanpay.transport import Address, DatagramPipe, make_session_socket, open_pipe
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[Event], None]
+PeerFactory = Callable[..., Peer]
+
+#: How long the node keeps serving the core's timers after saying BYE.
+CLOSE_LINGER = 0.3
+
+
+class Node:
+    """Owns the sockets, the clock and the one timer of a running peer."""
+
+    def __init__(
+        self,
+        config: Config,
+        targets: Sequence[str],
+        discovery_port: int,
+        on_event: EventSink,
+        rng: random.Random | None = None,
+        make_peer: PeerFactory = Peer,
+    ) -> None:
+        self._config = config
+        self._make_peer = make_peer
+        self._targets = tuple(targets)
+        self._discovery_port = discovery_port
+        self._on_event = on_event
+        self._rng = rng if rng is not None else random.SystemRandom()
+        self._loop = asyncio.get_running_loop()
+        self._peer: Peer | None = None
+        self._session: DatagramPipe | None = None
+        self._discovery: DatagramPipe | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._waiters: dict[int, asyncio.Future[Event]] = {}
+        self._idle = asyncio.Event()
+        self._closed = False
+        # The core speaks the loop's monotonic clock; people read the wall clock.
+        self._wall_offset = time.time() - self._loop.time()
+
+    async def start(
+        self,
+        session_sock: socket.socket | None = None,
+        discovery_sock: socket.socket | None = None,
+    ) -> None:
+        """Open both sockets, create the core and let it announce itself at once.
+
+        The core is made first, so a configuration it refuses (a UserError) costs
+        no socket.  Sockets may be passed in (tests bind them to loopback);
+        otherwise they are made here and an OSError (e.g. a port held by a
+        non-sharing program) propagates to the caller as a start-up failure.
+        """
+        self._peer = self._make_peer(self._config, rng=self._rng, now=self._loop.time())
+        if session_sock is None:
+            session_sock = make_session_socket()
+        if discovery_sock is None:
+            try:
+                discovery_sock = make_discovery_socket(self._discovery_port)
+            except OSError:
+                session_sock.close()
+                raise
+        self._session = await open_pipe(self._loop, session_sock, self._received, "session")
+        self._discovery = await open_pipe(
+            self._loop, discovery_sock, self._received, "discovery"
+        )
+        self._pump(self._loop.time())
+
+    @property
+    def peer(self) -> Peer:
+        """The core, for reading its state; all input must go through the node."""
+        if self._peer is None:
+            raise RuntimeError("node not started")
+        return self._peer
+
+    @property
+    def session_address(self) -> Address | None:
+        """The local address of the session socket (useful in logs and tests)."""
+        return self._session.local_address if self._session else None
+
+    @property
+    def send_errors(self) -> int:
+        """Datagrams the kernel refused; each counts as a loss the core recovers from."""
+        pipes = (self._session, self._discovery)
+        return sum(p.send_errors for p in pipes if p is not None)
+
+    def status(self) -> Status:
+        """The core's status snapshot."""
+        return self.peer.status()
+
+    def history(self) -> list[HistoryEntry]:
+        """The core's payment history."""
+        return self.peer.history()
+
+    def wall_time(self, at: float) -> float:
+        """Convert a time on the loop's clock to seconds since the epoch, for display."""
+        return at + self._wall_offset
+
+    # -- payments -------------------------------------------------------------
+
+    def send_payment(self, cents: int, memo: str = "") -> tuple[int, asyncio.Future[Event]]:
+        """Start a payment; return its seq and a future for its outcome.
+
+        The future resolves to PaymentConfirmed or PaymentRejected.  User errors
+        (NotPaired, PeerUnavailable, OverLimit, AmountError) are raised by the
+        core and pass straight through: nothing was sent.
+        """
+        now = self._loop.time()
+        seq = self.peer.pay(cents, memo, now)
+        outcome: asyncio.Future[Event] = self._loop.create_future()
+        self._waiters[seq] = outcome
+        self._pump(now)
+        return seq, outcome
+
+    async def pay(self, cents: int, memo: str = "") -> Event:
+        """Pay and wait for the outcome, however long it takes (in doubt is not final)."""
+        _, outcome = self.send_payment(cents, memo)
+        return await outcome
+
+    # -- closing --------------------------------------------------------------
+
+    async def close(self, grace: float = 3.0) -> None:
+        """Leave politely: let in-flight payments finish, say BYE, release the sockets."""
+        if self._closed:
+            return
+        if self._peer is not None and self._session is not None:
+            if not self._peer.idle and grace > 0:
+                try:
+                    await asyncio.wait_for(self._idle.wait(), grace)
+                except asyncio.TimeoutError:
+                    log.info("closing with payments still unconfirmed")
+            self._peer.close(self._loop.time())
+            self._pump(self._loop.time())
+            await self._linger()
+        self._closed = True
+        self._cancel_timer()
+        for pipe in (self._session, self._discovery):
+            if pipe is not None:
+                pipe.close()
+        for outcome in self._waiters.values():
+            outcome.cancel()
+        self._waiters.clear()
+
+    async def _linger(self) -> None:
+        """Serve the core's timers a moment longer so a lost BYE can be repeated."""
+        deadline = self._loop.time() + CLOSE_LINGER
+        while self._timer_at is not None and self._timer_at <= deadline:
+            if self._loop.time() >= deadline:
+                break
+            await asyncio.sleep(max(0.0, self._timer_at - self._loop.time()) + 0.001)
+
+    # -- the pump -------------------------------------------------------------
+
+    def _received(self, data: bytes, addr: Address) -> None:
+        """A datagram from either socket: the core decides what it means."""
+        if self._closed or self._peer is None:
+            return
+        now = self._loop.time()
+        self._peer.receive_datagram(data, addr, now)
+        self._pump(now)
+
+    def _on_timer(self) -> None:
+        """The one timer fired: never let the core see a time before its deadline."""
+        self._timer = None
+        deadline, self._timer_at = self._timer_at, None
+        if self._closed or self._peer is None:
+            return
+        now = max(self._loop.time(), deadline or 0.0)
+        self._peer.handle_timeout(now)
+        self._pump(now)
+
+    def _pump(self, now: float) -> None:
+        """After any input: send what is due, pass events on, re-arm the timer."""
+        self._flush(now)
+        self._drain_events()
+        self._arm_timer()
+        if self.peer.idle:
+            self._idle.set()
+        else:
+            self._idle.clear()
+
+    def _flush(self, now: float) -> None:
+        """Send every datagram the core has ready; BROADCAST fans out to all targets."""
+        assert self._session is not None
+        for data, dest in self.peer.datagrams_to_send(now):
+            if dest is BROADCAST:
+                for host in self._targets:
+                    self._session.send(data, (host, self._discovery_port))
+            else:
+                self._session.send(data, dest)
+
+    def _drain_events(self) -> None:
+        """Hand every event to the sink first, then settle the matching payment."""
+        while (event := self.peer.next_event()) is not None:
+            try:
+                self._on_event(event)
+            except Exception:  # a display bug must not stop the protocol
+                log.exception("event handler failed on %r", event)
+            if isinstance(event, (PaymentConfirmed, PaymentRejected)):
+                outcome = self._waiters.pop(event.seq, None)
+                if outcome is not None and not outcome.done():
+                    outcome.set_result(event)
+
+    def _arm_timer(self) -> None:
+        """Keep exactly one timer, at the core's next deadline (or none)."""
+        when = self.peer.next_timeout()
+        if when == self._timer_at and self._timer is not None:
+            return
+        self._cancel_timer()
+        if when is not None and not self._closed:
+            self._timer_at = when
+            self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None

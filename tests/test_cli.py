@@ -1,0 +1,186 @@
+"""The ``lanpay`` command: arguments, start-up failures, and the line-mode contract.
+
+Argument checks run in this process (they fail before any socket opens).  Every
+real run goes through the suite's ``lanpay`` fixture, confined to loopback in a
+namespace of its own or in one namespace shared by two processes.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+
+import pytest
+
+from lanpay import __version__
+from lanpay.cli import UsageError, check_name, main, parse_connect
+
+# -- arguments (no sockets) -----------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lanpay {__version__}" == "lanpay 0.1.0"
+
+
+def test_help_shows_every_option_and_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for option in ("--name", "--peer", "--port", "--interface", "--connect", "--code",
+                   "--limit", "-v", "--version"):
+        assert option in text
+    assert "examples:" in text and "lanpay --name alice" in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--name", "a b"], "lanpay: name must be printable and contain no spaces"),
+    (["--name", ""], "lanpay: name must not be empty"),
+    (["--name", "x" * 33], "lanpay: name is too long (at most 32 bytes of UTF-8)"),
+    (["--name", "é" * 17], "lanpay: name is too long (at most 32 bytes of UTF-8)"),
+    (["--name", "tab\there"], "lanpay: name must be printable and contain no spaces"),
+    (["--name", "a", "--peer", "b c"], "lanpay: --peer must be printable and contain no spaces"),
+    (["--name", "a", "--port", "0"], "lanpay: --port: port must be a number from 1 to 65535"),
+    (["--name", "a", "--port", "70000"], "lanpay: --port: port must be a number from 1 to 65535"),
+    (["--name", "a", "--limit", "-5"], "lanpay: --limit: amount must be positive"),
+    (["--name", "a", "--limit", "lots"],
+     "lanpay: --limit: 'lots' is not an amount (write it like 10 or 10.50)"),
+    (["--name", "a", "--code", " "], "lanpay: --code must not be empty"),
+    (["--name", "a", "--connect", "127.0.0.1:99999"],
+     "lanpay: --connect 127.0.0.1:99999: port must be a number from 1 to 65535"),
+    (["--name", "a", "--connect", "127.0.0.1:"],
+     "lanpay: --connect 127.0.0.1:: port must be a number from 1 to 65535"),
+])
+def test_bad_arguments_are_one_line_and_status_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*args, "--interface", "lo"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [message]
+    assert captured.out == ""
+
+
+def test_unknown_interface_is_a_start_up_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--name", "alice", "--interface", "nosuch0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lanpay: no such interface 'nosuch0' (available: ")
+    assert "lo" in err and len(err.splitlines()) == 1
+
+
+def test_missing_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--interface", "lo"])
+    assert info.value.code == 2
+    assert "--name" in capsys.readouterr().err
+
+
+def test_names_people_use_are_accepted() -> None:
+    for name in ("alice", "Bob", "zoë", "x" * 32, "the-kitchen.pc"):
+        assert check_name(name) == name
+
+
+def test_connect_resolves_once_with_the_discovery_port_by_default() -> None:
+    assert parse_connect("127.0.0.1", 47474) == ("127.0.0.1", 47474)
+    assert parse_connect("127.0.0.2:5000", 47474) == ("127.0.0.2", 5000)
+
+
+def test_connect_to_an_unknown_host_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_such_host(*args: object) -> object:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    with pytest.raises(UsageError) as info:
+        parse_connect("nosuch.invalid:47474", 47474)
+    assert str(info.value) == (
+        "cannot resolve 'nosuch.invalid' for --connect: [Errno -2] Name or service not known"
+    )
+
+
+def test_a_port_held_by_a_program_that_does_not_share_is_status_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.bind(("", 0))  # no SO_REUSEADDR/SO_REUSEPORT: lanpay cannot join it
+    port = holder.getsockname()[1]
+    try:
+        assert main(["--name", "alice", "--interface", "lo", "--port", str(port)]) == 1
+    finally:
+        holder.close()
+    err = capsys.readouterr().err
+    assert err == f"lanpay: cannot open UDP port {port}: Address already in use\n"
+
+
+# -- real runs, confined to loopback -------------------------------------------------
+
+
+def lo(name: str, *more: str) -> list[str]:
+    return ["--name", name, "--interface", "lo", *more]
+
+
+def test_line_mode_without_a_peer(lanpay, netns_ok) -> None:
+    """Errors need no peer; end of input says goodbye even while still looking."""
+    alice = lanpay("alice", *lo("alice"))
+    alice.expect(r"^Looking for a peer on the LAN…$")
+    alice.send("pay -5")
+    alice.expect(r"^Error: amount must be positive$")
+    alice.send("foo")
+    alice.expect(r"^Error: unknown command 'foo' \(try 'help'\)$")
+    alice.send("help")
+    alice.expect(r"^  balance ")
+    alice.close_input()
+    alice.expect(r"^Goodbye\.$")
+    assert alice.wait() == 0
+    assert not any("Traceback" in line for line in alice.log)
+
+
+def test_two_peers_pay_and_leave(lanpay, loopback_ns) -> None:
+    """The line-mode contract of DESIGN §5, end to end on one loopback."""
+    alice = lanpay("alice", *lo("alice", "--peer", "bob"), netns=loopback_ns)
+    alice.send("balance")  # typed before pairing: waits for it
+    bob = lanpay("bob", *lo("bob"), netns=loopback_ns)
+    code_a = alice.expect(r"^Paired with bob \(127\.0\.0\.1\) · code (\S+)$").group(1)
+    code_b = bob.expect(r"^Paired with alice \(127\.0\.0\.1\) · code (\S+)$").group(1)
+    assert code_a == code_b
+    alice.expect(r"^Welcome to your peering relationship!$")
+    bob.expect(r"^Welcome to your peering relationship!$")
+    alice.expect(r"^0\.00$")
+
+    alice.send("pay 10 lunch")
+    alice.expect(r"^Sent 10\.00 to bob \(#1\) — lunch$")
+    bob.expect(r"^You were paid 10\.00! — lunch$")
+    bob.send("pay 2.50")
+    bob.expect(r"^Sent 2\.50 to alice \(#1\)$")
+    alice.expect(r"^You were paid 2\.50!$")
+    assert alice.balance() == -750
+    assert bob.balance() == 750
+
+    alice.send("history")
+    alice.expect(r"^ *#  dir +amount  status")
+    alice.expect(r"^ *1  out +10\.00  confirmed  \d\d:\d\d:\d\d  lunch$")
+    alice.expect(r"^ *1  in +2\.50  received  ")
+    alice.send("peer")
+    alice.expect(rf"^Code: +{code_a} ")
+    alice.expect(r"^Link: +online, RTT \d+\.\d ms$")
+
+    assert alice.exit() == 0
+    bob.expect(r"^alice left$")
+    bob.send("pay 1")
+    bob.expect(r"^Error: alice has left — nothing was sent$")
+    assert bob.balance() == 750
+    bob.close_input()
+    bob.expect(r"^Goodbye\.$")
+    assert bob.wait() == 0
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_leaves_cleanly_and_tells_the_peer(lanpay, loopback_ns, sig, status) -> None:
+    alice = lanpay("alice", *lo("alice"), netns=loopback_ns)
+    bob = lanpay("bob", *lo("bob"), netns=loopback_ns)
+    alice.expect(r"^Welcome")
+    bob.expect(r"^Welcome")
+    alice.proc.send_signal(sig)
+    assert alice.wait() == status
+    bob.expect(r"^alice left$")
+    assert not any("Traceback" in line for line in alice.log)

@@ -1,0 +1,312 @@
+"""The asyncio pump: it feeds the core, sends what the core says, and decides nothing.
+
+Real sockets, loopback only (the suite's guard refuses anything else, and every
+test checks that no send was refused).  The pump's own rules are checked against
+a scripted core; the last tests run two real cores through two nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import socket
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from lanpay.core.errors import DropReason, NotPaired
+from lanpay.core.events import (
+    Event,
+    Paired,
+    PaymentConfirmed,
+    PaymentReceived,
+    PeerLeft,
+)
+from lanpay.core.peer import BROADCAST, Config
+from lanpay.discovery import make_discovery_socket
+from lanpay.node import Node
+from lanpay.transport import make_session_socket
+
+LOOPBACK_BROADCAST = "127.255.255.255"
+
+
+def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test body on a fresh event loop."""
+
+    @functools.wraps(test)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(asyncio.wait_for(test(*args, **kwargs), 30))
+
+    return wrapper
+
+
+def shared_port() -> tuple[int, Callable[[], socket.socket]]:
+    """A free discovery port and a maker of sockets that share it."""
+    probe = make_discovery_socket(0)
+    port = probe.getsockname()[1]
+    first = [probe]
+    return port, lambda: first.pop() if first else make_discovery_socket(port)
+
+
+async def until(check: Callable[[], bool], what: str, limit: float = 10.0) -> None:
+    """Wait for a condition; the limit bounds a hang, it is not a claim about speed."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not check():
+        if loop.time() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+# -- the pump against a scripted core ------------------------------------------------
+
+
+@dataclass
+class ScriptedPeer:
+    """Stands in for the core: records every call, says what the test scripted."""
+
+    now: float
+    outbox: list[tuple[bytes, Any]] = field(default_factory=list)
+    received: list[tuple[bytes, tuple[str, int], float]] = field(default_factory=list)
+    timeouts: list[tuple[float, float]] = field(default_factory=list)
+    deadlines: list[float] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    idle: bool = True
+    closed_at: float | None = None
+
+    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        self.received.append((data, addr, now))
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    def next_timeout(self) -> float | None:
+        return self.deadlines[0] if self.deadlines else None
+
+    def handle_timeout(self, now: float) -> None:
+        self.timeouts.append((self.deadlines.pop(0), now))
+
+    def next_event(self) -> Event | None:
+        return self.events.pop(0) if self.events else None
+
+    def close(self, now: float) -> None:
+        self.closed_at = now
+        self.outbox.append((b"bye", BROADCAST))
+
+
+async def scripted_node(
+    targets: list[str], script: Callable[[ScriptedPeer], None], sink: list[Event] | None = None
+) -> tuple[Node, ScriptedPeer]:
+    made: list[ScriptedPeer] = []
+
+    def make_peer(config: Config, rng: random.Random, now: float) -> Any:
+        made.append(ScriptedPeer(now))
+        script(made[0])
+        return made[0]
+
+    port, discovery = shared_port()
+    node = Node(Config("alice"), targets, port, (sink if sink is not None else []).append,
+                make_peer=make_peer)
+    await node.start(make_session_socket("127.0.0.1"), discovery())
+    return node, made[0]
+
+
+@sync
+async def test_broadcast_goes_to_every_target_and_the_discovery_socket_hears_it() -> None:
+    def script(peer: ScriptedPeer) -> None:
+        peer.outbox.append((b"announce", BROADCAST))
+
+    node, peer = await scripted_node([LOOPBACK_BROADCAST, "127.0.0.1"], script)
+    await until(lambda: len(peer.received) == 2, "both copies of the announce")
+    assert [data for data, _, _ in peer.received] == [b"announce", b"announce"]
+    # Both copies came from our one session socket: the peer learns one address.
+    assert {addr for _, addr, _ in peer.received} == {node.session_address}
+    assert all(now >= peer.now for _, _, now in peer.received)
+    await node.close(0)
+    assert node.send_errors == 0
+
+
+@sync
+async def test_unicast_goes_to_its_address_only() -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(10)
+    dest = listener.getsockname()
+
+    def script(peer: ScriptedPeer) -> None:
+        peer.outbox.append((b"sealed", dest))
+
+    node, _ = await scripted_node([LOOPBACK_BROADCAST], script)
+    data, source = await asyncio.get_running_loop().run_in_executor(None, listener.recvfrom, 100)
+    assert (data, source) == (b"sealed", node.session_address)
+    await node.close(0)
+    listener.close()
+    assert node.send_errors == 0
+
+
+@sync
+async def test_one_timer_fires_at_the_deadline_and_never_early() -> None:
+    def script(peer: ScriptedPeer) -> None:
+        peer.deadlines = [peer.now + 0.05, peer.now + 0.08]
+
+    node, peer = await scripted_node([LOOPBACK_BROADCAST], script)
+    await until(lambda: len(peer.timeouts) == 2, "both deadlines")
+    assert all(now >= deadline for deadline, now in peer.timeouts)
+    assert peer.deadlines == [] and node._timer is None  # nothing left to wake for
+    await node.close(0)
+
+
+@sync
+async def test_refused_sends_count_as_loss_and_do_not_stop_the_pump() -> None:
+    def script(peer: ScriptedPeer) -> None:
+        peer.outbox += [
+            (b"x" * 70000, ("127.0.0.1", 9)),  # too long for UDP: EMSGSIZE
+            (b"x", ("127.0.0.1", 0)),  # no such port: EINVAL
+            (b"after", BROADCAST),
+        ]
+
+    node, peer = await scripted_node([LOOPBACK_BROADCAST], script)
+    await until(lambda: len(peer.received) == 1, "the datagram after the failures")
+    assert node.send_errors == 2
+    assert peer.received[0][0] == b"after"
+    await node.close(0)
+
+
+@sync
+async def test_events_reach_the_sink_in_order_before_payments_settle() -> None:
+    sink: list[Event] = []
+    paired = Paired("bob", ("127.0.0.1", 1), "11-22-33")
+
+    def script(peer: ScriptedPeer) -> None:
+        peer.events = [paired]
+
+    node, peer = await scripted_node([LOOPBACK_BROADCAST], script, sink)
+    assert sink == [paired]
+    await node.close(0)
+
+
+@sync
+async def test_close_waits_for_idle_then_says_bye() -> None:
+    def script(peer: ScriptedPeer) -> None:
+        peer.idle = False
+
+    node, peer = await scripted_node([LOOPBACK_BROADCAST], script)
+    assert node._session is not None
+    sent = node._session.sent
+    closing = asyncio.create_task(node.close(5))
+    await asyncio.sleep(0.05)
+    assert peer.closed_at is None and not closing.done()
+    peer.idle = True
+    peer.outbox.append((b"ack", BROADCAST))  # any input lets the pump see the change
+    node._received(b"poke", ("127.0.0.1", 1))
+    await closing
+    assert peer.closed_at is not None
+    assert node._session.sent == sent + 2  # the ack, then the BYE, each to one target
+    assert node.send_errors == 0
+
+
+@sync
+async def test_close_gives_up_waiting_after_the_grace() -> None:
+    def script(peer: ScriptedPeer) -> None:
+        peer.idle = False
+
+    node, peer = await scripted_node([LOOPBACK_BROADCAST], script)
+    await node.close(0.05)
+    assert peer.closed_at is not None
+    received = len(peer.received)
+    node._received(b"late", ("127.0.0.1", 1))
+    assert len(peer.received) == received  # a closed node feeds nothing more
+
+
+# -- two real cores, two nodes -------------------------------------------------------
+
+
+@dataclass
+class Pair:
+    alice: Node
+    bob: Node
+    events: dict[str, list[Event]]
+
+
+async def two_nodes() -> Pair:
+    port, discovery = shared_port()
+    events: dict[str, list[Event]] = {"alice": [], "bob": []}
+    nodes = []
+    for name in ("alice", "bob"):
+        node = Node(Config(name), [LOOPBACK_BROADCAST], port, events[name].append)
+        await node.start(make_session_socket("127.0.0.1"), discovery())
+        nodes.append(node)
+    pair = Pair(nodes[0], nodes[1], events)
+    await until(
+        lambda: all(isinstance(e[0], Paired) for e in events.values() if e)
+        and all(events.values()),
+        "pairing",
+    )
+    return pair
+
+
+@sync
+async def test_two_nodes_pair_and_a_payment_moves_both_views() -> None:
+    pair = await two_nodes()
+    a_paired, b_paired = pair.events["alice"][0], pair.events["bob"][0]
+    assert isinstance(a_paired, Paired) and isinstance(b_paired, Paired)
+    assert (a_paired.peer_name, b_paired.peer_name) == ("bob", "alice")
+    assert a_paired.code == b_paired.code
+    assert a_paired.peer_addr == pair.bob.session_address
+
+    outcome = await pair.alice.pay(1000, "lunch")
+    assert outcome == PaymentConfirmed(1, 1000, "lunch", -1000)
+    await until(lambda: pair.bob.status().balance == 1000, "bob's view")
+    assert pair.alice.status().balance == -1000
+    assert PaymentReceived(1, 1000, "lunch", 1000) in pair.events["bob"]
+    assert [(e.seq, e.direction, e.amount, e.status) for e in pair.alice.history()] == [
+        (1, "out", 1000, "confirmed")
+    ]
+
+    await pair.alice.close(1)
+    await until(lambda: PeerLeft("alice") in pair.events["bob"], "bob hearing goodbye")
+    await pair.bob.close(0)
+    assert pair.alice.send_errors == pair.bob.send_errors == 0
+
+
+@sync
+async def test_the_notice_comes_before_the_payment_settles() -> None:
+    """Line mode prints ``Sent`` from the event, then runs the next command."""
+    pair = await two_nodes()
+    seen: list[tuple[Event, bool]] = []
+    _, outcome = pair.alice.send_payment(250, "")
+    pair.alice._on_event = lambda event: seen.append((event, outcome.done()))
+    await outcome
+    assert seen == [(PaymentConfirmed(1, 250, "", -250), False)]
+    await pair.alice.close(0)
+    await pair.bob.close(0)
+
+
+@sync
+async def test_paying_before_pairing_is_refused_and_sends_nothing() -> None:
+    port, discovery = shared_port()
+    node = Node(Config("alice"), [LOOPBACK_BROADCAST], port, lambda event: None)
+    await node.start(make_session_socket("127.0.0.1"), discovery())
+    sent = node._session.sent if node._session else -1
+    with pytest.raises(NotPaired):
+        node.send_payment(1000, "")
+    assert node._session is not None and node._session.sent == sent
+    assert node.status().balance == 0 and node.history() == []
+    await node.close(0)
+
+
+@sync
+async def test_junk_reaches_the_core_which_counts_the_drop() -> None:
+    port, discovery = shared_port()
+    node = Node(Config("alice"), [LOOPBACK_BROADCAST], port, lambda event: None)
+    await node.start(make_session_socket("127.0.0.1"), discovery())
+    assert node.peer.drops[DropReason.MALFORMED] == 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:
+        junk.sendto(b"\x00not lanpay", node.session_address)
+    await until(lambda: node.peer.drops[DropReason.MALFORMED] == 1, "the drop to be counted")
+    assert node.status().drops >= 1
+    await node.close(0)
