@@ -39,6 +39,8 @@ import netns_lan  # noqa: E402  (tools/ is not a package)
 #: it bounds a hang on a loaded machine; it is not a claim about speed.
 DEADLINE = float(os.environ.get("LANPAY_TEST_DEADLINE", "20"))
 
+TAIL = 200  # transcript lines shown on failure
+
 BALANCE = re.compile(r"^(-?\d+\.\d{2})\b")
 _AMOUNT = re.compile(r"^(-?)(\d+)\.(\d{2})$")
 
@@ -195,8 +197,9 @@ class LoopbackNs:
 class LanpayProcess:
     """One real lanpay, driven through pipes one line at a time.
 
-    Output lines are kept in order; :meth:`expect` looks only at lines after the
-    previous match, so a test reads the transcript like a person reading a screen.
+    Output lines are kept in order.  :meth:`expect` takes the earliest line that
+    matches and that no earlier ``expect`` took, so notices that arrive in either
+    order (a payment received while waiting for one's own ``Sent``) are all found.
     """
 
     def __init__(self, label: str, argv: list[str]) -> None:
@@ -204,7 +207,8 @@ class LanpayProcess:
         self.argv = argv
         self.lines: list[str] = []
         self.log: list[str] = []
-        self.cursor = 0
+        self.taken: set[int] = set()
+        self.last = 0
         self._cond = threading.Condition()
         self._open_streams = 2
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -259,10 +263,11 @@ class LanpayProcess:
         limit = time.monotonic() + deadline
         with self._cond:
             while True:
-                for index in range(self.cursor, len(self.lines)):
-                    found = regex.search(self.lines[index])
+                for index, line in enumerate(self.lines):
+                    found = None if index in self.taken else regex.search(line)
                     if found:
-                        self.cursor = index + 1
+                        self.taken.add(index)
+                        self.last = index + 1
                         return found
                 left = limit - time.monotonic()
                 if left <= 0 or self.finished_output:
@@ -275,10 +280,15 @@ class LanpayProcess:
         """Wait for ``count`` more lines matching ``pattern``; the deadline is per line."""
         return [self.expect(pattern, deadline).string for _ in range(count)]
 
-    def since(self, start: int) -> list[str]:
-        """Output lines from index ``start`` up to the cursor."""
+    def mark(self) -> int:
+        """Where the output stands now, for :meth:`since`."""
         with self._cond:
-            return self.lines[start:self.cursor]
+            return len(self.lines)
+
+    def since(self, start: int) -> list[str]:
+        """Output lines from ``start`` (a :meth:`mark`) up to the last line matched."""
+        with self._cond:
+            return self.lines[start:self.last]
 
     def balance(self, deadline: float = DEADLINE) -> int:
         """Ask for the balance and return it in cents."""
@@ -316,7 +326,10 @@ class LanpayProcess:
     def transcript(self) -> str:
         """Everything typed and printed so far, for failure reports."""
         with self._cond:
-            body = "\n".join(self.log) or "(nothing)"
+            log = list(self.log)
+        shown = [line if len(line) <= 160 else line[:157] + "..." for line in log[-TAIL:]]
+        skipped = [f"({len(log) - TAIL} earlier lines not shown)"] if len(log) > TAIL else []
+        body = "\n".join(skipped + shown) or "(nothing)"
         status = self.proc.poll()
         state = "running" if status is None else f"exited {status}"
         return f"--- {self.label} ({state}): {' '.join(self.argv)}\n{body}"

@@ -96,7 +96,7 @@ BAD_COMMANDS = [
 def test_a_bad_command_prints_one_error_and_moves_nothing(lanpay, loopback_ns,
                                                           command: str) -> None:
     alice, bob = start_pair(lanpay, loopback_ns)
-    start = alice.cursor
+    start = alice.mark()
     alice.send(command)
     assert alice.balance() == 0
     said = alice.since(start)[:-1]
@@ -110,7 +110,7 @@ def test_every_bad_command_in_a_row_leaves_balances_alone(lanpay, loopback_ns) -
     alice, bob = start_pair(lanpay, loopback_ns)
     alice.send("pay 1")
     alice.expect(r"^Sent")
-    start = alice.cursor
+    start = alice.mark()
     for command in BAD_COMMANDS:
         alice.send(command)
     assert alice.balance() == -100
@@ -133,7 +133,7 @@ def test_end_of_input_says_goodbye_and_tells_the_peer(lanpay, loopback_ns) -> No
 
 def test_a_limit_refuses_a_payment_that_would_pass_it(lanpay, loopback_ns) -> None:
     alice, bob = start_pair(lanpay, loopback_ns, alice_args=("--limit", "5"))
-    start = alice.cursor
+    start = alice.mark()
     alice.send("pay 10")
     assert alice.balance() == 0
     assert [line for line in alice.since(start)[:-1] if line.startswith("Error:")]
