@@ -166,7 +166,14 @@ def setup_logging(verbose: int, log_file: str | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run lanpay; return the process exit status."""
+    """Run lanpay; return the process exit status (Ctrl-C at any point is 130, quietly)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:

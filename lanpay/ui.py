@@ -177,7 +177,8 @@ def history_text(entries: Sequence[HistoryEntry], wall: Callable[[float], float]
     rows = [("#", "dir", "amount", "status", "time", "memo")]
     for e in entries:
         clock = time.strftime("%H:%M:%S", time.localtime(wall(e.at)))
-        rows.append((str(e.seq), e.direction, format_amount(e.amount), e.status, clock, e.memo))
+        state = str(getattr(e.status, "value", e.status))
+        rows.append((str(e.seq), e.direction, format_amount(e.amount), state, clock, e.memo))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = []
     for row in rows:
@@ -191,10 +192,12 @@ def history_text(entries: Sequence[HistoryEntry], wall: Callable[[float], float]
 
 def peer_text(status: Status) -> str:
     """Who the counterpart is and how the link is doing."""
-    if status.peer_name is None or status.state in ("looking",):
+    if status.peer_name is None:
         return "Not paired yet: looking for a peer on the LAN…"
     name = status.peer_name
-    host, port = status.peer_addr if status.peer_addr else ("?", 0)
+    if status.peer_addr is None:
+        return f"Not paired yet: pairing with {name}…"
+    host, port = status.peer_addr
     check = "verified by the shared code" if status.verified else f"compare with {name}'s screen"
     agree = {True: "agree", False: "DISAGREE", None: "not compared yet"}[status.agree]
     return "\n".join(

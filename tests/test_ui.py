@@ -40,6 +40,7 @@ from lanpay.ui import (
     history_text,
     peer_text,
     render,
+    stdin_lines,
     toolbar_text,
 )
 
@@ -199,6 +200,7 @@ def test_history_is_a_table_in_local_time() -> None:
 
 def test_peer_info() -> None:
     assert peer_text(FakeStatus()) == "Not paired yet: looking for a peer on the LAN…"
+    assert peer_text(FakeStatus("pairing", "bob")) == "Not paired yet: pairing with bob…"
     assert peer_text(PAIRED).split("\n") == [
         "Peer:     bob at 127.0.0.1:40001 (paired)",
         "Code:     41-87-03 (compare with bob's screen)",
@@ -389,3 +391,27 @@ async def test_interactive_pay_returns_to_the_prompt_and_exit_waits() -> None:
     assert status == 0
     assert out == ["Waiting for 1 payment to be confirmed…", "Goodbye."]
     assert node.seq == 1 and node.closed == [3.0]
+
+
+@sync
+async def test_stdin_lines_reads_a_pipe_without_blocking_the_loop() -> None:
+    import os
+
+    read, write = os.pipe()
+    got: list[str] = []
+
+    async def collect() -> None:
+        async for line in stdin_lines(read):
+            got.append(line)
+
+    task = asyncio.create_task(collect())
+    os.write(write, b"balance\npay 10 caf\xc3\xa9\r\npay 1 \xff")
+    for _ in range(1000):  # the loop keeps running while the reader thread waits
+        if len(got) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert got == ["balance", "pay 10 café\r"] and not task.done()
+    os.close(write)
+    await asyncio.wait_for(task, 10)
+    assert got == ["balance", "pay 10 café\r", "pay 1 \ufffd"]
+    os.close(read)
