@@ -1,0 +1,123 @@
+"""The interactive shell in a real terminal, driven through tmux.
+
+Alice types into a tmux pane; Bob runs in line mode beside her in the same
+private namespace.  What matters to a person at the keyboard: a payment that
+arrives while she is typing is shown above the prompt, and her half-typed
+command is still there, intact, to be finished.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from netlan import DEADLINE, lanpay_command, netns_lan, require_tools
+
+pytestmark = [pytest.mark.tmux, pytest.mark.e2e, pytest.mark.netns]
+
+
+class Pane:
+    """One tmux pane on a private tmux server, read with capture-pane."""
+
+    def __init__(self, socket_name: str, config: Path) -> None:
+        self.base = ["tmux", "-L", socket_name, "-f", str(config)]
+        self.target = "alice"
+
+    def tmux(self, *args: str) -> str:
+        env = dict(os.environ, TERM=os.environ.get("TERM") or "xterm-256color")
+        done = subprocess.run([*self.base, *args], capture_output=True, text=True, env=env,
+                              timeout=DEADLINE, check=True)
+        return done.stdout
+
+    def start(self, command: list[str]) -> None:
+        self.tmux("new-session", "-d", "-s", self.target, "-x", "110", "-y", "30",
+                  shlex.join(command))
+
+    def type(self, text: str) -> None:
+        """Keys typed literally, without Enter."""
+        self.tmux("send-keys", "-t", self.target, "-l", text)
+
+    def enter(self) -> None:
+        self.tmux("send-keys", "-t", self.target, "Enter")
+
+    def screen(self) -> list[str]:
+        return self.tmux("capture-pane", "-p", "-t", self.target).split("\n")
+
+    def cursor_row(self) -> int:
+        return int(self.tmux("display-message", "-p", "-t", self.target, "#{cursor_y}"))
+
+    def value(self, fmt: str) -> str:
+        return self.tmux("display-message", "-p", "-t", self.target, fmt).strip()
+
+    def wait_for(self, check, what: str) -> list[str]:
+        """Poll the screen until ``check(screen)`` holds; fail with the screen at the deadline."""
+        limit = time.monotonic() + DEADLINE
+        while True:
+            screen = self.screen()
+            if check(screen):
+                return screen
+            if time.monotonic() > limit:
+                raise AssertionError(f"pane never showed {what}; it shows:\n" + "\n".join(screen))
+            time.sleep(0.1)
+
+    def wait_text(self, pattern: str) -> list[str]:
+        regex = re.compile(pattern)
+        return self.wait_for(lambda screen: any(regex.search(line) for line in screen), pattern)
+
+
+@pytest.fixture
+def pane(tmp_path: Path) -> Iterator[Pane]:
+    require_tools("ip", "tmux")
+    config = tmp_path / "tmux.conf"
+    config.write_text("set -g remain-on-exit on\nset -g status off\n")
+    made = Pane(f"lp-{netns_lan.new_tag()}", config)
+    yield made
+    subprocess.run([*made.base, "kill-server"], capture_output=True, timeout=DEADLINE)
+
+
+def index_of(screen: list[str], pattern: str) -> int:
+    """The row of the last line matching ``pattern``; -1 if none."""
+    rows = [i for i, line in enumerate(screen) if re.search(pattern, line)]
+    return rows[-1] if rows else -1
+
+
+def test_a_payment_arrives_above_a_half_typed_command(pane, lanpay, loopback_ns) -> None:
+    pane.start(lanpay_command(["--name", "alice", "--interface", "lo"], netns=loopback_ns))
+    bob = lanpay("bob", "--name", "bob", "--interface", "lo", netns=loopback_ns)
+    bob.expect(r"^Welcome to your peering relationship!$")
+    pane.wait_text(r"Welcome to your peering relationship!")
+
+    pane.type("pay 1")
+    pane.wait_for(lambda s: s[pane.cursor_row()].rstrip().endswith("pay 1"), "the typed text")
+    bob.send("pay 2")
+    bob.expect(r"^Sent")
+
+    def notice_above_intact_input(screen: list[str]) -> bool:
+        row = pane.cursor_row()
+        paid = index_of(screen, r"You were paid 2\.00!")
+        return 0 <= paid < row and screen[row].rstrip().endswith("pay 1")
+
+    screen = pane.wait_for(notice_above_intact_input, "the notice above the half-typed command")
+    assert not screen[pane.cursor_row()].rstrip().endswith("pay 1pay 1")
+
+    pane.enter()
+    pane.wait_text(r"^Sent 1\.00 to bob")
+    bob.expect(r"You were paid 1\.00!")
+    assert bob.balance() == -100
+
+    pane.type("balance")
+    pane.enter()
+    pane.wait_text(r"^1\.00\b")
+
+    pane.type("exit")
+    pane.enter()
+    pane.wait_text(r"^Goodbye\.$")
+    pane.wait_for(lambda s: pane.value("#{pane_dead}") == "1", "the shell exiting")
+    assert pane.value("#{pane_dead_status}") == "0"
