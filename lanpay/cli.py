@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -223,7 +224,8 @@ async def run(opts: Options, targets: Sequence[str]) -> int:
         raise StartupError(f"cannot open UDP port {opts.port}: {exc.strerror or exc}") from None
     except (UserError, ValueError) as exc:  # the core refused the configuration
         raise StartupError(str(exc), status=2) from None
-    logging.getLogger(__name__).info("session socket %s; announcing to %s", node.session_address, ", ".join(targets))
+    log = logging.getLogger(__name__)
+    log.info("session socket %s; announcing to %s", node.session_address, ", ".join(targets))
     _cancel_on_sigterm()
     shell.out(looking_text(opts.peer))
     try:
@@ -235,8 +237,15 @@ async def run(opts: Options, targets: Sequence[str]) -> int:
 
 
 def _print_line(text: str) -> None:
-    """Line mode: one plain line, flushed at once so a script sees it now."""
-    print(text, flush=True)
+    """Line mode: one plain line, flushed at once so a script sees it now.
+
+    If the reader has gone away, later lines are discarded rather than crashing
+    the ledger in the middle of a payment.
+    """
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
 def _cancel_on_sigterm() -> None:

@@ -184,3 +184,15 @@ def test_a_signal_leaves_cleanly_and_tells_the_peer(lanpay, loopback_ns, sig, st
     assert alice.wait() == status
     bob.expect(r"^alice left$")
     assert not any("Traceback" in line for line in alice.log)
+
+
+def test_connect_reaches_a_peer_that_broadcast_cannot(lanpay, loopback_ns) -> None:
+    """Different discovery ports: only bob's unicast announce can bring them together."""
+    alice = lanpay("alice", *lo("alice", "--port", "40001"), netns=loopback_ns)
+    bob = lanpay("bob", *lo("bob", "--port", "40002", "--connect", "127.0.0.1:40001"),
+                 netns=loopback_ns)
+    alice.expect(r"^Paired with bob \(127\.0\.0\.1\)")
+    bob.expect(r"^Paired with alice \(127\.0\.0\.1\)")
+    bob.send("pay 1")
+    alice.expect(r"^You were paid 1\.00!$")
+    assert alice.exit() == 0 and bob.exit() == 0
