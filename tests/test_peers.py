@@ -1,0 +1,166 @@
+"""The table of peers heard on the LAN: bounded, expiring, and not rewritable."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lanpay.core import wire
+from lanpay.core.peers import MAX_PEERS, MIN_LIFETIME, MISSED_INTERVALS, PeerTable
+
+ADDR = ("10.0.0.2", 40002)
+
+
+def announce(inc: int, name: str = "bob", interval_ms: int = 5000, flags: int = 0,
+             key: bytes = b"k" * 32, partner: str = "", partner_inc: int = 0) -> wire.Announce:
+    return wire.Announce(inc, 40000, flags, interval_ms, name, "", partner, partner_inc, key)
+
+
+def test_a_new_peer_is_recorded_once() -> None:
+    table = PeerTable()
+    rec, new = table.update(announce(7), ADDR, now=1.0)
+    assert new and rec is not None
+    assert (rec.incarnation, rec.name, rec.addr, rec.first_seen) == (7, "bob", ADDR, 1.0)
+    again, new_again = table.update(announce(7), ADDR, now=2.0)
+    assert again is rec and not new_again
+    assert len(table) == 1 and table.get(7) is rec
+
+
+def test_a_peer_expires_after_three_missed_intervals() -> None:
+    assert MISSED_INTERVALS == 3
+    table = PeerTable()
+    table.update(announce(7, interval_ms=5000), ADDR, now=10.0)
+    assert table.next_expiry() == 25.0
+    assert [r.incarnation for r in table.alive(24.999)] == [7]
+    assert table.alive(25.0) == []
+    table.expire(24.999)
+    assert len(table) == 1
+    table.expire(25.0)
+    assert len(table) == 0 and table.next_expiry() is None
+
+
+def test_fast_announcers_still_get_a_minimum_lifetime() -> None:
+    table = PeerTable()
+    table.update(announce(7, interval_ms=100), ADDR, now=0.0)
+    assert table.next_expiry() == MIN_LIFETIME
+
+
+def test_each_announce_extends_the_lifetime() -> None:
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    table.update(announce(7), ADDR, now=10.0)
+    assert table.next_expiry() == 25.0
+    assert table.alive(20.0)[0].first_seen == 0.0
+
+
+def test_a_refresh_updates_address_state_and_partner() -> None:
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    other = ("10.0.0.9", 41000)
+    rec, _ = table.update(announce(7, flags=wire.F_PAIRED | wire.F_CODE, partner="carol", partner_inc=3),
+                          other, now=1.0)
+    assert rec is not None
+    assert rec.addr == other and rec.paired and rec.uses_code
+    assert (rec.partner, rec.partner_inc) == ("carol", 3)
+
+
+def test_a_leaving_announce_forgets_the_peer() -> None:
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    rec, new = table.update(announce(7, flags=wire.F_LEAVING), ADDR, now=1.0)
+    assert (rec, new) == (None, False)
+    assert len(table) == 0 and table.get(7) is None
+
+
+def test_a_leaving_announce_from_a_stranger_is_not_recorded() -> None:
+    table = PeerTable()
+    assert table.update(announce(9, flags=wire.F_LEAVING), ADDR, now=0.0) == (None, False)
+    assert len(table) == 0
+
+
+def test_someone_reusing_an_incarnation_cannot_rewrite_its_identity() -> None:
+    """An incarnation's key and name are fixed: a forged announce must not redirect it."""
+    table = PeerTable()
+    original, _ = table.update(announce(7, name="bob", key=b"k" * 32), ADDR, now=0.0)
+    assert original is not None
+    evil = ("10.6.6.6", 666)
+    for forged in (announce(7, name="bob", key=b"e" * 32), announce(7, name="mallory", key=b"k" * 32)):
+        rec, new = table.update(forged, evil, now=5.0)
+        assert rec is original and not new
+        assert (rec.name, rec.public_key, rec.addr) == ("bob", b"k" * 32, ADDR)
+        assert rec.expires_at == 15.0        # not even kept alive by the forger
+
+
+def test_alive_lists_peers_by_when_they_were_first_seen() -> None:
+    table = PeerTable()
+    for inc, t in ((30, 0.0), (10, 1.0), (20, 2.0)):
+        table.update(announce(inc, name=f"p{inc}"), ADDR, now=t)
+    table.update(announce(30, name="p30"), ADDR, now=3.0)    # a refresh does not reorder
+    assert [r.incarnation for r in table.alive(3.0)] == [30, 10, 20]
+
+
+def test_a_full_table_drops_the_expired_first() -> None:
+    table = PeerTable(limit=3)
+    table.update(announce(1, interval_ms=1000), ADDR, now=0.0)       # expires at 3
+    table.update(announce(2, interval_ms=10_000), ADDR, now=0.0)     # expires at 30
+    table.update(announce(3, interval_ms=10_000), ADDR, now=0.0)
+    table.update(announce(4), ADDR, now=5.0)
+    assert sorted(r.incarnation for r in table.alive(5.0)) == [2, 3, 4]
+
+
+def test_a_full_table_evicts_the_one_closest_to_expiry() -> None:
+    table = PeerTable(limit=3)
+    table.update(announce(1, interval_ms=20_000), ADDR, now=0.0)     # expires at 60
+    table.update(announce(2, interval_ms=5_000), ADDR, now=0.0)      # expires at 15: evicted
+    table.update(announce(3, interval_ms=20_000), ADDR, now=0.0)
+    rec, new = table.update(announce(4), ADDR, now=1.0)
+    assert new and rec is not None
+    assert len(table) == 3 and table.get(2) is None
+
+
+def test_a_flood_of_forged_announces_keeps_the_table_bounded() -> None:
+    rng = random.Random(2024)
+    table = PeerTable()
+    table.update(announce(1, name="bob", interval_ms=30_000), ADDR, now=0.0)
+    now = 0.0
+    for _ in range(10_000):
+        now += rng.uniform(0.0, 0.01)
+        msg = announce(rng.getrandbits(64), name=f"x{rng.getrandbits(16)}",
+                       interval_ms=rng.choice([0, 100, 5000, 2**32 - 1]), flags=rng.getrandbits(8) & ~wire.F_LEAVING)
+        table.update(msg, (f"10.{rng.randrange(256)}.0.1", rng.randrange(65536)), now)
+        assert len(table) <= MAX_PEERS
+    assert len(table) == MAX_PEERS
+    assert len(table.alive(now)) <= MAX_PEERS
+
+
+@given(st.lists(st.tuples(st.integers(1, 40), st.booleans(), st.integers(0, 30_000), st.floats(0, 5)),
+                max_size=200))
+def test_the_table_never_exceeds_its_limit_and_keeps_known_names(
+        steps: list[tuple[int, bool, int, float]]) -> None:
+    table = PeerTable(limit=8)
+    now = 0.0
+    names: dict[int, str] = {}
+    for inc, leaving, interval, dt in steps:
+        now += dt
+        msg = announce(inc, name=f"n{inc}", interval_ms=interval, flags=wire.F_LEAVING if leaving else 0)
+        table.update(msg, ADDR, now)
+        names.setdefault(inc, f"n{inc}")
+        assert len(table) <= 8
+        if leaving:
+            assert table.get(inc) is None
+        else:
+            rec = table.get(inc)
+            assert rec is not None and rec.name == names[inc] and rec.expires_at > now
+        assert all(table.get(r.incarnation) is r for r in table.alive(now))
+
+
+def test_a_change_of_wants_or_pairing_is_a_normal_refresh() -> None:
+    """Changing what a peer wants or whether it is paired is a normal refresh."""
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    changed = replace(announce(7), wants="alice", flags=wire.F_PAIRED)
+    rec, _ = table.update(changed, ADDR, now=1.0)
+    assert rec is not None and rec.wants == "alice" and rec.paired
