@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from . import events, pairing, wire
 from .amounts import MAX_PAYMENT_CENTS, format_amount
 from .crypto import new_private_key, public_key
-from .errors import AmountError, DecodeError, DropReason, NotPaired, UserError
+from .errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, UserError
 from .ledger import HistoryEntry, Ledger, Status as EntryStatus
 from .peers import PeerRecord, PeerTable
 from .rtt import RttEstimator
@@ -149,7 +149,19 @@ class Peer:
             raise UserError(f"memo must be printable and at most {wire.MAX_MEMO} bytes")
         if self.session is None or self.state in (State.LOOKING, State.PAIRING, State.CLOSED):
             raise NotPaired("not paired yet" if self.state is not State.CLOSED else "closed")
+        self._check_limit(cents)
         return self.session.pay(cents, memo, now)
+
+    def _check_limit(self, cents: int) -> None:
+        """The limit bounds the balance both ways: the payee refuses past it, the payer never tries."""
+        limit = self.config.limit
+        if limit is None:
+            return
+        led = self.ledger
+        after = led.balance - sum(e.amount for e in led.pending()) - cents
+        if after < -limit:
+            raise OverLimit(f"paying {format_amount(cents)} would take your balance to {format_amount(after)}, "
+                            f"past your limit of -{format_amount(limit)}")
 
     def close(self, now: float) -> None:
         """Say goodbye: BYE to the counterpart, a leaving announce to everyone."""
