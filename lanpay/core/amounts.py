@@ -30,12 +30,12 @@ def parse_amount(text: str, maximum: int = MAX_PAYMENT_CENTS) -> int:
     match = _GRAMMAR.fullmatch(raw)
     if match is None:
         raise AmountError(f"{raw!r} is not an amount (write it like 10 or 10.50)")
-    units = match.group("units") or "0"
+    units = (match.group("units") or "0").lstrip("0") or "0"
     frac = match.group("frac") if match.group("units") is not None else match.group("only")
     frac = frac or ""
     if len(frac) > 2:
         raise AmountError("amount can have at most two decimals (cents)")
-    if len(units.lstrip("0")) > 12:
+    if len(units) > 12:
         raise AmountError(f"amount must be at most {format_amount(maximum)}")
     cents = int(units) * 100 + int((frac + "00")[:2])
     if cents == 0:

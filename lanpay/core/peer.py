@@ -100,8 +100,9 @@ class _Probe:
 
 class Peer:
     def __init__(self, config: Config, rng: random.Random, now: float) -> None:
-        if not config.name or len(config.name.encode()) > wire.MAX_NAME:
-            raise UserError(f"name must be 1 to {wire.MAX_NAME} bytes")
+        for label, text in (("name", config.name), ("peer name", config.want_peer or "x")):
+            if not text or len(text.encode()) > wire.MAX_NAME or wire.has_control(text):
+                raise UserError(f"{label} must be 1 to {wire.MAX_NAME} bytes of printable text")
         self.config, self.rng = config, rng
         private = new_private_key(rng)
         self.me = pairing.Identity(config.name, rng.getrandbits(64) or 1, private, public_key(private),
@@ -145,7 +146,7 @@ class Peer:
         """Start a payment; raise a UserError (nothing moves) if it cannot be made."""
         if not isinstance(cents, int) or not 0 < cents <= MAX_PAYMENT_CENTS:
             raise AmountError(f"amount must be between 0.01 and {format_amount(MAX_PAYMENT_CENTS)}")
-        if len(memo.encode()) > wire.MAX_MEMO or any(ord(c) < 32 or ord(c) == 127 for c in memo):
+        if len(memo.encode()) > wire.MAX_MEMO or wire.has_control(memo):
             raise UserError(f"memo must be printable and at most {wire.MAX_MEMO} bytes")
         if self.session is None or self.state in (State.LOOKING, State.PAIRING, State.CLOSED):
             raise NotPaired("not paired yet" if self.state is not State.CLOSED else "closed")

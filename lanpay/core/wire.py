@@ -105,10 +105,16 @@ class Blob(Field):
         return r.take(n)
 
 
+def has_control(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
 class Text(Blob):
-    """UTF-8 text, bounded in bytes, with no control characters."""
+    """UTF-8 text, bounded in bytes, with no control characters (they could rewrite a terminal)."""
 
     def write(self, value: Any, out: bytearray) -> None:
+        if has_control(value):
+            raise ValueError("control character in text")
         super().write(value.encode("utf-8"), out)
 
     def read(self, r: _Reader) -> Any:
@@ -117,7 +123,7 @@ class Text(Blob):
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DecodeError("bad utf-8") from exc
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        if has_control(text):
             raise DecodeError("control character in text")
         return text
 
