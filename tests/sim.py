@@ -7,6 +7,7 @@ from one ``random.Random(seed)``, so any run is reproduced exactly from its seed
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class Host:
     events: list[events.Event] = field(default_factory=list)
     sent: list[bytes] = field(default_factory=list)
     alive: bool = True
+    timeline: list[tuple[float, events.Event]] = field(default_factory=list)   # events with the time seen
 
     def of(self, kind: type) -> list:
         return [e for e in self.events if isinstance(e, kind)]
@@ -55,13 +57,19 @@ class Net:
         self.taps: list = []          # callables(now, data, src, dst) seeing every datagram sent
 
     # ------------------------------------------------------------ hosts
-    def add(self, name: str, **kw) -> Host:
+    def add(self, name: str, label: str | None = None, incarnation: int | None = None, **kw) -> Host:
+        """Start a peer called ``name``; ``label`` names the host when two peers share a name.
+
+        ``incarnation`` overrides the random one, for tests that need a given tie-break.
+        """
         index = len(self.by_addr) + 1
         addr = (f"10.0.0.{index}", 40000 + index)
         config = Config(name=name, **kw)
         peer = Peer(config, random.Random(self.rng.getrandbits(64)), self.now)
-        host = Host(name, addr, config, peer)
-        self.hosts[name] = host
+        if incarnation is not None:
+            peer.me = dataclasses.replace(peer.me, incarnation=incarnation)
+        host = Host(label or name, addr, config, peer)
+        self.hosts[host.name] = host
         self.by_addr[addr] = host
         return host
 
@@ -72,7 +80,7 @@ class Net:
         index = len(self.by_addr) + 1
         addr = (old.addr[0], 40000 + index)
         peer = Peer(old.config, random.Random(self.rng.getrandbits(64)), self.now)
-        host = Host(name, addr, old.config, peer)
+        host = Host(old.name, addr, old.config, peer)
         self.hosts[name] = host
         self.by_addr[addr] = host
         return host
@@ -117,6 +125,7 @@ class Net:
             self._transmit(host, data, dest)
         while (event := host.peer.next_event()) is not None:
             host.events.append(event)
+            host.timeline.append((self.now, event))
 
     def live(self) -> list[Host]:
         return [h for h in self.by_addr.values() if h.alive]
@@ -158,13 +167,17 @@ class Net:
         for host in self.live():
             self._flush(host)
 
-    def run_until(self, predicate, limit: float) -> bool:
-        """Run until ``predicate()`` holds or the fake clock passes ``limit`` seconds from now."""
+    def run_until(self, predicate, limit: float, every: float = 0.01) -> bool:
+        """Run until ``predicate()`` holds or the fake clock passes ``limit`` seconds from now.
+
+        ``predicate`` is checked every ``every`` simulated seconds; long quiet runs
+        use a coarser grain to stay cheap.
+        """
         end = self.now + limit
         while not predicate():
             if self.now >= end:
                 return False
-            self.run(min(end, self.now + 0.01))
+            self.run(min(end, self.now + every))
         return True
 
     def pay(self, name: str, cents: int, memo: str = "") -> int:
