@@ -1,0 +1,627 @@
+"""The simulated LAN: scenarios named for what a user sees, and thousands of random seeds.
+
+Every run drives real :class:`~lanpay.core.peer.Peer` objects over
+:mod:`sim` (a seeded network with a fake clock) and then checks the six
+invariants of DESIGN.md §4 with :mod:`invariants`.  A failing seed is printed
+with the command that reruns it alone::
+
+    LANPAY_SIM_SEED=1234 python3 -m pytest tests/test_sim.py -k random_seeds
+
+``LANPAY_SIM_SEEDS`` changes how many seeds the sweep covers (default 2000).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import traceback
+from dataclasses import dataclass, field
+
+import pytest
+
+from invariants import Book, bounded, check_all, conservation, exactly_once, no_silent_loss
+from lanpay.core import events, wire
+from lanpay.core.errors import PeerUnavailable
+from lanpay.core.ledger import Ledger
+from lanpay.core.peer import UNSOLICITED_PER_SECOND, State
+from lanpay.core.rtt import RttEstimator
+from sim import Conditions, Host, Net
+
+ALICE_BOB = ("alice", "bob")
+RERUN = "LANPAY_SIM_SEED={seed} python3 -m pytest tests/test_sim.py -k random_seeds"
+
+
+# ============================================================== the random scenario
+@dataclass
+class Plan:
+    """Everything a seed decides, drawn before the run so a failure can describe it."""
+
+    seed: int
+    conditions: Conditions
+    code: str | None
+    limits: dict[str, int | None]
+    chaos: float
+    actions: list[tuple[float, str, tuple]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        c = self.conditions
+        kinds = ", ".join(f"{t:.2f}s {kind}{args if args else ''}" for t, kind, args in self.actions)
+        return (f"loss {c.loss:.0%}, duplicate {c.duplicate:.0%}, reorder {c.reorder:.0%}, "
+                f"delay {c.delay[0] * 1000:.1f}-{c.delay[1] * 1000:.1f} ms, code {self.code!r}, "
+                f"limits {self.limits}, chaos {self.chaos:.1f}s: {kinds or 'no actions'}")
+
+
+AMOUNTS = (1, 5, 99, 100, 1000, 2500, 12345, 100000)
+MEMOS = ("", "", "", "lunch", "rent for may", "café ☕", "x" * 64)
+ATTACKS = ("replay", "replay-spoofed", "bitflip", "announce", "announce-counterpart", "hello", "handshake", "junk",
+           "flood")
+
+
+def draw_plan(seed: int) -> Plan:
+    """Turn a seed into conditions and a timeline of payments, partitions, restarts and attacks."""
+    rng = random.Random(f"plan-{seed}")
+    lossy = rng.random() < 0.7
+    cond = Conditions(
+        loss=rng.uniform(0.0, 0.5) if lossy else 0.0,
+        duplicate=rng.choice((0.0, 0.05, 0.2)),
+        reorder=rng.choice((0.0, 0.1, 0.3)),
+        delay=(0.0002, rng.choice((0.002, 0.01, 0.05))),
+    )
+    code = "blue harbour seven" if rng.random() < 0.15 else None
+    limits: dict[str, int | None] = {n: None for n in ALICE_BOB}
+    if rng.random() < 0.25:
+        limits[rng.choice(ALICE_BOB)] = rng.choice((500, 2000, 20000))
+    plan = Plan(seed, cond, code, limits, chaos=rng.uniform(3.0, 30.0))
+    for _ in range(rng.choice((0, 3, 10, 30))):
+        amount = rng.choice(AMOUNTS) if rng.random() < 0.7 else rng.randint(1, 50000)
+        plan.actions.append((rng.uniform(0, plan.chaos), "pay", (rng.choice(ALICE_BOB), amount, rng.choice(MEMOS))))
+    for _ in range(rng.choice((0, 0, 1, 2, 4))):
+        start = rng.uniform(0, plan.chaos)
+        plan.actions.append((start, "cut", ()))
+        plan.actions.append((min(plan.chaos, start + rng.uniform(0.3, 8.0)), "heal", ()))
+    restart = rng.random() < 0.25
+    if restart:
+        plan.actions.append((rng.uniform(0, plan.chaos), "restart", (rng.choice(ALICE_BOB),)))
+    if rng.random() < 0.3:
+        for _ in range(rng.randint(1, 12)):
+            plan.actions.append((rng.uniform(0, plan.chaos), "attack", (rng.choice(ATTACKS),)))
+        if not restart and rng.random() < 0.5:
+            plan.actions.append((rng.uniform(0, plan.chaos), "third-peer", ()))
+    plan.actions.sort(key=lambda a: a[0])
+    return plan
+
+
+class Attacker:
+    """A third host on the LAN that records everything and sends whatever it likes."""
+
+    ADDR = ("10.0.0.250", 6666)
+    FLOOD = 400
+
+    def __init__(self, net: Net, rng: random.Random) -> None:
+        self.net, self.rng = net, rng
+        self.heard: list[tuple[bytes, tuple[str, int], tuple[str, int]]] = []
+        self.answers = 0                # datagrams alice and bob sent to flood sources
+        self.problems: list[str] = []
+        net.taps.append(self._tap)
+
+    def _tap(self, now: float, data: bytes, src: tuple[str, int], dst: tuple[str, int]) -> None:
+        if len(self.heard) < 4000:
+            self.heard.append((data, src, dst))
+        if dst[0].startswith("10.9."):
+            self.answers += 1
+
+    def victims(self) -> list[Host]:
+        return [self.net.hosts[n] for n in ALICE_BOB]
+
+    def act(self, kind: str) -> None:
+        getattr(self, "_" + kind.replace("-", "_"))()
+
+    def _recorded(self) -> tuple[bytes, tuple[str, int], tuple[str, int]] | None:
+        return self.rng.choice(self.heard) if self.heard else None
+
+    def _replay(self) -> None:
+        if (got := self._recorded()) is not None:
+            data, _, dst = got
+            for _ in range(self.rng.randint(1, 3)):
+                self.net.inject(data, self.ADDR, self.rng.choice([dst, *[h.addr for h in self.victims()]]))
+
+    def _replay_spoofed(self) -> None:
+        if (got := self._recorded()) is not None:
+            data, src, dst = got
+            self.net.inject(data, src, dst, delay=self.rng.uniform(0, 0.5))
+
+    def _bitflip(self) -> None:
+        if (got := self._recorded()) is not None:
+            data, src, dst = got
+            raw = bytearray(data)
+            for _ in range(self.rng.randint(1, 3)):
+                raw[self.rng.randrange(len(raw))] ^= 1 << self.rng.randrange(8)
+            self.net.inject(bytes(raw), self.rng.choice((src, self.ADDR)), dst)
+
+    def _forged_announce(self, name: str) -> bytes:
+        flags = self.rng.choice((0, 0, wire.F_PAIRED, wire.F_LEAVING, wire.F_CODE))
+        return wire.encode(wire.Announce(self.rng.getrandbits(64) or 1, 6666, flags, self.rng.randrange(2**32), name,
+                                         self.rng.choice(("", "alice", "bob")), "", 0, self.rng.randbytes(32)))
+
+    def _announce(self) -> None:
+        for host in self.victims():
+            self.net.inject(self._forged_announce(self.rng.choice(("carol", "mallory", "x"))), self.ADDR, host.addr)
+
+    def _announce_counterpart(self) -> None:
+        alice, bob = self.victims()
+        self.net.inject(self._forged_announce("bob"), self.ADDR, alice.addr)
+        self.net.inject(self._forged_announce("alice"), self.ADDR, bob.addr)
+
+    def _hello(self) -> None:
+        for host in self.victims():
+            hello = wire.Hello(self.rng.getrandbits(64) or 1, host.peer.incarnation, 0, "mallory", "",
+                               self.rng.randbytes(32), self.rng.randbytes(16))
+            self.net.inject(wire.encode(hello), self.ADDR, host.addr)
+
+    def _junk(self) -> None:
+        for host in self.victims():
+            for size in (0, 1, 3, 4, 40, 200):
+                self.net.inject(self.rng.randbytes(size), self.ADDR, host.addr)
+            self.net.inject(b"LP\x01" + bytes([self.rng.randrange(256)]) + self.rng.randbytes(60), self.ADDR, host.addr)
+
+    def _flood(self) -> None:
+        """Hundreds of announces and hellos from made-up hosts: tables and answers stay bounded."""
+        before, start = self.answers, self.net.now
+        for i in range(self.FLOOD):
+            src = (f"10.9.{i // 250}.{i % 250}", 5000 + i)
+            for host in self.victims():
+                msg = self._forged_announce(self.rng.choice(("carol", "dave", "bob", "alice", f"n{i}")))
+                self.net.inject(msg, src, host.addr, delay=i * 0.001)
+                if i % 8 == 0:
+                    hello = wire.Hello(self.rng.getrandbits(64) or 1, host.peer.incarnation, 0, f"n{i}", "",
+                                       self.rng.randbytes(32), self.rng.randbytes(16))
+                    self.net.inject(wire.encode(hello), src, host.addr, delay=i * 0.001)
+        self.net.run(start + self.FLOOD * 0.001 + 0.2)
+        for host in self.victims():
+            self.problems += bounded(host.peer)
+        budget = 2 * (UNSOLICITED_PER_SECOND * (self.net.now - start) + UNSOLICITED_PER_SECOND + 2)
+        if self.answers - before > budget:
+            self.problems.append(f"a flood drew {self.answers - before} answers in {self.net.now - start:.2f}s, "
+                                 f"over a budget of {budget:.0f}")
+
+    def _handshake(self) -> None:
+        """Forged handshake replies in the name of the counterpart (its incarnation is public)."""
+        alice, bob = self.victims()
+        for me, them in ((alice, bob), (bob, alice)):
+            src, dst, inc = them.addr, me.addr, them.peer.incarnation
+            target = me.peer.incarnation
+            msg = self.rng.choice((
+                wire.Reply(inc, target, 0, them.name, self.rng.randbytes(32), self.rng.randbytes(16), b""),
+                wire.Reveal(inc, target, self.rng.randbytes(32), b"", self.rng.randbytes(16)),
+                wire.Confirm(inc, target, self.rng.randbytes(16)),
+            ))
+            self.net.inject(wire.encode(msg), src, dst)
+
+
+def _both_paired(book: Book) -> bool:
+    a, b = (book.current(n) for n in ALICE_BOB)
+    return all(h.peer.state is State.PAIRED and h.peer.session is not None and h.peer.session.ready
+               for h in (a, b)) and a.peer.session.info.incarnation == b.peer.incarnation \
+        and b.peer.session.info.incarnation == a.peer.incarnation
+
+
+def _settled(book: Book) -> bool:
+    return _both_paired(book) and all(book.current(n).peer.idle for n in ALICE_BOB)
+
+
+def run_plan(plan: Plan) -> list[str]:
+    """Run one seed's scenario to the end; return every invariant it broke."""
+    net = Net(plan.seed, plan.conditions)
+    for name in ALICE_BOB:
+        net.add(name, code=plan.code, limit=plan.limits[name])
+    book = Book(net)
+    attacker = Attacker(net, random.Random(f"attacker-{plan.seed}"))
+    outsiders: list[Host] = []
+    if not net.run_until(lambda: _both_paired(book), 120, every=0.05):
+        return [f"alice and bob did not pair within 120 s ({[h.peer.state.value for h in net.live()]})"]
+    start = net.now
+    for at, kind, args in plan.actions:
+        net.run(start + at)
+        if kind == "pay":
+            book.pay(*args)
+        elif kind == "cut":
+            net.partition(*ALICE_BOB)
+        elif kind == "heal":
+            net.heal()
+        elif kind == "restart":
+            book.restart(*args)
+        elif kind == "attack":
+            attacker.act(*args)
+        elif kind == "third-peer":
+            outsiders.append(_third_peer(net, attacker))
+    net.run(start + plan.chaos)
+    net.heal()
+    net.cond = Conditions()
+    if not net.run_until(lambda: _settled(book), 150, every=0.25):
+        states = {n: book.current(n).peer.state.value for n in ALICE_BOB}
+        problems = [f"not settled 150 s after healing: {states}"]
+    else:
+        problems = _one_more_each_way(book)
+    net.run(net.now + 3.0)             # keepalives compare the ledger digests
+    problems += check_all(book, outsiders) + attacker.problems
+    for name in ALICE_BOB:
+        s = book.current(name).peer.session
+        if not problems and s is not None and s.agree is not True:
+            problems.append(f"{name}'s keepalives do not show agreeing ledgers (agree={s.agree})")
+    for host in outsiders:
+        problems += bounded(host.peer)
+    return problems
+
+
+def _one_more_each_way(book: Book) -> list[str]:
+    """Once calm, the relationship still works: one more payment each way goes through."""
+    for name in ALICE_BOB:
+        book.pay(name, 1, "after the storm")
+    if not book.net.run_until(lambda: _settled(book), 10, every=0.05):
+        return ["a payment made once calm did not settle within 10 s"]
+    return []
+
+
+def _third_peer(net: Net, attacker: Attacker) -> Host:
+    """Carol arrives late, lowest incarnation, fed a stale 'free' announce so she asks to pair."""
+    carol = net.add("carol", incarnation=1)
+    stale = [(d, s) for d, s, _ in attacker.heard if d[3] == wire.Announce.TYPE
+             and not wire.decode(d).flags & wire.F_PAIRED and wire.decode(d).name in ALICE_BOB]
+    for data, src in stale[:2]:
+        net.inject(data, src, carol.addr)
+    return carol
+
+
+def check_seed(seed: int) -> list[str]:
+    """Every problem one seed shows, an exception included (the core must never raise)."""
+    plan = draw_plan(seed)
+    try:
+        problems = run_plan(plan)
+    except Exception:  # noqa: BLE001 - a crash is a finding, reported with its seed
+        problems = ["raised:\n" + traceback.format_exc()]
+    if problems:
+        lines = "\n    ".join(problems)
+        return [f"seed {seed}: {plan.describe()}\n    {lines}\n  rerun: {RERUN.format(seed=seed)}"]
+    return []
+
+
+def seeds_to_run() -> list[int]:
+    one = os.environ.get("LANPAY_SIM_SEED")
+    if one:
+        return [int(one)]
+    return list(range(int(os.environ.get("LANPAY_SIM_SEEDS", "2000"))))
+
+
+CHUNKS = 8
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_random_seeds(chunk: int) -> None:
+    """Chaos, then calm: every invariant holds for every seed (all failures listed)."""
+    seeds = seeds_to_run()[chunk::CHUNKS]
+    if not seeds:
+        pytest.skip("no seeds in this chunk")
+    failures = [f for seed in seeds for f in check_seed(seed)]
+    assert not failures, f"{len(failures)} of {len(seeds)} seeds broke an invariant:\n" + "\n".join(failures)
+
+
+# ============================================================== the checker can fail
+def _payments_only(seed: int, loss: float) -> Plan:
+    """A lossy run with plenty of payments both ways and nothing else."""
+    rng = random.Random(f"plain-{seed}")
+    plan = Plan(seed, Conditions(loss=loss, duplicate=0.1, reorder=0.2, delay=(0.0002, 0.01)), None,
+                {n: None for n in ALICE_BOB}, chaos=10.0)
+    plan.actions = sorted((rng.uniform(0, 10), "pay", (rng.choice(ALICE_BOB), rng.randint(1, 5000), ""))
+                          for _ in range(20))
+    return plan
+
+
+def test_the_checker_catches_a_ledger_that_applies_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break exactly-once on purpose (every seq looks new): the invariants must notice."""
+    monkeypatch.setattr(Ledger, "processed", lambda self, seq: False)
+    caught = [seed for seed in range(20) if run_plan(_payments_only(seed, loss=0.3))]
+    assert len(caught) >= 10, f"only seeds {caught} were caught"
+    problems = " ".join(p for seed in caught[:3] for p in run_plan(_payments_only(seed, loss=0.3)))
+    assert "times" in problems or "add up to" in problems
+
+
+def test_the_checker_catches_a_session_that_never_retransmits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break reliability on purpose (no retransmission timer): lost payments must be reported."""
+    monkeypatch.setattr(RttEstimator, "rto", property(lambda self: 1e9))
+    monkeypatch.setattr(RttEstimator, "backoff", lambda self, retries: 1e9)
+    results = {seed: run_plan(_payments_only(seed, loss=0.3)) for seed in range(10)}
+    caught = [seed for seed, problems in results.items() if problems]
+    assert len(caught) >= 8, f"only seeds {caught} were caught"
+    assert any("still in doubt" in p for seed in caught for p in results[seed])
+
+
+def test_healthy_lossy_runs_pass_the_same_checker() -> None:
+    """The control for the two tests above: the unbroken core passes those very runs."""
+    assert {seed: p for seed in range(10) if (p := run_plan(_payments_only(seed, loss=0.3)))} == {}
+
+
+# ============================================================== scenarios, as a user sees them
+def lan(seed: int = 1, **conditions: object) -> Net:
+    return Net(seed, Conditions(**conditions))  # type: ignore[arg-type]
+
+
+def paired(net: Net, *names: str, within: float = 30.0) -> None:
+    hosts = [net.hosts[n] for n in names]
+    assert net.run_until(lambda: all(h.peer.state is State.PAIRED and h.peer.session is not None
+                                     and h.peer.session.ready for h in hosts), within), \
+        {h.name: h.peer.state.value for h in hosts}
+
+
+def settle(net: Net, book: Book, within: float = 60.0) -> None:
+    assert net.run_until(lambda: _settled(book), within, every=0.05), \
+        {n: book.current(n).peer.state.value for n in ALICE_BOB}
+    net.run(net.now + 3.0)
+
+
+def assert_invariants(book: Book, outsiders: list[Host] | None = None) -> None:
+    assert check_all(book, outsiders) == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_payment_survives_30_percent_loss(seed: int) -> None:
+    net = lan(seed, loss=0.3, duplicate=0.05, reorder=0.1)
+    alice, bob = net.add("alice"), net.add("bob")
+    book = Book(net)
+    paired(net, *ALICE_BOB, within=60)
+    for cents in (1000, 250, 1, 99999, 4200):
+        book.pay("alice", cents, "groceries")
+    book.pay("bob", 700, "")
+    settle(net, book)
+    assert alice.peer.ledger.balance == -(1000 + 250 + 1 + 99999 + 4200) + 700
+    assert bob.peer.ledger.balance == -alice.peer.ledger.balance
+    assert [e.seq for e in bob.of(events.PaymentReceived)] != []
+    assert sorted(e.seq for e in alice.of(events.PaymentConfirmed)) == [1, 2, 3, 4, 5]
+    assert_invariants(book)
+
+
+def test_restarted_peer_gets_the_relationship_back() -> None:
+    net = lan(3)
+    net.add("alice"), net.add("bob")
+    book = Book(net)
+    paired(net, *ALICE_BOB)
+    book.pay("alice", 1000, "dinner")
+    book.pay("bob", 250, "coffee")
+    settle(net, book)
+    old_bob = net.hosts["bob"]
+    bob = book.restart("bob")
+    settle(net, book)
+    alice = net.hosts["alice"]
+    back = bob.of(events.Paired)
+    assert len(back) == 1 and back[0].restored and back[0].balance == 750 and back[0].peer_name == "alice"
+    assert [e.name for e in alice.of(events.PeerRestarted)] == ["bob"]
+    assert bob.peer.ledger.balance == 750 and alice.peer.ledger.balance == -750
+    lines = {(e.direction, e.seq, e.amount, e.memo, e.status.value) for e in bob.peer.history()}
+    assert lines == {("in", 1, 1000, "dinner", "received"), ("out", 1, 250, "coffee", "confirmed")}
+    assert book.pay("bob", 50, "") == 2                       # the sequence carries on from the old process
+    settle(net, book)
+    assert alice.of(events.PaymentReceived)[-1].seq == 2
+    assert old_bob.peer.incarnation != bob.peer.incarnation
+    assert_invariants(book)
+
+
+def test_both_sides_restarting_start_a_new_relationship_at_0_00() -> None:
+    net = lan(4)
+    net.add("alice"), net.add("bob")
+    book = Book(net)
+    paired(net, *ALICE_BOB)
+    book.pay("alice", 1234, "")
+    settle(net, book)
+    alice, bob = net.restart("alice"), net.restart("bob")
+    paired(net, *ALICE_BOB)
+    for host in (alice, bob):
+        assert [(e.restored, e.balance) for e in host.of(events.Paired)] == [(False, 0)]
+        assert host.peer.ledger.balance == 0 and host.peer.history() == []
+    assert alice.of(events.PeerRestarted) == bob.of(events.PeerRestarted) == []
+
+
+def test_payment_during_a_partition_is_reported_in_doubt_then_confirmed_after_healing() -> None:
+    net = lan(5)
+    alice, bob = net.add("alice"), net.add("bob")
+    book = Book(net)
+    paired(net, *ALICE_BOB)
+    net.partition(*ALICE_BOB)
+    seq = book.pay("alice", 500, "")
+    net.run(net.now + 3.2)
+    assert alice.of(events.PaymentInDoubt) == [events.PaymentInDoubt(seq, 500)]
+    assert alice.peer.status().pending == ((seq, 500, True),)
+    assert alice.peer.ledger.balance == 0 and bob.peer.ledger.balance == 0
+    net.run(net.now + 10)
+    assert alice.of(events.PeerSilent) and not alice.of(events.PaymentConfirmed)
+    with pytest.raises(PeerUnavailable):
+        alice.peer.pay(100, "", net.now)                      # no new payment into silence
+    net.heal()
+    settle(net, book)
+    confirmed = alice.of(events.PaymentConfirmed)
+    assert [(e.seq, e.amount, e.was_in_doubt) for e in confirmed] == [(seq, 500, True)]
+    assert [(e.seq, e.amount) for e in bob.of(events.PaymentReceived)] == [(seq, 500)]
+    assert alice.of(events.PeerBack) and alice.peer.ledger.balance == -500
+    assert_invariants(book)
+
+
+class Recorder:
+    """Taps the wire, as a third host on the LAN could."""
+
+    def __init__(self, net: Net) -> None:
+        self.seen: list[tuple[float, bytes, tuple[str, int], tuple[str, int]]] = []
+        net.taps.append(lambda now, data, src, dst: self.seen.append((now, data, src, dst)))
+
+    def decoded(self, kind: type) -> list[tuple[wire.Message, tuple[str, int], tuple[str, int]]]:
+        found = []
+        for _, data, src, dst in self.seen:
+            msg = wire.decode(data)
+            if isinstance(msg, kind):
+                found.append((msg, src, dst))
+        return found
+
+
+def test_third_peer_is_refused() -> None:
+    net = lan(6)
+    tap = Recorder(net)
+    alice, bob = net.add("alice"), net.add("bob")
+    book = Book(net)
+    paired(net, *ALICE_BOB)
+    book.pay("bob", 300, "")
+    settle(net, book)
+    carol = net.add("carol", incarnation=1)        # lowest incarnation: she initiates
+    free = [(m, src) for m, src, _ in tap.decoded(wire.Announce) if m.name == "alice" and not m.flags & wire.F_PAIRED]
+    net.inject(wire.encode(free[0][0]), free[0][1], carol.addr)   # a stale view: alice looks free
+    net.run(net.now + 20)
+    assert events.PairingRefused("alice", wire.REFUSE_TEXT[wire.R_TAKEN]) in carol.events
+    assert carol.of(events.Paired) == [] and carol.peer.state is not State.PAIRED
+    assert alice.peer.session.info.incarnation == bob.peer.incarnation
+    assert alice.peer.ledger.balance == 300 and bob.peer.ledger.balance == -300
+    assert_invariants(book, [carol])
+
+
+def test_peer_option_pairs_only_mutually() -> None:
+    net = lan(7)
+    alice = net.add("alice", want_peer="bob")
+    bob = net.add("bob", want_peer="carol")        # bob waits for someone else
+    net.run(30)
+    assert alice.of(events.Paired) == bob.of(events.Paired) == []
+    carol = net.add("carol", want_peer="bob")
+    dave = net.add("dave")                         # free and willing, but named by no one
+    net.run(net.now + 30)
+    assert alice.of(events.Paired) == [] and dave.of(events.Paired) == []
+    assert [e.peer_name for e in bob.of(events.Paired)] == ["carol"]
+    assert [e.peer_name for e in carol.of(events.Paired)] == ["bob"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_two_peers_with_the_same_name_warn_the_user_and_do_not_pair(seed: int) -> None:
+    net = lan(seed)
+    first = net.add("bob", label="bob-1", want_peer="alice")
+    second = net.add("bob", label="bob-2", want_peer="alice")
+    net.run(5)
+    alice = net.add("alice", want_peer="bob")      # arrives to find two peers called bob
+    net.run(net.now + 30)
+    conflicts = alice.of(events.NameConflict)
+    assert len(conflicts) == 1 and conflicts[0].name == "bob", alice.events
+    assert sorted(conflicts[0].addrs) == sorted([first.addr, second.addr])
+    assert alice.of(events.Paired) == [] and alice.peer.state is not State.PAIRED
+    assert first.of(events.Paired) == second.of(events.Paired) == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_crossed_start_both_start_at_once_one_handshake(seed: int) -> None:
+    net = lan(seed)
+    tap = Recorder(net)
+    alice, bob = net.add("alice"), net.add("bob")
+    paired(net, *ALICE_BOB)
+    net.run(net.now + 5)
+    hellos = {(m.sender_inc, m.commitment) for m, _, _ in tap.decoded(wire.Hello)}
+    lower = min(alice.peer.incarnation, bob.peer.incarnation)
+    assert hellos and {inc for inc, _ in hellos} == {lower} and len(hellos) == 1
+    assert len(tap.decoded(wire.Reply)) >= 1
+    (a,), (b,) = alice.of(events.Paired), bob.of(events.Paired)
+    assert a.code == b.code
+
+
+def test_wrong_code_never_pairs_and_both_are_told() -> None:
+    net = lan(9)
+    alice = net.add("alice", code="red fox jumps")
+    bob = net.add("bob", code="blue whale sings")
+    net.run(40)
+    assert alice.of(events.Paired) == bob.of(events.Paired) == []
+    told = wire.REFUSE_TEXT[wire.R_BAD_CODE]
+    for host in (alice, bob):
+        failed = host.of(events.PairingFailed)
+        assert failed and all(e.reason == told for e in failed), failed
+
+
+def test_same_code_pairs_and_paired_verified_is_set() -> None:
+    net = lan(10, loss=0.1)
+    alice = net.add("alice", code="Blue  Harbour seven")
+    bob = net.add("bob", code="blue harbour SEVEN")
+    paired(net, *ALICE_BOB)
+    (a,), (b,) = alice.of(events.Paired), bob.of(events.Paired)
+    assert a.verified and b.verified and a.code == b.code
+    assert alice.peer.status().verified and bob.peer.status().verified
+
+
+def test_an_impostor_claiming_to_be_the_restarted_counterpart_while_it_still_answers_is_refused() -> None:
+    net = lan(11)
+    alice, bob = net.add("alice"), net.add("bob")
+    book = Book(net)
+    paired(net, *ALICE_BOB)
+    book.pay("alice", 800, "")
+    settle(net, book)
+    mallory = net.add("bob", label="mallory")
+    net.run(net.now + 40)
+    assert events.ImpostorSuspected("bob", mallory.addr) in alice.events
+    assert alice.peer.state is State.PAIRED and alice.peer.session.info.incarnation == bob.peer.incarnation
+    assert not [e for e in mallory.of(events.Paired) if e.peer_name == "alice"]
+    assert alice.of(events.PeerRestarted) == []
+    book.pay("alice", 200, "")
+    settle(net, book)
+    assert bob.peer.ledger.balance == 1000
+    assert_invariants(book, [mallory])
+
+
+def test_bye_is_peer_left_then_the_peer_comes_back_restarted_and_gets_its_record() -> None:
+    net = lan(12)
+    alice, _ = net.add("alice"), net.add("bob")
+    book = Book(net)
+    paired(net, *ALICE_BOB)
+    book.pay("bob", 4200, "rent")
+    settle(net, book)
+    net.close("bob")
+    net.run(net.now + 1)
+    assert alice.of(events.PeerLeft) == [events.PeerLeft("bob")]
+    assert alice.of(events.PeerSilent) == []
+    bob = book.restart("bob")
+    settle(net, book)
+    assert [(e.restored, e.balance) for e in bob.of(events.Paired)] == [(True, -4200)]
+    assert [e.name for e in alice.of(events.PeerRestarted)] == ["bob"]
+    assert_invariants(book)
+
+
+# ============================================================== third parties
+def test_replayed_and_bit_flipped_datagrams_change_nothing() -> None:
+    net = lan(13)
+    tap = Recorder(net)
+    alice, bob = net.add("alice"), net.add("bob")
+    book = Book(net)
+    paired(net, *ALICE_BOB)
+    for cents in (100, 200, 300):
+        book.pay("alice", cents, "")
+        book.pay("bob", cents + 1, "x")
+    settle(net, book)
+    before = {h.name: (h.peer.ledger.balance, len(h.events)) for h in (alice, bob)}
+    rng = random.Random(13)
+    for _, data, src, dst in list(tap.seen):
+        net.inject(data, src, dst)
+        flipped = bytearray(data)
+        flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+        net.inject(bytes(flipped), src, dst)
+    net.run(net.now + 5)
+    after = {h.name: (h.peer.ledger.balance, len(h.of(events.PaymentReceived))) for h in (alice, bob)}
+    assert {n: b for n, (b, _) in after.items()} == {n: b for n, (b, _) in before.items()}
+    assert after["alice"][1] == 3 and after["bob"][1] == 3
+    assert alice.peer.drops and bob.peer.drops
+    assert_invariants(book)
+
+
+def test_a_flood_of_announces_and_hellos_stays_bounded() -> None:
+    net = lan(14)
+    alice = net.add("alice")
+    answers: list[tuple[str, int]] = []
+    net.taps.append(lambda now, data, src, dst: answers.append(dst) if dst[0].startswith("10.9.") else None)
+    rng = random.Random(14)
+    start = net.now
+    for i in range(3000):
+        src = (f"10.9.{i // 250}.{i % 250}", 7000 + i)
+        announce = wire.Announce(rng.getrandbits(64) or 1, 1, 0, 6000, f"n{i}", "", "", 0, rng.randbytes(32))
+        net.inject(wire.encode(announce), src, alice.addr, delay=i * 0.001)
+        hello = wire.Hello(rng.getrandbits(64) or 1, alice.peer.incarnation, 0, f"n{i}", "",
+                           rng.randbytes(32), rng.randbytes(16))
+        net.inject(wire.encode(hello), src, alice.addr, delay=i * 0.001)
+    net.run(start + 3.0)
+    assert len(alice.peer.table) <= 64
+    assert bounded(alice.peer) == []
+    assert len(answers) <= UNSOLICITED_PER_SECOND * 3.0 + UNSOLICITED_PER_SECOND + 5
