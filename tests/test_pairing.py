@@ -1,0 +1,290 @@
+"""The pairing handshake: its state machine, its checks, its timers, and a man in the middle.
+
+The first part drives :mod:`lanpay.core.pairing` directly, message by message,
+with the clock in the test's hands.  The last part puts a host between alice
+and bob on the simulated LAN that ends both handshakes itself, and shows what
+the users see: two different pairing codes, or, with ``--code``, no pairing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+
+from lanpay.core import crypto, events, pairing, wire
+from lanpay.core.pairing import HANDSHAKE_DEADLINE, TRANSITIONS, HandshakeError, HsState, Identity
+from lanpay.core.peer import Config, Peer, State
+from lanpay.core.peers import PeerRecord
+from sim import Conditions, Host, Net
+
+A_ADDR, B_ADDR = ("10.0.0.1", 40001), ("10.0.0.2", 40002)
+
+
+def identity(name: str, incarnation: int, seed: int, code: str | None = None, wants: str = "") -> Identity:
+    priv = crypto.new_private_key(random.Random(seed))
+    return Identity(name, incarnation, priv, crypto.public_key(priv), wants, code)
+
+
+def record(ident: Identity, addr: tuple[str, int] = B_ADDR, flags: int = 0) -> PeerRecord:
+    """What an initiator knows of the responder from its announce."""
+    flags |= wire.F_CODE if ident.code else 0
+    return PeerRecord(ident.incarnation, ident.name, addr, ident.wants, flags, "", 0, ident.public_key, 0.0, 100.0)
+
+
+ALICE = identity("alice", 10, 1)
+BOB = identity("bob", 20, 2)
+
+
+def start(i: Identity = ALICE, r: Identity = BOB, seed: int = 7) -> tuple[pairing.Handshake, pairing.Handshake, bytes]:
+    """Hello then reply: the initiator (returned first) now holds the reply bytes."""
+    rng = random.Random(seed)
+    hs_i, hello = pairing.initiate(i, record(r), False, rng, 0.0)
+    hs_r, reply = pairing.respond(r, wire.decode(hello), A_ADDR, False, rng, 0.0)
+    return hs_i, hs_r, reply
+
+
+def complete(i: Identity = ALICE, r: Identity = BOB) -> tuple[pairing.Handshake, pairing.Handshake]:
+    hs_i, hs_r, reply = start(i, r)
+    reveal = pairing.on_reply(hs_i, wire.decode(reply), 0.1)
+    confirm = pairing.on_reveal(hs_r, wire.decode(reveal))
+    pairing.on_confirm(hs_i, wire.decode(confirm))
+    return hs_i, hs_r
+
+
+# ================================================================ state machine
+@pytest.mark.parametrize("old", list(HsState))
+@pytest.mark.parametrize("new", list(HsState))
+def test_the_transition_table_is_enforced(old: HsState, new: HsState) -> None:
+    hs, _, _ = start()
+    hs.state = old
+    if new in TRANSITIONS[old]:
+        hs.move(new)
+        assert hs.state is new
+    else:
+        with pytest.raises(HandshakeError):
+            hs.move(new)
+        assert hs.state is old
+
+
+def test_the_table_has_no_way_out_of_done_or_failed_and_every_state_can_fail() -> None:
+    assert TRANSITIONS[HsState.DONE] == TRANSITIONS[HsState.FAILED] == frozenset()
+    assert all(HsState.FAILED in TRANSITIONS[s] for s in HsState if s not in (HsState.DONE, HsState.FAILED))
+    assert set(TRANSITIONS) == set(HsState)
+
+
+def test_a_complete_handshake_gives_mirrored_keys_and_one_code() -> None:
+    hs_i, hs_r = complete()
+    assert hs_i.state is HsState.DONE and hs_r.state is HsState.DONE
+    ki, kr = hs_i.keys, hs_r.keys
+    assert ki is not None and kr is not None
+    assert (ki.send_key, ki.recv_key) == (kr.recv_key, kr.send_key) and ki.send_key != ki.recv_key
+    assert ki.session_id == kr.session_id and ki.code == kr.code
+    assert len(ki.code) == 8 and ki.code[2] == ki.code[5] == "-" and ki.code.replace("-", "").isdigit()
+
+
+def test_the_hello_carries_a_commitment_not_the_key() -> None:
+    hs_i, _, _ = start()
+    hello = wire.decode(hs_i.last_sent) if hs_i.state is HsState.HELLO_SENT else None
+    assert isinstance(hello, wire.Hello)
+    assert hs_i.pub_i not in hs_i.last_sent
+    assert hello.commitment == crypto.digest(b"lanpay-v1-commit", hs_i.pub_i, hs_i.share_i, hs_i.nonce_i)
+
+
+def test_a_reveal_that_does_not_match_the_commitment_is_refused() -> None:
+    hs_i, hs_r, reply = start()
+    reveal = wire.decode(pairing.on_reply(hs_i, wire.decode(reply), 0.1))
+    other = crypto.public_key(crypto.new_private_key(random.Random(99)))
+    with pytest.raises(HandshakeError, match="commitment"):
+        pairing.on_reveal(hs_r, dataclasses.replace(reveal, public_key=other))
+    assert hs_r.state is HsState.REPLY_SENT and hs_r.keys is None
+
+
+def test_a_reply_whose_key_is_not_the_announced_one_is_refused() -> None:
+    hs_i, _, _ = start()
+    mallory = identity("bob", 20, 3)
+    _, fake_reply = pairing.respond(mallory, wire.decode(hs_i.last_sent), A_ADDR, False, random.Random(1), 0.0)
+    with pytest.raises(HandshakeError, match="announced key"):
+        pairing.on_reply(hs_i, wire.decode(fake_reply), 0.1)
+    assert hs_i.state is HsState.HELLO_SENT and hs_i.keys is None
+
+
+def test_a_low_order_key_in_the_reply_is_refused() -> None:
+    hs_i, _, reply = start()
+    hs_i.expected_key = None                      # as when the reply is not checked against an announce
+    low = bytes(32)
+    with pytest.raises(HandshakeError, match="invalid key"):
+        pairing.on_reply(hs_i, dataclasses.replace(wire.decode(reply), public_key=low), 0.1)
+
+
+def test_a_bad_confirmation_and_a_confirmation_out_of_turn_are_refused() -> None:
+    hs_i, hs_r, reply = start()
+    with pytest.raises(HandshakeError):
+        pairing.on_confirm(hs_i, wire.Confirm(20, 10, bytes(16)))       # before the reveal
+    pairing.on_reply(hs_i, wire.decode(reply), 0.1)
+    with pytest.raises(HandshakeError, match="does not verify"):
+        pairing.on_confirm(hs_i, wire.Confirm(20, 10, bytes(16)))
+    assert hs_i.state is HsState.REVEAL_SENT
+
+
+def test_lost_answers_are_answered_again_with_the_same_bytes() -> None:
+    hs_i, hs_r, reply = start()
+    reveal = pairing.on_reply(hs_i, wire.decode(reply), 0.1)
+    assert pairing.on_reply(hs_i, wire.decode(reply), 0.2) == reveal      # the reply came twice
+    confirm = pairing.on_reveal(hs_r, wire.decode(reveal))
+    assert pairing.on_reveal(hs_r, wire.decode(reveal)) == confirm        # the reveal came twice
+
+
+def test_a_name_changed_in_transit_breaks_the_handshake() -> None:
+    """Names, incarnations and flags are in the transcript: a tampered hello cannot complete."""
+    rng = random.Random(5)
+    hs_i, hello = pairing.initiate(ALICE, record(BOB), False, rng, 0.0)
+    tampered = dataclasses.replace(wire.decode(hello), name="alice2")
+    hs_r, reply = pairing.respond(BOB, tampered, A_ADDR, False, rng, 0.0)
+    reveal = pairing.on_reply(hs_i, wire.decode(reply), 0.1)
+    with pytest.raises(HandshakeError, match="does not verify"):
+        pairing.on_reveal(hs_r, wire.decode(reveal))
+
+
+# ================================================================ codes
+def test_the_same_code_completes_and_binds_the_keys() -> None:
+    hs_i, hs_r = complete(identity("alice", 10, 1, code="Blue  Harbour"), identity("bob", 20, 2, code="blue harbour"))
+    plain_i, _ = complete()
+    assert hs_i.keys.code == hs_r.keys.code
+    assert hs_i.share_i and hs_r.share_r and len(hs_i.share_i) == 32
+    assert hs_i.keys.send_key != plain_i.keys.send_key
+
+
+def test_a_different_code_fails_at_the_responder_as_a_bad_code() -> None:
+    hs_i, hs_r, reply = start(identity("alice", 10, 1, code="red fox"), identity("bob", 20, 2, code="blue whale"))
+    reveal = pairing.on_reply(hs_i, wire.decode(reply), 0.1)
+    with pytest.raises(HandshakeError) as caught:
+        pairing.on_reveal(hs_r, wire.decode(reveal))
+    assert caught.value.bad_code and caught.value.reason == wire.REFUSE_TEXT[wire.R_BAD_CODE]
+
+
+def test_a_code_on_one_side_only_is_a_mismatch() -> None:
+    hs_i, _, reply = start(identity("alice", 10, 1, code="red fox"), BOB)
+    with pytest.raises(HandshakeError) as caught:
+        pairing.on_reply(hs_i, wire.decode(reply), 0.1)
+    assert caught.value.reason == wire.REFUSE_TEXT[wire.R_CODE_MISMATCH] and not caught.value.bad_code
+
+
+# ================================================================ timers
+def test_the_initiator_retransmits_with_backoff_until_the_deadline_then_fails() -> None:
+    hs_i, _, _ = start()
+    hello = hs_i.last_sent
+    sent_at = []
+    now = 0.0
+    while hs_i.state is HsState.HELLO_SENT:
+        now = hs_i.next_timeout()
+        assert hs_i.timer(now - 1e-9) is None              # nothing before the timer
+        if hs_i.timer(now) == hello:
+            sent_at.append(now)
+    assert sent_at == pytest.approx([0.25, 0.75, 1.75, 3.75, 5.75, 7.75, 9.75])
+    assert hs_i.state is HsState.FAILED and now == HANDSHAKE_DEADLINE
+    assert hs_i.next_timeout() is None and hs_i.timer(now + 100) is None
+
+
+def test_the_reveal_is_retransmitted_on_its_own_schedule() -> None:
+    hs_i, _, reply = start()
+    reveal = pairing.on_reply(hs_i, wire.decode(reply), 1.0)
+    assert hs_i.next_timeout() == pytest.approx(1.25)
+    assert hs_i.timer(1.25) == reveal
+    assert hs_i.next_timeout() == pytest.approx(1.75)
+
+
+def test_the_responder_never_retransmits_and_fails_at_its_deadline() -> None:
+    _, hs_r, _ = start()
+    assert hs_r.next_timeout() == HANDSHAKE_DEADLINE
+    assert hs_r.timer(5.0) is None and hs_r.state is HsState.REPLY_SENT
+    assert hs_r.timer(HANDSHAKE_DEADLINE) is None and hs_r.state is HsState.FAILED
+
+
+# ================================================================ tie-break, through the facade
+def make_peer(name: str, incarnation: int, seed: int) -> Peer:
+    peer = Peer(Config(name=name), random.Random(seed), 0.0)
+    peer.me = dataclasses.replace(peer.me, incarnation=incarnation)
+    return peer
+
+
+def sent_kinds(peer: Peer) -> list[type]:
+    return [type(wire.decode(data)) for data, _ in peer.datagrams_to_send(0.0)]
+
+
+def announce_of(peer: Peer) -> bytes:
+    return wire.encode(peer._announce())
+
+
+def test_the_lower_incarnation_initiates_and_the_higher_waits() -> None:
+    low, high = make_peer("alice", 100, 1), make_peer("bob", 200, 2)
+    low.receive_datagram(announce_of(high), B_ADDR, 0.0)
+    high.receive_datagram(announce_of(low), A_ADDR, 0.0)
+    assert wire.Hello in sent_kinds(low) and low.state is State.PAIRING
+    assert wire.Hello not in sent_kinds(high) and high.state is State.LOOKING
+
+
+def test_a_hello_from_a_higher_incarnation_is_not_answered() -> None:
+    low, high = make_peer("alice", 100, 1), make_peer("bob", 200, 2)
+    rec = record(high.me, A_ADDR)
+    _, hello = pairing.initiate(high.me, dataclasses.replace(rec, incarnation=low.incarnation), False,
+                                random.Random(3), 0.0)
+    low.receive_datagram(hello, B_ADDR, 0.0)
+    assert sent_kinds(low) == [] and low.state is State.LOOKING
+
+
+# ================================================================ a man in the middle
+def mitm_lan(seed: int, code: str | None = None, mallory_code: str | None = None) -> tuple[Net, dict[str, Host]]:
+    """alice and bob cannot reach each other; mallory answers each as the other.
+
+    Mallory runs a 'bob' that only alice hears and an 'alice' that only bob
+    hears: both handshakes end at mallory, which is what re-terminating means.
+    """
+    net = Net(seed, Conditions())
+    hosts = {
+        "alice": net.add("alice", code=code),
+        "bob": net.add("bob", code=code),
+        "m-bob": net.add("bob", label="m-bob", code=mallory_code),
+        "m-alice": net.add("alice", label="m-alice", code=mallory_code),
+    }
+    for a, b in (("alice", "bob"), ("alice", "m-alice"), ("bob", "m-bob"), ("m-alice", "m-bob")):
+        net.partition(a, b)
+    return net, hosts
+
+
+def relay(net: Net, hosts: dict[str, Host], until: float) -> None:
+    """Mallory forwards every payment alice makes to 'bob' on to the real bob."""
+    forwarded = 0
+    while net.now < until:
+        net.run(net.now + 0.05)
+        received = hosts["m-bob"].of(events.PaymentReceived)
+        for e in received[forwarded:]:
+            hosts["m-alice"].peer.pay(e.amount, e.memo, net.now)
+        forwarded = len(received)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_man_in_the_middle_shows_different_codes_on_the_two_screens(seed: int) -> None:
+    net, hosts = mitm_lan(seed)
+    net.run(10)
+    alice, bob = hosts["alice"], hosts["bob"]
+    (to_alice,), (to_bob,) = alice.of(events.Paired), bob.of(events.Paired)
+    assert to_alice.peer_addr == hosts["m-bob"].addr and to_bob.peer_addr == hosts["m-alice"].addr
+    net.pay("alice", 1500, "hello bob")
+    relay(net, hosts, net.now + 5)
+    assert bob.of(events.PaymentReceived)[-1].amount == 1500      # the relay works: nothing looks wrong...
+    assert to_alice.code != to_bob.code                           # ...except the codes users compare
+    assert hosts["m-bob"].of(events.Paired)[0].code == to_alice.code
+    assert hosts["m-alice"].of(events.Paired)[0].code == to_bob.code
+
+
+@pytest.mark.parametrize("mallory_code", [None, "a guess", "blue harbour sevn"])
+def test_a_man_in_the_middle_without_the_code_cannot_pair_at_all(mallory_code: str | None) -> None:
+    net, hosts = mitm_lan(4, code="blue harbour seven", mallory_code=mallory_code)
+    net.run(40)
+    for name in ("alice", "bob", "m-alice", "m-bob"):
+        assert hosts[name].of(events.Paired) == [], name
+        assert hosts[name].peer.state is not State.PAIRED
+    if mallory_code is not None:
+        assert hosts["alice"].of(events.PairingFailed) and hosts["bob"].of(events.PairingFailed)
