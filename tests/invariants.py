@@ -99,6 +99,13 @@ def conservation(book: Book) -> list[str]:
     return problems
 
 
+def no_false_disagreement(book: Book) -> list[str]:
+    """Keepalives compare ledger digests; in a correct run they never tell a user the ledgers differ."""
+    return [f"{host.name} was told the ledgers disagree at {when:.3f}s"
+            for name in book.names for host in book.lives[name]
+            for when, e in host.timeline if isinstance(e, events.LedgerAgreement) and not e.agree]
+
+
 # ----------------------------------------------------------------------- 2
 def _applied(book: Book, receiver: str) -> tuple[dict[int, int], list[str]]:
     """Seq -> amount of every payment any process of ``receiver`` applied, and clashes."""
@@ -247,7 +254,8 @@ def bounded(peer: Peer) -> list[str]:
 
 def check_all(book: Book, outsiders: list[Host] | None = None) -> list[str]:
     """Every invariant over a run that has healed and gone quiet."""
-    problems = conservation(book) + exactly_once(book) + no_silent_loss(book) + restart_safety(book)
+    problems = conservation(book) + no_false_disagreement(book) + exactly_once(book) + no_silent_loss(book)
+    problems += restart_safety(book)
     problems += outsiders_kept_out(book, outsiders or [])
     for name in book.names:
         problems += bounded(book.current(name).peer)

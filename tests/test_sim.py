@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import traceback
 from dataclasses import dataclass, field
 
@@ -319,10 +320,10 @@ def _payments_only(seed: int, loss: float) -> Plan:
 def test_the_checker_catches_a_ledger_that_applies_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
     """Break exactly-once on purpose (every seq looks new): the invariants must notice."""
     monkeypatch.setattr(Ledger, "processed", lambda self, seq: False)
-    caught = [seed for seed in range(20) if run_plan(_payments_only(seed, loss=0.3))]
+    results = {seed: run_plan(_payments_only(seed, loss=0.3)) for seed in range(20)}
+    caught = [seed for seed, problems in results.items()
+              if any(re.search(r"applied seq \d+ \d+ times|add up to", p) for p in problems)]
     assert len(caught) >= 10, f"only seeds {caught} were caught"
-    problems = " ".join(p for seed in caught[:3] for p in run_plan(_payments_only(seed, loss=0.3)))
-    assert "times" in problems or "add up to" in problems
 
 
 def test_the_checker_catches_a_session_that_never_retransmits(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -330,9 +331,9 @@ def test_the_checker_catches_a_session_that_never_retransmits(monkeypatch: pytes
     monkeypatch.setattr(RttEstimator, "rto", property(lambda self: 1e9))
     monkeypatch.setattr(RttEstimator, "backoff", lambda self, retries: 1e9)
     results = {seed: run_plan(_payments_only(seed, loss=0.3)) for seed in range(10)}
-    caught = [seed for seed, problems in results.items() if problems]
+    caught = [seed for seed, problems in results.items()
+              if any(re.search(r"is still (in doubt|pending)|did not settle|not settled", p) for p in problems)]
     assert len(caught) >= 8, f"only seeds {caught} were caught"
-    assert any("still in doubt" in p for seed in caught for p in results[seed])
 
 
 def test_healthy_lossy_runs_pass_the_same_checker() -> None:
