@@ -194,3 +194,17 @@ def test_code_words_pair_only_when_they_match(lanpay, loopback_ns) -> None:
     alice.expect(r"^Sent")
     bob.expect(r"You were paid 12\.34!")
     assert bob.balance() == 1234
+
+
+@pytest.mark.parametrize("bob_code", [("--code", "red piano"), ()])
+def test_without_the_same_code_words_nobody_pairs(lanpay, loopback_ns,
+                                                   bob_code: tuple[str, ...]) -> None:
+    alice = lanpay("alice", "--name", "alice", "--interface", "lo", "--code", "blue piano",
+                   netns=loopback_ns)
+    bob = lanpay("bob", "--name", "bob", "--interface", "lo", *bob_code, netns=loopback_ns)
+    alice.expect(r"^(Pairing with bob failed|bob refused to pair)")
+    for proc in (alice, bob):
+        proc.close_input()
+        proc.expect(r"^Goodbye\.$")
+        assert proc.wait() == 0
+        assert not [line for line in proc.lines if "Welcome" in line or "Paired" in line]
