@@ -157,8 +157,8 @@ def _loss_ruleset(inbound: int, outbound: int) -> str:
     rules = []
     for chain, hook, direction, pct in (("lossin", "input", "iifname", inbound),
                                         ("lossout", "output", "oifname", outbound)):
-        body = (f'{direction} "{HOST_IFACE}" meta l4proto udp numgen random mod 100 < {pct} drop'
-                if pct > 0 else "")
+        chance = f"numgen random mod 100 < {pct} " if pct < 100 else ""
+        body = f'{direction} "{HOST_IFACE}" meta l4proto udp {chance}counter drop' if pct else ""
         rules.append(f"  chain {chain} {{ type filter hook {hook} priority 0; policy accept;\n"
                      f"    {body}\n  }}")
     return (f"table inet {LOSS_TABLE}\ndelete table inet {LOSS_TABLE}\n"
@@ -304,6 +304,12 @@ class Lan:
         self._loss[name], self._loss_out[name] = _check_percent(inbound), _check_percent(outbound)
         run(["ip", "netns", "exec", host.netns, "nft", "-f", "-"],
             stdin=_loss_ruleset(inbound, outbound))
+
+    def dropped(self, name: str) -> int:
+        """How many UDP datagrams the loss rules of host ``name`` have dropped so far."""
+        out = run(["ip", "netns", "exec", self.hosts[name].netns, "nft", "list", "table",
+                   "inet", LOSS_TABLE], check=False).stdout
+        return sum(int(n) for n in re.findall(r"counter packets (\d+)", out))
 
     def exec_argv(self, name: str, argv: Sequence[str]) -> list[str]:
         """The command line that runs ``argv`` on host ``name``."""
