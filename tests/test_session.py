@@ -15,9 +15,10 @@ import pytest
 
 from lanpay.core import crypto, events, wire
 from lanpay.core.amounts import MAX_PAYMENT_CENTS
-from lanpay.core.errors import DecodeError, DropReason, NotPaired, PeerUnavailable
+from lanpay.core.errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, PeerUnavailable, UserError
 from lanpay.core.ledger import MAX_AHEAD
-from lanpay.core.peer import BROADCAST, Config, Peer, State
+from lanpay.core.peer import BROADCAST, MAX_BLOCKED, UNSOLICITED_PER_SECOND, Config, Peer, State
+from lanpay.core.peers import MAX_PEERS
 from lanpay.core.session import BYE_COPIES, IN_DOUBT_AFTER, SILENT_AFTER, WINDOW
 
 Addr = tuple[str, int]
@@ -765,3 +766,420 @@ def test_a_restarted_peer_s_hello_waits_until_the_old_process_is_judged_gone() -
     assert a.drops[DropReason.UNEXPECTED] >= 1
     assert b2.state is State.PAIRED and a.state is State.PAIRED
     assert lan.events(a, events.PeerRestarted)
+
+
+# ================================================================== what the user may ask
+
+@pytest.mark.parametrize(
+    "config",
+    [Config(name=""), Config(name="n" * 33), Config(name="a\tb"), Config(name="alice", want_peer="b\nob"),
+     Config(name="alice", want_peer="x" * 33)],
+    ids=["empty", "too-long", "tab", "peer-newline", "peer-too-long"],
+)
+def test_a_name_that_cannot_travel_is_refused_at_start(config: Config) -> None:
+    with pytest.raises(UserError, match="printable"):
+        Peer(config, random.Random(1), 0.0)
+
+
+@pytest.mark.parametrize("cents", [0, -5, MAX_PAYMENT_CENTS + 1, 1.5, "10"], ids=repr)
+def test_a_bad_amount_is_refused_and_nothing_moves(cents: object) -> None:
+    lan, a, b = paired()
+    with pytest.raises(AmountError):
+        a.pay(cents, "", lan.now)  # type: ignore[arg-type]
+    assert a.history() == [] and lan.take(a) == []
+
+
+@pytest.mark.parametrize("memo", ["m" * 65, "é" * 33, "line\nbreak", "\x1b[2J"], ids=repr)
+def test_a_memo_that_cannot_travel_is_refused(memo: str) -> None:
+    lan, a, b = paired()
+    with pytest.raises(UserError, match="memo"):
+        a.pay(100, memo, lan.now)
+    assert a.history() == []
+
+
+def test_paying_before_pairing_is_refused() -> None:
+    _, p = lone()
+    with pytest.raises(NotPaired, match="not paired"):
+        p.pay(100, "", 0.0)
+
+
+def test_paying_past_one_s_own_limit_is_refused_counting_what_is_pending() -> None:
+    lan, a, b = paired(alice={"limit": 1000})
+    a.pay(600, "", lan.now)
+    with pytest.raises(OverLimit, match="past your limit"):
+        a.pay(401, "", lan.now)
+    a.pay(400, "", lan.now)
+    lan.pump()
+    assert a.status().balance == -1000
+
+
+# ================================================================== liveness odds and ends
+
+def test_a_pong_for_a_ping_never_sent_does_not_skew_the_round_trip() -> None:
+    lan, a, b = paired()
+    before = (a.rtt.srtt, a.rtt.rttvar, a.rtt.latest)
+    lan.deliver(b, a, [forge_msg(b, wire.Pong(123456, 0, bytes(16)))])
+    assert drops(a) == {}
+    assert (a.rtt.srtt, a.rtt.rttvar, a.rtt.latest) == before
+
+
+def test_a_peer_that_left_is_no_longer_pinged() -> None:
+    lan, a, b = paired()
+    b.close(lan.now)
+    lan.pump()
+    lan.remove(b)
+    sealed: list[bytes] = []
+
+    def record(src: Peer, dst: Peer, data: bytes) -> bool:
+        if isinstance(wire.decode(data), wire.Sealed):
+            sealed.append(data)
+        return False
+
+    lan.advance(lan.now + 60.0, drop=record)
+    assert sealed == []
+    assert lan.events(a, events.PeerSilent) == []
+
+
+def test_both_views_are_compared_and_agree_when_quiet() -> None:
+    lan, a, b = paired()
+    a.pay(1000, "", lan.now)
+    lan.advance(lan.now + 3.0)
+    assert a.status().agree is True and b.status().agree is True
+    assert lan.events(a, events.LedgerAgreement) == []
+
+
+def test_a_disagreement_between_the_views_is_told() -> None:
+    lan, a, b = paired()
+    lan.deliver(b, a, [forge_msg(b, wire.Ping(99, 1, bytes(16)))])
+    assert lan.events(a, events.LedgerAgreement) == [events.LedgerAgreement(False)]
+    assert a.status().agree is False
+    lan.advance(lan.now + 3.0)
+    assert lan.events(a, events.LedgerAgreement) == [events.LedgerAgreement(False), events.LedgerAgreement(True)]
+
+
+# ================================================================== floods stay bounded
+
+def stranger_announce(inc: int, name: str = "bob", flags: int = 0, key: bytes = KEY, wants: str = "") -> bytes:
+    return wire.encode(wire.Announce(inc, 40000, flags, 5000, name, wants, "", 0, key))
+
+
+def test_a_flood_of_announces_gets_a_bounded_number_of_answers() -> None:
+    lan, p = lone(code="secret words")          # a code nobody else has: nothing pairs
+    for inc in range(10, 1010):
+        p.receive_datagram(stranger_announce(inc, name=f"s{inc}", flags=wire.F_CODE | wire.F_PAIRED),
+                           STRANGER, 0.0)
+    answers = lan.take(p)
+    assert 1 <= len(answers) <= UNSOLICITED_PER_SECOND
+    assert len(p.table) <= MAX_PEERS
+    p.receive_datagram(stranger_announce(5000, name="late", flags=wire.F_PAIRED), STRANGER, 1.0)
+    assert len(lan.take(p)) == 1                # the budget refills with time
+
+
+def test_a_flood_of_unwanted_hellos_gets_a_bounded_number_of_refusals() -> None:
+    lan, p = lone()
+    for sender in range(1, 1001):
+        p.receive_datagram(hello(p, sender=sender, wants="carol"), STRANGER, 0.0)
+    refusals = lan.take(p)
+    assert 1 <= len(refusals) <= UNSOLICITED_PER_SECOND
+    assert p.state is State.LOOKING and drops(p) == {}
+
+
+def test_a_peer_using_a_code_when_we_do_not_is_reported_once() -> None:
+    lan, p = lone()
+    for _ in range(5):
+        p.receive_datagram(stranger_announce(2**64 - 1, flags=wire.F_CODE), STRANGER, 0.0)
+    assert lan.events(p) == [events.PairingRefused("bob", wire.REFUSE_TEXT[wire.R_CODE_MISMATCH])]
+    assert p.state is State.LOOKING
+
+
+def test_two_peers_answering_to_one_name_get_neither_paired() -> None:
+    lan, p = lone(want_peer="bob")
+    p.receive_datagram(stranger_announce(2, key=KEY), ("10.0.0.7", 1), 0.0)     # lower incarnations:
+    p.receive_datagram(stranger_announce(3, key=bytes(32)), ("10.0.0.8", 1), 0.0)  # they would initiate
+    conflicts = lan.events(p, events.NameConflict)
+    assert [c.name for c in conflicts] == ["bob"]
+    assert set(conflicts[0].addrs) == {("10.0.0.7", 1), ("10.0.0.8", 1)}
+    assert p.state is State.LOOKING
+    assert reason_of(p, hello(p, sender=1, name="bob")) == {DropReason.UNEXPECTED}
+    assert p.state is State.LOOKING
+
+
+# ================================================================== pairing that goes wrong
+
+class Stranger:
+    """Someone on the LAN who speaks the handshake by hand, with a real key pair."""
+
+    def __init__(self, target: Peer, inc: int, seed: int = 9) -> None:
+        rng = random.Random(seed)
+        self.target, self.inc = target, inc
+        self.private = crypto.new_private_key(rng)
+        self.public = crypto.public_key(self.private)
+        self.addr = ("10.0.0.99", 4999)
+
+    def announce(self, key: bytes | None = None) -> bytes:
+        return wire.encode(wire.Announce(self.inc, self.addr[1], 0, 5000, "bob", "", "", 0,
+                                         self.public if key is None else key))
+
+    def reply(self, key: bytes | None = None, share: bytes = b"") -> bytes:
+        return wire.encode(wire.Reply(self.inc, self.target.incarnation, 0, "bob",
+                                      self.public if key is None else key, b"r" * 16, share))
+
+    def send(self, data: bytes, now: float = 0.0) -> set[DropReason]:
+        before = dict(self.target.drops)
+        self.target.receive_datagram(data, self.addr, now)
+        return {r for r, n in self.target.drops.items() if n != before.get(r, 0)}
+
+
+def initiating(key: bytes | None = None) -> tuple[Lan, Peer, Stranger]:
+    """Alice has sent a Hello to a stranger calling itself bob (it has the higher incarnation)."""
+    lan, p = lone()
+    bob = Stranger(p, 2**64 - 1)
+    assert bob.send(bob.announce(key)) == set()
+    assert p.state is State.PAIRING and p.hs is not None and p.hs.initiator
+    sent = [wire.decode(d) for d in lan.take(p)]
+    assert any(isinstance(m, wire.Hello) for m in sent)
+    return lan, p, bob
+
+
+def test_a_reply_with_a_key_other_than_the_announced_one_fails_pairing() -> None:
+    lan, p, bob = initiating()
+    assert bob.send(bob.reply(key=crypto.public_key(bytes(range(1, 33))))) == {DropReason.VIOLATION}
+    assert [e.reason for e in lan.events(p, events.PairingFailed)] == ["the reply does not match the peer's announced key"]
+    assert p.state is State.LOOKING
+
+
+def test_a_reply_with_a_low_order_key_fails_pairing() -> None:
+    lan, p, bob = initiating(key=bytes(32))
+    assert bob.send(bob.reply(key=bytes(32))) == {DropReason.VIOLATION}
+    assert [e.reason for e in lan.events(p, events.PairingFailed)] == ["the peer sent an invalid key"]
+
+
+def test_a_reply_carrying_a_code_share_when_we_use_no_code_fails_pairing() -> None:
+    lan, p, bob = initiating()
+    assert bob.send(bob.reply(share=b"s" * 32)) == {DropReason.VIOLATION}
+    assert [e.reason for e in lan.events(p, events.PairingFailed)] == [wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]]
+
+
+def test_a_confirmation_before_the_reply_fails_pairing() -> None:
+    lan, p, bob = initiating()
+    confirm = wire.encode(wire.Confirm(bob.inc, p.incarnation, b"t" * 16))
+    assert bob.send(confirm) == {DropReason.VIOLATION}
+    assert [e.reason for e in lan.events(p, events.PairingFailed)] == ["unexpected confirmation"]
+
+
+def test_a_confirmation_that_does_not_verify_fails_pairing() -> None:
+    lan, p, bob = initiating()
+    assert bob.send(bob.reply()) == set()
+    reveal = wire.decode(lan.take(p)[0])
+    assert isinstance(reveal, wire.Reveal)
+    assert bob.send(bob.reply()) == set()                      # a duplicated reply: the reveal again
+    assert [wire.decode(d) for d in lan.take(p)] == [reveal]
+    confirm = wire.encode(wire.Confirm(bob.inc, p.incarnation, b"t" * 16))
+    assert bob.send(confirm) == {DropReason.VIOLATION}
+    assert [e.reason for e in lan.events(p, events.PairingFailed)] == ["the confirmation does not verify"]
+    assert p.state is State.LOOKING and p.session is None
+
+
+@pytest.mark.parametrize(("reason", "kind"), [(wire.R_TAKEN, events.PairingRefused),
+                                              (wire.R_NOT_WANTED, events.PairingRefused),
+                                              (wire.R_BAD_CODE, events.PairingFailed),
+                                              (200, events.PairingRefused)])
+def test_a_refusal_is_told_and_the_peer_left_alone_for_a_while(reason: int, kind: type) -> None:
+    lan, p, bob = initiating()
+    assert bob.send(wire.encode(wire.Refuse(bob.inc, p.incarnation, reason, "bob"))) == set()
+    [told] = lan.events(p)
+    assert isinstance(told, kind) and told.reason == wire.REFUSE_TEXT.get(reason, "refused")
+    assert p.state is State.LOOKING
+    bob.send(bob.announce(), now=1.0)
+    assert p.state is State.LOOKING                            # cooling down: no new hello
+    assert all(not isinstance(wire.decode(d), wire.Hello) for d in lan.take(p))
+
+
+def test_an_unanswered_hello_is_resent_then_given_up() -> None:
+    lan, p, bob = initiating()
+    hellos: list[float] = []
+    while (t := p.next_timeout()) is not None and t < 30.0 and p.state is State.PAIRING:
+        lan.now = t
+        p.handle_timeout(t)
+        hellos += [t for d in lan.take(p) if isinstance(wire.decode(d), wire.Hello)]
+    assert p.state is State.LOOKING
+    assert len(hellos) >= 4
+    assert [e.reason for e in lan.events(p, events.PairingFailed)] == ["bob stopped answering"]
+
+
+def responding(code: str | None = None) -> tuple[Lan, Peer, Stranger, bytes]:
+    """A stranger with the lower incarnation sent Alice a Hello committing to its real key
+    (and, with a code, to a share that is a valid point but not made from Alice's code)."""
+    lan, p = lone(**({"code": code} if code else {}))
+    bob = Stranger(p, 1)
+    nonce = b"n" * 16
+    share = crypto.public_key(bytes(range(2, 34))) if code else b""
+    commitment = crypto.digest(b"lanpay-v1-commit", bob.public, share, nonce)
+    flags = wire.F_CODE if code else 0
+    assert bob.send(wire.encode(wire.Hello(1, p.incarnation, flags, "bob", "", commitment, nonce))) == set()
+    assert p.state is State.PAIRING
+    lan.take(p)
+    return lan, p, bob, share
+
+
+def test_a_reveal_whose_tag_does_not_verify_fails_pairing() -> None:
+    lan, p, bob, share = responding()
+    reveal = wire.encode(wire.Reveal(1, p.incarnation, bob.public, share, b"t" * 16))
+    assert bob.send(reveal) == {DropReason.VIOLATION}
+    assert [e.reason for e in lan.events(p, events.PairingFailed)] == ["the handshake does not verify"]
+    assert lan.take(p) == []
+
+
+def test_a_wrong_pairing_code_is_refused_back_and_not_counted_as_an_attack() -> None:
+    """A typo in the code is a user's mistake: the other side is told, nothing is counted."""
+    lan, p, bob, share = responding(code="blue piano")
+    reveal = wire.encode(wire.Reveal(1, p.incarnation, bob.public, share, b"t" * 16))
+    assert bob.send(reveal) == set()
+    [refusal] = [wire.decode(d) for d in lan.take(p)]
+    assert isinstance(refusal, wire.Refuse) and refusal.reason == wire.R_BAD_CODE
+    assert [e.reason for e in lan.events(p, events.PairingFailed)] == [wire.REFUSE_TEXT[wire.R_BAD_CODE]]
+
+
+def test_different_codes_never_pair() -> None:
+    lan = Lan(1)
+    a = lan.add("alice", code="blue piano")
+    b = lan.add("bob", code="red piano")
+    lan.advance(2.0)
+    assert a.state is State.LOOKING and b.state is State.LOOKING
+    assert lan.events(a, events.PairingFailed) and lan.events(b, events.PairingFailed)
+    assert a.session is None and b.session is None
+
+
+def test_the_same_code_typed_differently_pairs_verified() -> None:
+    lan = Lan(1)
+    a = lan.add("alice", code="blue piano")
+    b = lan.add("bob", code="  Blue   PIANO ")
+    lan.advance(2.0)
+    [pa], [pb] = lan.events(a, events.Paired), lan.events(b, events.Paired)
+    assert pa.verified and pb.verified and pa.code == pb.code
+
+
+def roles(lan: Lan, a: Peer, b: Peer) -> tuple[Peer, Peer]:
+    return (a, b) if a.incarnation < b.incarnation else (b, a)
+
+
+def test_a_lost_confirmation_is_made_up_for_by_the_first_sealed_datagram() -> None:
+    lan = Lan(1)
+    a, b = lan.add("alice"), lan.add("bob")
+    initiator, responder = roles(lan, a, b)
+    no_confirm: Drop = lambda src, dst, data: src is responder and isinstance(wire.decode(data), wire.Confirm)
+    lan.advance(2.0, drop=no_confirm)
+    assert a.state is State.PAIRED and b.state is State.PAIRED
+    assert lan.events(initiator, events.Paired)
+
+
+def test_a_lost_confirmation_is_sent_again_when_the_reveal_is() -> None:
+    lan = Lan(1)
+    a, b = lan.add("alice"), lan.add("bob")
+    initiator, responder = roles(lan, a, b)
+    confirms: list[float] = []
+
+    def silent_responder(src: Peer, dst: Peer, data: bytes) -> bool:
+        if src is responder and isinstance(wire.decode(data), wire.Confirm):
+            confirms.append(lan.now)
+            return len(confirms) == 1
+        return src is responder and isinstance(wire.decode(data), wire.Sealed) and len(confirms) < 2
+
+    lan.advance(3.0, drop=silent_responder)
+    assert len(confirms) >= 2
+    assert initiator.state is State.PAIRED and lan.events(initiator, events.Paired)
+
+
+# ================================================================== restarts, real and claimed
+
+@pytest.mark.parametrize("seed", [1, 3], ids=["newcomer-initiates", "survivor-initiates"])
+def test_a_peer_that_left_and_came_back_gets_the_relationship_back(seed: int) -> None:
+    lan, a, b = paired(seed)
+    a.pay(1000, "", lan.now)
+    lan.pump()
+    b.close(lan.now)
+    lan.pump()
+    lan.remove(b)
+    lan.advance(4.0)
+    b2 = lan.add("bob")
+    lan.advance(15.0)
+    assert a.state is State.PAIRED and b2.state is State.PAIRED
+    assert b2.status().balance == 1000 and a.status().balance == -1000
+    assert [type(e) for e in lan.events(a)][-2:] == [events.PeerLeft, events.PeerRestarted]
+    assert drops(a) == {} and drops(b2) == {}
+
+
+def claim_to_be_bob(a: Peer, now: float) -> None:
+    """A newcomer announces itself as a fresh, free 'bob'."""
+    a.receive_datagram(stranger_announce(2**64 - 1, name="bob"), STRANGER, now)
+
+
+def test_someone_claiming_to_be_a_restarted_counterpart_that_still_answers_is_called_out() -> None:
+    lan, a, b = paired()
+    lan.advance(5.5)
+    claim_to_be_bob(a, lan.now)
+    assert a.state is State.REPAIRING
+    lan.advance(10.0)
+    assert a.state is State.PAIRED and a.status().peer_addr == lan.addr(b)
+    assert lan.events(a, events.ImpostorSuspected) == [events.ImpostorSuspected("bob", STRANGER)]
+    claim_to_be_bob(a, lan.now)                          # cooling down: no second probe
+    assert a.state is State.PAIRED
+    a.pay(100, "", lan.now)
+    lan.pump()
+    assert b.status().balance == 100
+
+
+def test_a_newcomer_that_never_finishes_pairing_leaves_the_relationship_as_it_was() -> None:
+    lan, a, b = paired()
+    cut = between(a, b)
+    lan.advance(5.5, drop=cut)
+    claim_to_be_bob(a, lan.now)
+    lan.advance(20.0, drop=cut)
+    assert a.state is State.PAIRED
+    assert [e.reason for e in lan.events(a, events.PairingFailed)] == ["bob stopped answering"]
+    lan.advance(30.0)
+    assert lan.events(a, events.PeerBack) == [events.PeerBack("bob")]
+    a.pay(100, "", lan.now)
+    lan.pump()
+    assert b.status().balance == 100
+
+
+def test_failed_handshakes_from_many_strangers_keep_memory_bounded() -> None:
+    _, p = lone()
+    for sender in range(1, 3 * MAX_BLOCKED):
+        p.receive_datagram(hello(p, sender=sender), STRANGER, 0.0)
+        p.receive_datagram(wire.encode(wire.Reveal(sender, p.incarnation, KEY, b"", b"t" * 16)), STRANGER, 0.0)
+        p.datagrams_to_send(0.0)
+    assert p.drops[DropReason.VIOLATION] == 3 * MAX_BLOCKED - 1
+    assert len(p.cooldown) <= MAX_BLOCKED
+    assert p.state is State.LOOKING
+
+
+def test_a_reveal_from_a_stranger_after_pairing_is_not_for_us() -> None:
+    lan, a, b = paired()
+    reveal = wire.encode(wire.Reveal(1, a.incarnation, KEY, b"", b"t" * 16))
+    assert reason_of(a, reveal, now=lan.now) == {DropReason.NOT_FOR_US}
+
+
+# ================================================================== closing
+
+def test_closing_before_pairing_says_goodbye_to_the_lan_once() -> None:
+    lan, p = lone()
+    assert repr(BROADCAST) == "BROADCAST"
+    p.close(0.0)
+    out = p.datagrams_to_send(0.0)
+    assert [dest for _, dest in out] == [BROADCAST]
+    announce = wire.decode(out[0][0])
+    assert isinstance(announce, wire.Announce) and announce.flags & wire.F_LEAVING
+    p.close(1.0)
+    p.handle_timeout(5.0)
+    assert p.datagrams_to_send(5.0) == [] and p.next_timeout() is None
+
+
+def test_a_peer_is_idle_once_its_payments_are_resolved() -> None:
+    lan, a, b = paired()
+    assert a.idle
+    a.pay(100, "", lan.now)
+    assert not a.idle
+    lan.pump()
+    assert a.idle
