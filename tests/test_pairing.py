@@ -9,9 +9,14 @@ the users see: two different pairing codes, or, with ``--code``, no pairing.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import random
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from lanpay.core import crypto, events, pairing, wire
 from lanpay.core.pairing import HANDSHAKE_DEADLINE, TRANSITIONS, HandshakeError, HsState, Identity
@@ -288,3 +293,45 @@ def test_a_man_in_the_middle_without_the_code_cannot_pair_at_all(mallory_code: s
         assert hosts[name].peer.state is not State.PAIRED
     if mallory_code is not None:
         assert hosts["alice"].of(events.PairingFailed) and hosts["bob"].of(events.PairingFailed)
+
+
+# ================================================================ the key schedule, as docs/PROTOCOL.md writes it
+def framed_sha256(*parts: bytes) -> bytes:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(4, "big") + part)
+    return h.digest()
+
+
+@pytest.mark.parametrize("code", [None, "blue harbour"])
+def test_the_documented_key_schedule_reproduces_the_keys(code: str | None) -> None:
+    """An independent reading of the protocol document derives the very same keys, code and tags."""
+    hs_i, hs_r = complete(identity("alice", 10, 1, code=code), identity("bob", 20, 2, code=code))
+    u64 = lambda n: n.to_bytes(8, "big")  # noqa: E731
+    transcript = framed_sha256(b"lanpay-v1-pairing", b"alice", b"bob", u64(10), u64(20),
+                               bytes([hs_i.flags, hs_r.flags]), hs_i.commitment, hs_i.nonce_i,
+                               hs_r.pub_r, hs_r.nonce_r, hs_r.share_r, hs_i.pub_i, hs_i.share_i)
+    dh = X25519PrivateKey.from_private_bytes(hs_i.dh_private).exchange(X25519PublicKey.from_public_bytes(hs_r.pub_r))
+    pake = b""
+    if code:
+        pake = X25519PrivateKey.from_private_bytes(hs_i.pake_private).exchange(
+            X25519PublicKey.from_public_bytes(hs_r.share_r))
+    okm = HKDF(hashes.SHA256(), 112, framed_sha256(transcript), b"lanpay v1 keys").derive(dh + pake)
+    keys = hs_i.keys
+    assert (keys.send_key, keys.recv_key, keys.session_id) == (okm[:32], okm[32:64], okm[96:104])
+    digits = f"{int.from_bytes(okm[104:112], 'big') % 10**6:06d}"
+    assert keys.code == f"{digits[:2]}-{digits[2:4]}-{digits[4:]}"
+    tag_i = hmac.new(okm[64:96], b"initiator" + framed_sha256(transcript), hashlib.sha256).digest()[:16]
+    assert crypto.confirm_tag(keys, b"initiator", hs_i._transcript()) == tag_i
+    assert hs_i.commitment == framed_sha256(b"lanpay-v1-commit", hs_i.pub_i, hs_i.share_i, hs_i.nonce_i)
+
+
+def test_documented_sizes_of_fixed_messages() -> None:
+    assert len(wire.encode(wire.Confirm(1, 2, bytes(16)))) == 36
+    assert len(wire.encode(wire.Refuse(1, 2, wire.R_TAKEN, "alice"))) == 22 + 5
+    assert len(wire.encode(wire.Hello(1, 2, 0, "alice", "", bytes(32), bytes(16)))) == 71 + 5
+    assert len(wire.encode(wire.Reply(1, 2, 0, "bob", bytes(32), bytes(16), bytes(32)))) == 71 + 3 + 32
+    assert len(wire.encode(wire.Reveal(1, 2, bytes(32), b"", bytes(16)))) == 69
+    assert len(wire.encode(wire.Announce(1, 0, 0, 6000, "alice", "bob", "", 0, bytes(32)))) == 62 + 5 + 3
+    assert len(wire.encode_inner(wire.Ping(1, 1, bytes(16)))) == 22
+    assert len(wire.encode_inner(wire.Pay(1, 0, 100, "hi"))) == 26 + 2
