@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanpay.core.amounts import MAX_PAYMENT_CENTS, format_amount, parse_amount, to_decimal
@@ -135,16 +135,19 @@ def test_to_decimal_is_exact() -> None:
     assert str(to_decimal(1)) == "0.01"
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=1, max_value=MAX_PAYMENT_CENTS))
 def test_every_amount_shown_reads_back_as_the_same_cents(cents: int) -> None:
     assert parse_amount(format_amount(cents)) == cents
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=-(10**18), max_value=10**18))
 def test_shown_amount_matches_decimal_arithmetic(cents: int) -> None:
     assert Decimal(format_amount(cents)) == Decimal(cents) / 100
 
 
+@settings(deadline=None)
 @given(st.text())
 def test_any_text_either_parses_or_raises_amount_error(text: str) -> None:
     try:
@@ -154,6 +157,7 @@ def test_any_text_either_parses_or_raises_amount_error(text: str) -> None:
     assert 1 <= cents <= MAX_PAYMENT_CENTS
 
 
+@settings(deadline=None)
 @given(st.text(alphabet="0123456789.+-eE_, \t", max_size=30))
 def test_number_like_text_either_parses_or_raises_amount_error(text: str) -> None:
     """Text built from number-ish characters reaches deeper into the grammar."""

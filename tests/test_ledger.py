@@ -371,7 +371,7 @@ def test_a_restored_ledger_can_always_acknowledge() -> None:
     assert wire.decode_inner(wire.encode_inner(led.ack())) == wire.Ack(2, (), ())
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["pay", "confirm", "reject", "doubt", "receive"]),
                           st.integers(1, 40), st.integers(1, 10_000)), max_size=60))
 def test_any_record_hands_back_as_its_mirror(ops: list[tuple[str, int, int]]) -> None:

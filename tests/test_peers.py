@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanpay.core import wire
@@ -136,6 +136,7 @@ def test_a_flood_of_forged_announces_keeps_the_table_bounded() -> None:
     assert len(table.alive(now)) <= MAX_PEERS
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 40), st.booleans(), st.integers(0, 30_000), st.floats(0, 5)),
                 max_size=200))
 def test_the_table_never_exceeds_its_limit_and_keeps_known_names(

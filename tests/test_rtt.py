@@ -7,7 +7,7 @@ binary floating point and the expected numbers can be compared with ``==``.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanpay.core.rtt import ALPHA, BETA, K, RttEstimator
@@ -104,6 +104,7 @@ def test_backoff_before_any_sample_starts_from_the_initial_timeout() -> None:
     assert [est.backoff(n) for n in range(3)] == [0.25, 0.5, 1.0]
 
 
+@settings(deadline=None)
 @given(st.lists(st.floats(min_value=0.0, max_value=100.0), min_size=1, max_size=50),
        st.integers(min_value=0, max_value=100))
 def test_timeouts_always_stay_between_floor_and_cap(samples: list[float], retries: int) -> None:
