@@ -216,3 +216,42 @@ def test_an_eavesdropper_replaying_and_flipping_bits_changes_nothing(
     assert sum(1 for line in bob.lines if "Welcome" in line) == 1
     assert alice.exit() == 0
     assert bob.exit() == 0
+
+
+def test_with_code_words_a_restarted_peer_is_verified(lanpay, make_lan) -> None:
+    lan = make_lan(["alice", "bob"])
+    code = ("--code", "correct horse")
+    alice = start(lanpay, lan, "alice", *code)
+    bob = start(lanpay, lan, "bob", *code)
+    alice.expect(r"Paired with bob .*verified by the shared code")
+    bob.expect(WELCOME)
+    bob.send("pay 8")
+    bob.expect(r"^Sent")
+    bob.kill()
+    reborn = start(lanpay, lan, "bob", *code)
+    reborn.expect(r"Paired with alice .*verified by the shared code")
+    reborn.expect(r"Restored from alice's record: balance -8\.00")
+    alice.expect(r"bob restarted.*verified by the shared code")
+    assert reborn.balance() == -800
+    assert alice.balance() == 800
+
+
+def test_an_impostor_claiming_to_be_the_restarted_peer_is_ignored(lanpay, make_lan) -> None:
+    lan = make_lan(["alice", "bob", "mallory"])
+    alice = start(lanpay, lan, "alice")
+    bob = start(lanpay, lan, "bob")
+    alice.expect(WELCOME)
+    bob.expect(WELCOME)
+    alice.send("pay 5")
+    alice.expect(r"^Sent")
+    impostor = lanpay("mallory", "--name", "bob", "--peer", "alice",
+                      netns=lan["mallory"].netns)
+    alice.expect(r"^Warning: .*claims to be bob restarted")
+    bob.send("pay 1")
+    bob.expect(r"^Sent")
+    alice.expect(r"You were paid 1\.00!")
+    assert alice.balance() == -400
+    assert bob.balance() == 400
+    impostor.close_input()
+    impostor.expect(r"^Goodbye\.$")
+    assert not [line for line in impostor.lines if "Welcome" in line]
