@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from invariants import Book, bounded, check_all, conservation, exactly_once, no_silent_loss
+from invariants import Book, bounded, check_all
 from lanpay.core import events, wire
 from lanpay.core.errors import PeerUnavailable
 from lanpay.core.ledger import Ledger
