@@ -158,6 +158,10 @@ def forge_msg(sender: Peer, msg: wire.Message) -> bytes:
     return forge(sender, wire.encode_inner(msg))
 
 
+def forge_msg_at(sender: Peer, msg: wire.Message, counter: int) -> bytes:
+    return forge(sender, wire.encode_inner(msg), counter)
+
+
 def drops(peer: Peer) -> dict[DropReason, int]:
     return {reason: n for reason, n in peer.drops.items() if n}
 
@@ -219,10 +223,6 @@ def test_a_datagram_far_left_of_the_replay_window_is_dropped_unopened() -> None:
     lan.deliver(a, b, [late])
     assert drops(b) == {DropReason.REPLAY: 1}
     assert b.status().balance == 0
-
-
-def forge_msg_at(sender: Peer, msg: wire.Message, counter: int) -> bytes:
-    return forge(sender, wire.encode_inner(msg), counter)
 
 
 # ================================================================== authenticated but wrong
@@ -1059,14 +1059,15 @@ def test_the_same_code_typed_differently_pairs_verified() -> None:
     assert pa.verified and pb.verified and pa.code == pb.code
 
 
-def roles(lan: Lan, a: Peer, b: Peer) -> tuple[Peer, Peer]:
+def roles(a: Peer, b: Peer) -> tuple[Peer, Peer]:
+    """(initiator, responder): the lower incarnation initiates."""
     return (a, b) if a.incarnation < b.incarnation else (b, a)
 
 
 def test_a_lost_confirmation_is_made_up_for_by_the_first_sealed_datagram() -> None:
     lan = Lan(1)
     a, b = lan.add("alice"), lan.add("bob")
-    initiator, responder = roles(lan, a, b)
+    initiator, responder = roles(a, b)
     no_confirm: Drop = lambda src, dst, data: src is responder and isinstance(wire.decode(data), wire.Confirm)
     lan.advance(2.0, drop=no_confirm)
     assert a.state is State.PAIRED and b.state is State.PAIRED
@@ -1076,7 +1077,7 @@ def test_a_lost_confirmation_is_made_up_for_by_the_first_sealed_datagram() -> No
 def test_a_lost_confirmation_is_sent_again_when_the_reveal_is() -> None:
     lan = Lan(1)
     a, b = lan.add("alice"), lan.add("bob")
-    initiator, responder = roles(lan, a, b)
+    initiator, responder = roles(a, b)
     confirms: list[float] = []
 
     def silent_responder(src: Peer, dst: Peer, data: bytes) -> bool:
