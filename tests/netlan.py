@@ -335,6 +335,10 @@ class LanpayProcess:
         return f"--- {self.label} ({state}): {' '.join(self.argv)}\n{body}"
 
 
+#: What the ``lanpay`` fixture is: ``start(label, *args, netns=...)``.
+Spawn = Callable[..., LanpayProcess]
+
+
 # --- the attacker (run as a script inside its namespace) -----------------------
 
 ETH_P_ALL = 0x0003

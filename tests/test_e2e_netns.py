@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from netlan import (DEADLINE, LanpayProcess, cents, iter_frames, money,
+from netlan import (DEADLINE, LanpayProcess, Spawn, cents, iter_frames, money, netns_lan,
                     require_tools, udp_fields)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
@@ -26,7 +26,7 @@ LOSSY_DEADLINE = max(60.0, DEADLINE)
 NETLAN = str(Path(__file__).resolve().parent / "netlan.py")
 
 
-def start(lanpay, lan, host: str, *args: str) -> LanpayProcess:
+def start(lanpay: Spawn, lan: netns_lan.Lan, host: str, *args: str) -> LanpayProcess:
     """Run ``lanpay --name HOST ARGS`` on that host of the LAN."""
     return lanpay(host, "--name", host, *args, netns=lan[host].netns)
 
@@ -163,12 +163,30 @@ def test_connect_reaches_a_peer_on_another_subnet(lanpay, make_lan) -> None:
     assert bob.balance() == -1234
 
 
-def _attacker(lanpay_procs: list[LanpayProcess], lan, mode: str) -> LanpayProcess:
+def pay(payer: LanpayProcess, payee: LanpayProcess, amount: str, memo: str = "") -> None:
+    """``payer`` pays; wait until it says ``Sent`` and ``payee`` says it was paid."""
+    payer.send(f"pay {amount} {memo}".rstrip())
+    payer.expect(r"^Sent")
+    payee.expect(rf"You were paid {re.escape(amount)}!")
+
+
+def _attacker(lanpay_procs: list[LanpayProcess], lan: netns_lan.Lan,
+              mode: str) -> LanpayProcess:
     """The attacker's sniffer or replayer, running on host mallory (not a lanpay)."""
     proc = LanpayProcess(f"mallory-{mode}",
                          lan.exec_argv("mallory", [sys.executable, NETLAN, mode, "lan0"]))
     lanpay_procs.append(proc)
     return proc
+
+
+def _replay(procs: list[LanpayProcess], lan: netns_lan.Lan, frames: list[bytes]) -> None:
+    """Mallory sends every frame back: as captured, bit-flipped, and from her own address."""
+    replayer = _attacker(procs, lan, "replay")
+    for frame in frames:
+        replayer.send(frame.hex())
+    replayer.close_input()
+    assert int(replayer.expect(r"^sent (\d+)$").group(1)) == 7 * len(frames)
+    assert replayer.wait() == 0
 
 
 def test_an_eavesdropper_replaying_and_flipping_bits_changes_nothing(
@@ -177,45 +195,28 @@ def test_an_eavesdropper_replaying_and_flipping_bits_changes_nothing(
     procs = request.node._lanpay_procs
     sniffer = _attacker(procs, lan, "sniff")
     sniffer.expect(r"^listening$")
-    alice = start(lanpay, lan, "alice")
-    bob = start(lanpay, lan, "bob")
+    alice, bob = start(lanpay, lan, "alice"), start(lanpay, lan, "bob")
     alice.expect(WELCOME)
     bob.expect(WELCOME)
-    alice.send("pay 10 tiramisu")
-    alice.expect(r"^Sent")
-    bob.send("pay 4")
-    bob.expect(r"^Sent")
-    alice.send("pay 1.50")
-    alice.expect(r"^Sent")
-    bob.expect_count(PAID, 2)
-    alice.expect(PAID)
+    pay(alice, bob, "10.00", "tiramisu")
+    pay(bob, alice, "4.00")
+    pay(alice, bob, "1.50")
     sniffer.kill()
 
     couple = {lan["alice"].addr, lan["bob"].addr}
     frames = [f for f in iter_frames(sniffer.lines) if udp_fields(f)[0] in couple]
-    payloads = [udp_fields(f)[4] for f in frames]
     assert len(frames) >= 6, "the eavesdropper should have overheard pairing and payments"
-    assert not any(b"tiramisu" in p for p in payloads), "a memo crossed the LAN in clear"
+    assert not any(b"tiramisu" in udp_fields(f)[4] for f in frames), "a memo went in clear"
+    _replay(procs, lan, frames)
 
-    replayer = _attacker(procs, lan, "replay")
-    for frame in frames:
-        replayer.send(frame.hex())
-    replayer.close_input()
-    assert int(replayer.expect(r"^sent (\d+)$").group(1)) == 7 * len(frames)
-    assert replayer.wait() == 0
-
-    alice.send("pay 0.01")
-    alice.expect(r"^Sent")
-    bob.expect(r"You were paid 0\.01!")
+    pay(alice, bob, "0.01")
     assert alice.balance() == -1000 + 400 - 150 - 1
     assert bob.balance() == 1000 - 400 + 150 + 1
     assert paid_amounts(bob) == Counter([1000, 150, 1])
     assert paid_amounts(alice) == Counter([400])
-    assert alice.proc.poll() is None and bob.proc.poll() is None
-    assert sum(1 for line in alice.lines if "Welcome" in line) == 1
-    assert sum(1 for line in bob.lines if "Welcome" in line) == 1
-    assert alice.exit() == 0
-    assert bob.exit() == 0
+    for proc in (alice, bob):
+        assert sum(1 for line in proc.lines if "Welcome" in line) == 1
+        assert proc.exit() == 0
 
 
 def test_with_code_words_a_restarted_peer_is_verified(lanpay, make_lan) -> None:
