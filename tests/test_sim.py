@@ -217,10 +217,17 @@ def run_plan(plan: Plan) -> list[str]:
         net.add(name, code=plan.code, limit=plan.limits[name])
     book = Book(net)
     attacker = Attacker(net, random.Random(f"attacker-{plan.seed}"))
-    outsiders: list[Host] = []
     if not net.run_until(lambda: _both_paired(book), 120, every=0.05):
         return [f"alice and bob did not pair within 120 s ({[h.peer.state.value for h in net.live()]})"]
-    start = net.now
+    outsiders = _play(plan, book, attacker)
+    problems = _calm(book) + check_all(book, outsiders) + attacker.problems
+    return problems + [p for host in outsiders for p in bounded(host.peer)]
+
+
+def _play(plan: Plan, book: Book, attacker: Attacker) -> list[Host]:
+    """The chaos: the plan's actions at their times; returns the third peers that joined."""
+    net, start = book.net, book.net.now
+    outsiders: list[Host] = []
     for at, kind, args in plan.actions:
         net.run(start + at)
         if kind == "pay":
@@ -236,21 +243,23 @@ def run_plan(plan: Plan) -> list[str]:
         elif kind == "third-peer":
             outsiders.append(_third_peer(net, attacker))
     net.run(start + plan.chaos)
+    return outsiders
+
+
+def _calm(book: Book) -> list[str]:
+    """Heal everything, wait until both sides are paired and idle, then let keepalives compare."""
+    net = book.net
     net.heal()
     net.cond = Conditions()
-    if not net.run_until(lambda: _settled(book), 150, every=0.25):
-        states = {n: book.current(n).peer.state.value for n in ALICE_BOB}
-        problems = [f"not settled 150 s after healing: {states}"]
-    else:
+    if net.run_until(lambda: _settled(book), 150, every=0.25):
         problems = _one_more_each_way(book)
-    net.run(net.now + 3.0)             # keepalives compare the ledger digests
-    problems += check_all(book, outsiders) + attacker.problems
+    else:
+        problems = [f"not settled 150 s after healing: { {n: book.current(n).peer.state.value for n in ALICE_BOB} }"]
+    net.run(net.now + 3.0)
     for name in ALICE_BOB:
         s = book.current(name).peer.session
         if not problems and s is not None and s.agree is not True:
             problems.append(f"{name}'s keepalives do not show agreeing ledgers (agree={s.agree})")
-    for host in outsiders:
-        problems += bounded(host.peer)
     return problems
 
 
