@@ -16,6 +16,7 @@ from lanpay.core import events, session
 from lanpay.core.errors import UserError
 from lanpay.core.ledger import HANDBACK_ENTRIES, MAX_AHEAD
 from lanpay.core.peer import MAX_BLOCKED, Peer, State
+from lanpay.core.session import IN_DOUBT_AFTER
 from lanpay.core.peers import MAX_PEERS
 from sim import Host, Net
 
@@ -28,6 +29,7 @@ class Issued:
     seq: int
     amount: int
     memo: str
+    at: float = 0.0
 
 
 class Book:
@@ -54,7 +56,7 @@ class Book:
         except UserError as exc:
             self.refused.append((name, cents, str(exc)))
             return None
-        self.issued.append(Issued(self.current(name), seq, cents, memo))
+        self.issued.append(Issued(self.current(name), seq, cents, memo, self.net.now))
         return seq
 
     def restart(self, name: str) -> Host:
@@ -167,6 +169,7 @@ def no_silent_loss(book: Book) -> list[str]:
             problems += [f"{name} saw seq {s} both confirmed and rejected" for s in sorted(confirmed.keys() & rejected)]
             problems += [f"{name} seq {s}: was_in_doubt={e.was_in_doubt} but in-doubt reported={s in doubted}"
                          for s, e in sorted(confirmed.items()) if e.was_in_doubt != (s in doubted)]
+            problems += _doubt_reported(book, host)
             if host is not book.current(name):
                 continue                 # a process that died takes its pending payments with it
             for p in book.issued_by(host):
@@ -176,6 +179,19 @@ def no_silent_loss(book: Book) -> list[str]:
             if host.peer.ledger.pending():
                 problems.append(f"{name} still lists pending payments: {host.peer.status().pending}")
     return problems
+
+
+def _doubt_reported(book: Book, host: Host) -> list[str]:
+    """A payment unresolved for longer than IN_DOUBT_AFTER was reported in doubt by then."""
+    resolved = {e.seq: when for when, e in host.timeline
+                if isinstance(e, (events.PaymentConfirmed, events.PaymentRejected))}
+    doubted = {e.seq for _, e in host.timeline if isinstance(e, events.PaymentInDoubt)}
+    late = []
+    for p in book.issued_by(host):
+        end = resolved.get(p.seq, book.net.now if host.alive else None)
+        if end is not None and end - p.at > IN_DOUBT_AFTER + 0.01 and p.seq not in doubted:
+            late.append(f"{host.name}'s seq {p.seq} went unresolved {end - p.at:.1f}s and was never reported in doubt")
+    return late
 
 
 # ----------------------------------------------------------------------- 4
