@@ -1,0 +1,844 @@
+#!/usr/bin/env python3
+"""lanpay benchmarks: every figure stands next to a floor measured in the same run.
+
+A number alone says little on a shared, noisy machine; the same number divided
+by what plain Python does on the same path in the same minute says how much
+lanpay itself costs.  So each metric is reported as ``lanpay``, ``floor`` and
+``ratio = lanpay / floor`` (for times and memory, lower ratios are better; for
+rates, higher ones are).  The floors:
+
+* UDP ping-pong between two Python processes on loopback (round-trip time, and
+  round trips per second) for pay latency and line-mode throughput;
+* two Python processes meeting by broadcast for pairing time;
+* ``python3 -c pass`` for start-up, and a Python process sending one broadcast
+  for the time to the first announce;
+* the resident memory of an idle Python process that imports nothing;
+* raw ChaCha20-Poly1305 seal + open of the very datagrams a core-only run
+  exchanged, for the core's payments per CPU second;
+* the lossless line-mode run, for goodput under 10 % and 30 % loss.
+
+Everything that touches a socket runs in a private network namespace holding
+only ``lo`` (this script re-executes itself under ``unshare --net``), and every
+lanpay gets ``--interface lo``: nothing can reach the machine's real network.
+Loss is an nftables rule on that private ``lo``.  Every wait has a deadline.
+
+usage: python3 tools/bench.py [--quick] [--json FILE] [--core-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import re
+import select
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from lanpay import __version__
+from lanpay.core import wire
+from lanpay.core.events import PaymentConfirmed
+from lanpay.core.peer import BROADCAST, Config, Peer
+from lanpay.core.session import WINDOW
+
+INSIDE_ENV = "LANPAY_BENCH_INSIDE"
+NFT_TABLE = "lanpay_bench_loss"
+FIRST_PORT = 47100          # discovery ports handed out in the private namespace
+WELCOME = "Welcome to your peering relationship!"
+CHILD_TIMEOUT = 30.0        # how long any child may take to do one thing
+SETTLE = 20.0               # how long pending payments may take to drain between runs
+
+
+class BenchError(RuntimeError):
+    """A measurement could not be taken; the message says which and why."""
+
+
+# ----------------------------------------------------------------- sizes and results
+
+@dataclass(frozen=True)
+class Plan:
+    """How many repetitions each measurement gets."""
+
+    rtt_round_trips: int = 500
+    starts: int = 10
+    pairings: int = 5
+    pays: int = 200
+    burst: int = 500
+    lossy: int = 150
+    lossy_cap: float = 20.0
+    core_payments: int = 10000
+
+
+QUICK = Plan(rtt_round_trips=100, starts=3, pairings=2, pays=30, burst=60, lossy=20,
+             lossy_cap=8.0, core_payments=300)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One line of the report: lanpay's figure, the floor's, and their ratio."""
+
+    name: str
+    label: str
+    unit: str
+    lanpay: float
+    floor: float
+    floor_is: str
+    detail: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        """lanpay / floor, the figure that survives a change of machine."""
+        return self.lanpay / self.floor
+
+    def as_json(self) -> dict[str, object]:
+        """A plain dict, with the ratio written out so readers need not recompute it."""
+        out = asdict(self)
+        out["ratio"] = self.ratio
+        return out
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of at least one value."""
+    return float(statistics.median(values))
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile: a value that was actually observed."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return float(ordered[rank - 1])
+
+
+# ----------------------------------------------------------------- confinement
+
+def enter_private_namespace(argv: Sequence[str]) -> None:
+    """Re-run this script in a new network namespace that has only ``lo``.
+
+    As root a plain ``unshare --net`` does; otherwise unprivileged user
+    namespaces may allow it with ``--map-root-user``.  Does not return.
+    """
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        raise BenchError("the network benchmarks need unshare (util-linux) and ip (iproute2); "
+                         "--core-only runs without them")
+    enter = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--net", "--map-root-user"]
+    probe = subprocess.run([*enter, "true"], capture_output=True, timeout=CHILD_TIMEOUT)
+    if probe.returncode != 0:
+        raise BenchError("cannot create a private network namespace: run as root "
+                         "(or enable unprivileged user namespaces); --core-only runs without one")
+    os.environ[INSIDE_ENV] = "1"
+    os.execvp(enter[0], [*enter, "--", sys.executable, str(Path(__file__).resolve()), *argv])
+
+
+def confine_to_loopback() -> None:
+    """Bring ``lo`` up and refuse to go on if any other interface is visible."""
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=CHILD_TIMEOUT)
+    listed = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                            check=True, timeout=CHILD_TIMEOUT).stdout
+    names = [line.split(":")[1].strip() for line in listed.splitlines() if line.strip()]
+    if names != ["lo"]:
+        raise BenchError(f"expected only lo in the private namespace, found {names}")
+
+
+def nft(script: str) -> None:
+    """Apply an nftables script in this (private) namespace."""
+    done = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True,
+                          timeout=CHILD_TIMEOUT)
+    if done.returncode != 0:
+        raise BenchError(f"nft failed: {done.stderr.strip()}")
+
+
+@contextmanager
+def udp_loss(percent: int) -> Iterator[None]:
+    """Drop ``percent`` % of UDP arriving on the private ``lo`` while inside the block."""
+    nft(f"table inet {NFT_TABLE} {{\n"
+        "  chain input { type filter hook input priority 0; policy accept;\n"
+        f"    iifname \"lo\" meta l4proto udp numgen random mod 100 < {percent} drop\n"
+        "  }\n}\n")
+    try:
+        yield
+    finally:
+        nft(f"delete table inet {NFT_TABLE}\n")
+
+
+class Ports:
+    """Fresh discovery ports, so no run hears a stale announce from the one before."""
+
+    def __init__(self) -> None:
+        self._next = FIRST_PORT
+
+    def take(self) -> int:
+        port, self._next = self._next, self._next + 1
+        return port
+
+
+# ----------------------------------------------------------------- child programs
+# Small Python programs run with ``python3 -c``: the floors.  Each is bounded in
+# count and in time and stops by itself.
+
+ECHO = """
+import socket, sys
+count = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+s.settimeout(30)
+print(s.getsockname()[1], flush=True)
+for _ in range(count):
+    try:
+        data, addr = s.recvfrom(2048)
+    except socket.timeout:
+        break
+    s.sendto(data, addr)
+"""
+
+PING = """
+import json, socket, sys, time
+port, count, warm, size = map(int, sys.argv[1:5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+payload, dest, rtts = bytes(size), ("127.0.0.1", port), []
+start = time.perf_counter()
+for i in range(warm + count):
+    if i == warm:
+        start = time.perf_counter()
+    sent = time.perf_counter()
+    s.sendto(payload, dest)
+    s.recvfrom(2048)
+    rtts.append(time.perf_counter() - sent)
+print(json.dumps({"rtts": rtts[warm:], "total": time.perf_counter() - start}), flush=True)
+"""
+
+MEET = """
+import os, socket, sys, time
+port = int(sys.argv[1])
+hello = b"hi" + os.urandom(8)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.bind(("", port))
+s.settimeout(0.05)
+dest = ("127.255.255.255", port)
+s.sendto(hello, dest)
+for _ in range(200):
+    try:
+        data, addr = s.recvfrom(64)
+    except socket.timeout:
+        s.sendto(hello, dest)
+        continue
+    if data.startswith(b"hi") and data != hello:
+        s.sendto(hello, dest)
+        print("met", flush=True)
+        break
+"""
+
+ANNOUNCE = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.sendto(b"announce", ("127.255.255.255", int(sys.argv[1])))
+"""
+
+IDLE = "print('ready', flush=True); input()"
+
+
+def python_argv(source: str, *args: object) -> list[str]:
+    """Run a small program with the same interpreter lanpay runs on."""
+    return [sys.executable, "-c", source, *map(str, args)]
+
+
+def lanpay_argv(*args: str) -> list[str]:
+    """The installed ``lanpay`` script, run by this interpreter (no shell shims in between)."""
+    script = Path(sys.executable).parent / "lanpay"
+    entry = [str(script)] if script.is_file() else ["-m", "lanpay"]
+    return [sys.executable, *entry, *args]
+
+
+def lanpay_peer(name: str, port: int) -> list[str]:
+    """A lanpay confined to loopback, on its own discovery port."""
+    return lanpay_argv("--name", name, "--interface", "lo", "--port", str(port))
+
+
+# ----------------------------------------------------------------- running children
+
+class Child:
+    """A child process whose output lines are kept with the time they were read."""
+
+    def __init__(self, label: str, argv: Sequence[str]) -> None:
+        self.label = label
+        self._stderr = tempfile.TemporaryFile()
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._stderr, bufsize=0)
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        self.fd = self.proc.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.lines: list[tuple[float, str]] = []
+        self.cursor = 0
+        self.eof = False
+        self._partial = b""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, text: str) -> float:
+        """Write lines to the child's stdin; return when they were written."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode())
+        return time.perf_counter()
+
+    def close_input(self) -> None:
+        """End of input: lanpay leaves (says BYE) and exits."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    def read_available(self) -> None:
+        """Take whatever the pipe holds now, stamping each complete line."""
+        try:
+            chunk = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        now = time.perf_counter()
+        if not chunk:
+            self.eof = True
+            return
+        self._partial += chunk
+        *complete, self._partial = self._partial.split(b"\n")
+        self.lines.extend((now, raw.decode("utf-8", "replace")) for raw in complete)
+
+    def stderr_tail(self, limit: int = 800) -> str:
+        """The end of what the child wrote on stderr, for error messages."""
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")[-limit:]
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Let it end by itself (input closed), then kill this one process if it will not."""
+        self.close_input()
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(grace)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+
+class Children:
+    """Every child of one measurement: all their pipes are drained while waiting on any."""
+
+    def __init__(self) -> None:
+        self.all: list[Child] = []
+
+    def start(self, label: str, argv: Sequence[str]) -> Child:
+        child = Child(label, argv)
+        self.all.append(child)
+        return child
+
+    def poll(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for output from any child and read it."""
+        open_ = [c for c in self.all if not c.eof]
+        if not open_:
+            time.sleep(min(timeout, 0.01))
+            return
+        ready, _, _ = select.select([c.fd for c in open_], [], [], max(0.0, timeout))
+        for child in open_:
+            if child.fd in ready:
+                child.read_available()
+
+    def expect(self, child: Child, match: Callable[[str], bool], deadline: float,
+               ) -> tuple[float, str]:
+        """The next line of ``child`` (from its cursor on) that matches; skip the others."""
+        while True:
+            while child.cursor < len(child.lines):
+                stamp, text = child.lines[child.cursor]
+                child.cursor += 1
+                if match(text):
+                    return stamp, text
+            now = time.perf_counter()
+            if child.eof or now >= deadline:
+                why = "exited" if child.eof else "timed out"
+                seen = [t for _, t in child.lines[-5:]]
+                raise BenchError(f"{child.label} {why} while waiting; last lines {seen}; "
+                                 f"stderr: {child.stderr_tail()!r}")
+            self.poll(deadline - now)
+
+    def stop_all(self) -> None:
+        """Stop every child this measurement started, each by its own handle."""
+        for child in self.all:
+            if child.proc.poll() is None:
+                child.close_input()
+        for child in self.all:
+            child.stop()
+        self.all.clear()
+
+
+@contextmanager
+def children() -> Iterator[Children]:
+    """Children that are always stopped, however the measurement ends."""
+    group = Children()
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+def starts_with(*prefixes: str) -> Callable[[str], bool]:
+    """A line matcher for ``Children.expect``."""
+    return lambda text: text.startswith(prefixes)
+
+
+#: The line that ends a payment in line mode, either way.
+OUTCOME = starts_with("Sent", "Error:")
+
+
+def deadline(seconds: float = CHILD_TIMEOUT) -> float:
+    return time.perf_counter() + seconds
+
+
+def run_to_exit(argv: Sequence[str]) -> float:
+    """Wall time from starting a process to its exit (it must succeed)."""
+    start = time.perf_counter()
+    done = subprocess.run(list(argv), capture_output=True, timeout=CHILD_TIMEOUT)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise BenchError(f"{argv[:3]} failed: {done.stderr.decode(errors='replace')[-400:]}")
+    return took
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process, from /proc (kB as the kernel counts them)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    if match is None:
+        raise BenchError(f"no VmRSS for pid {pid}")
+    return int(match.group(1))
+
+
+# ----------------------------------------------------------------- floors
+
+@dataclass(frozen=True)
+class UdpFloor:
+    """Plain UDP ping-pong between two Python processes on loopback."""
+
+    rtts: list[float]
+    total: float
+
+    @property
+    def per_second(self) -> float:
+        return len(self.rtts) / self.total
+
+
+def udp_floor(round_trips: int, size: int = 64) -> UdpFloor:
+    """Time ``round_trips`` request/response pairs, after a short warm-up."""
+    warm = 20
+    with children() as kids:
+        echo = kids.start("udp echo", python_argv(ECHO, round_trips + warm))
+        _, port = kids.expect(echo, str.isdigit, deadline())
+        ping = kids.start("udp ping", python_argv(PING, port, round_trips, warm, size))
+        _, report = kids.expect(ping, starts_with("{"), deadline())
+    data = json.loads(report)
+    return UdpFloor(rtts=data["rtts"], total=data["total"])
+
+
+def idle_python_rss() -> int:
+    """RSS of a Python process that imported nothing and waits on its input."""
+    with children() as kids:
+        idle = kids.start("idle python", python_argv(IDLE))
+        kids.expect(idle, starts_with("ready"), deadline())
+        return rss_kib(idle.pid)
+
+
+# ----------------------------------------------------------------- start-up
+
+def startup(plan: Plan) -> Metric:
+    """``lanpay --version`` against ``python3 -c pass``, interleaved so drift hits both."""
+    floor, ours = [], []
+    for _ in range(plan.starts):
+        floor.append(run_to_exit(python_argv("pass")))
+        ours.append(run_to_exit(lanpay_argv("--version")))
+    return Metric("startup_s", f"start-up, lanpay --version (median of {plan.starts})", "s",
+                  median(ours), median(floor), "python3 -c pass",
+                  {"lanpay_samples": ours, "floor_samples": floor})
+
+
+def first_datagram(argv: Sequence[str], port: int) -> float:
+    """Seconds from starting ``argv`` to a datagram arriving on the discovery port."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind(("", port))
+    listener.settimeout(CHILD_TIMEOUT)
+    try:
+        with children() as kids:
+            child = kids.start("announcer", argv)
+            try:
+                listener.recvfrom(2048)
+            except socket.timeout:
+                raise BenchError(f"no datagram from {argv[:3]}: {child.stderr_tail()!r}") from None
+            return time.perf_counter() - child.started
+    finally:
+        listener.close()
+
+
+def first_announce(plan: Plan, ports: Ports) -> Metric:
+    """Time to lanpay's first announce against a Python process that sends one broadcast."""
+    floor, ours = [], []
+    for _ in range(plan.starts):
+        port = ports.take()
+        floor.append(first_datagram(python_argv(ANNOUNCE, port), port))
+        port = ports.take()
+        ours.append(first_datagram(lanpay_peer("solo", port), port))
+    return Metric("first_announce_s", f"time to first announce (median of {plan.starts})", "s",
+                  median(ours), median(floor), "python sends one broadcast",
+                  {"lanpay_samples": ours, "floor_samples": floor})
+
+
+# ----------------------------------------------------------------- pairing
+
+def meet_time(kids: Children, first: Sequence[str], second: Sequence[str],
+              match: Callable[[str], bool]) -> float:
+    """Start two processes back to back; seconds until both printed a matching line."""
+    start = time.perf_counter()
+    one = kids.start("first", first)
+    two = kids.start("second", second)
+    limit = deadline()
+    stamps = [kids.expect(child, match, limit)[0] for child in (one, two)]
+    return max(stamps) - start
+
+
+def pairing(plan: Plan, ports: Ports) -> Metric:
+    """Both lanpays welcomed, against two Python processes that meet by broadcast."""
+    floor, ours = [], []
+    for _ in range(plan.pairings):
+        port = ports.take()
+        with children() as kids:
+            floor.append(meet_time(kids, python_argv(MEET, port), python_argv(MEET, port),
+                                   starts_with("met")))
+        port = ports.take()
+        with children() as kids:
+            ours.append(meet_time(kids, lanpay_peer("alice", port), lanpay_peer("bob", port),
+                                  starts_with(WELCOME)))
+    return Metric("pairing_s", f"pairing, both welcomed (median of {plan.pairings})", "s",
+                  median(ours), median(floor), "two pythons meet by broadcast",
+                  {"lanpay_samples": ours, "floor_samples": floor})
+
+
+# ----------------------------------------------------------------- one paired session
+
+@dataclass
+class PairedPeers:
+    """A paired alice and bob in line mode; alice pays, bob's pipe is drained alongside."""
+
+    kids: Children
+    alice: Child
+    bob: Child
+
+    def pay_once(self) -> float:
+        """Seconds from writing ``pay 0.01`` to reading its ``Sent`` line."""
+        written = self.alice.send("pay 0.01\n")
+        stamp, _ = self.kids.expect(self.alice, starts_with("Sent"), deadline())
+        return stamp - written
+
+    def burst(self, count: int, cap: float) -> tuple[int, int, float]:
+        """Write ``count`` pays at once; count outcomes until all are in or ``cap`` passes.
+
+        Returns (confirmed, refused, seconds).  Line mode runs one payment at a
+        time, so this is the rate a script sees.
+        """
+        start = self.alice.send("pay 0.01\n" * count)
+        limit = start + cap
+        sent = errors = 0
+        last = start
+        while sent + errors < count:
+            try:
+                last, text = self.kids.expect(self.alice, OUTCOME, limit)
+            except BenchError:
+                if self.alice.eof:
+                    raise
+                return sent, errors, cap
+            sent, errors = sent + text.startswith("Sent"), errors + text.startswith("Error:")
+        return sent, errors, last - start
+
+    def settle(self, outstanding: int) -> None:
+        """Wait for the outcomes of payments still queued from a capped run."""
+        limit = deadline(SETTLE)
+        for _ in range(outstanding):
+            self.kids.expect(self.alice, OUTCOME, limit)
+
+
+@contextmanager
+def paired_session(ports: Ports) -> Iterator[PairedPeers]:
+    """Alice and bob on a fresh port, both welcomed."""
+    port = ports.take()
+    with children() as kids:
+        alice = kids.start("alice", lanpay_peer("alice", port))
+        bob = kids.start("bob", lanpay_peer("bob", port))
+        limit = deadline()
+        for child in (alice, bob):
+            kids.expect(child, starts_with(WELCOME), limit)
+        yield PairedPeers(kids, alice, bob)
+
+
+def latency_metrics(session: PairedPeers, plan: Plan, floor: UdpFloor) -> list[Metric]:
+    """Pay latency in line mode, median and p95, against the UDP round trip."""
+    for _ in range(10):
+        session.pay_once()
+    samples = [session.pay_once() for _ in range(plan.pays)]
+    what = "UDP ping-pong round trip"
+    counts = {"n": len(samples), "floor_n": len(floor.rtts)}
+    return [
+        Metric("pay_latency_median_s", f"pay latency, median of {plan.pays}", "s",
+               median(samples), median(floor.rtts), what, counts),
+        Metric("pay_latency_p95_s", f"pay latency, p95 of {plan.pays}", "s",
+               percentile(samples, 95), percentile(floor.rtts, 95), what, counts),
+    ]
+
+
+def burst_metric(session: PairedPeers, plan: Plan, floor: UdpFloor) -> Metric:
+    """Payments confirmed per second when a script writes many pays back to back."""
+    sent, errors, took = session.burst(plan.burst, CHILD_TIMEOUT + plan.burst * 0.05)
+    if sent == 0 or errors:
+        raise BenchError(f"lossless burst: {sent} sent, {errors} refused")
+    return Metric("throughput_line_per_s", f"throughput, line mode ({plan.burst} pays)", "1/s",
+                  sent / took, floor.per_second, "UDP ping-pong round trips/s",
+                  {"sent": sent, "seconds": took})
+
+
+def goodput_metric(session: PairedPeers, plan: Plan, percent: int, lossless: Metric) -> Metric:
+    """Payments confirmed per second with ``percent`` % of UDP dropped, against lossless."""
+    with udp_loss(percent):
+        sent, errors, took = session.burst(plan.lossy, plan.lossy_cap)
+    session.settle(plan.lossy - sent - errors)
+    if sent == 0:
+        raise BenchError(f"no payment confirmed at {percent} % loss in {plan.lossy_cap} s")
+    return Metric(f"goodput_loss{percent}_per_s", f"goodput at {percent} % loss ({plan.lossy} pays, "
+                  f"{plan.lossy_cap:.0f} s at most)", "1/s",
+                  sent / took, lossless.lanpay, "the lossless line-mode run",
+                  {"sent": sent, "refused": errors, "seconds": took, "asked": plan.lossy})
+
+
+def memory_metric(name: str, label: str, pid: int, idle: int) -> Metric:
+    """What one lanpay holds in memory, against a Python that holds nothing of its own."""
+    return Metric(name, label, "KiB", float(rss_kib(pid)), float(idle),
+                  "idle python importing nothing")
+
+
+def network_metrics(plan: Plan) -> list[Metric]:
+    """Everything that needs sockets; run only inside the private namespace."""
+    ports = Ports()
+    floor = udp_floor(plan.rtt_round_trips)
+    idle = idle_python_rss()
+    metrics = [startup(plan), first_announce(plan, ports), pairing(plan, ports)]
+    with paired_session(ports) as session:
+        metrics.append(memory_metric("memory_paired_kib", "memory, paired (RSS)",
+                                     session.alice.pid, idle))
+        metrics += latency_metrics(session, plan, floor)
+        lossless = burst_metric(session, plan, floor)
+        metrics.append(lossless)
+        metrics += [goodput_metric(session, plan, pct, lossless) for pct in (10, 30)]
+        metrics.append(memory_metric("memory_after_pays_kib", "memory, after all payments (RSS)",
+                                     session.alice.pid, idle))
+    return metrics
+
+
+# ----------------------------------------------------------------- the core alone
+
+Address = tuple[str, int]
+
+
+class Wire:
+    """Two cores joined directly in this process, with a fake clock: no sockets at all."""
+
+    def __init__(self, rng_seed: int = 7) -> None:
+        seeds = random.Random(rng_seed)
+        self.now = 0.0
+        self.addrs: tuple[Address, Address] = (("10.0.0.1", 40001), ("10.0.0.2", 40002))
+        self.peers = {
+            self.addrs[0]: Peer(Config(name="alice"), random.Random(seeds.getrandbits(64)), 0.0),
+            self.addrs[1]: Peer(Config(name="bob"), random.Random(seeds.getrandbits(64)), 0.0),
+        }
+        self.queue: deque[tuple[bytes, Address, Address]] = deque()
+        self.record: list[tuple[Address, bytes]] | None = None
+        self.confirmed = 0
+
+    def _flush(self, src: Address) -> None:
+        other = self.addrs[1] if src == self.addrs[0] else self.addrs[0]
+        for data, dest in self.peers[src].datagrams_to_send(self.now):
+            self.queue.append((data, src, other if dest is BROADCAST else dest))
+
+    def step(self, tick: float = 0.0001) -> None:
+        """Advance the clock, serve due timers, deliver what is on the wire, count events."""
+        self.now += tick
+        for addr, peer in self.peers.items():
+            due = peer.next_timeout()
+            if due is not None and due <= self.now:
+                peer.handle_timeout(self.now)
+            self._flush(addr)
+        for _ in range(len(self.queue)):
+            data, src, dst = self.queue.popleft()
+            if self.record is not None:
+                self.record.append((src, data))
+            self.peers[dst].receive_datagram(data, src, self.now)
+            self._flush(dst)
+        for peer in self.peers.values():
+            while (event := peer.next_event()) is not None:
+                self.confirmed += isinstance(event, PaymentConfirmed)
+
+    def pair(self, steps: int = 100_000) -> None:
+        """Run until both cores are paired (bounded in steps)."""
+        for _ in range(steps):
+            self.step(0.001)
+            if all(p.status().state == "paired" for p in self.peers.values()):
+                return
+        raise BenchError("the two in-process cores did not pair")
+
+    def pay_all(self, count: int, steps: int) -> None:
+        """Alice pays ``count`` times, keeping the session's window full, until all confirm."""
+        alice = self.peers[self.addrs[0]]
+        asked = 0
+        for _ in range(steps):
+            while asked < count and asked - self.confirmed < WINDOW:
+                alice.pay(1, "", self.now)
+                asked += 1
+            self._flush(self.addrs[0])
+            self.step()
+            if self.confirmed >= count:
+                return
+        raise BenchError(f"only {self.confirmed} of {count} in-process payments confirmed")
+
+
+def seal_open_seconds(record: Sequence[tuple[Address, bytes]]) -> float:
+    """CPU seconds to seal and open, with raw ChaCha20-Poly1305, datagrams like these."""
+    ciphers: dict[Address, ChaCha20Poly1305] = {}
+    jobs = []
+    for src, data in record:
+        message = wire.decode(data)
+        if isinstance(message, wire.Sealed):
+            aead = ciphers.setdefault(src, ChaCha20Poly1305(os.urandom(32)))
+            nonce = bytes(4) + message.counter.to_bytes(8, "big")
+            plain = bytes(len(message.ciphertext) - 16)
+            jobs.append((aead, nonce, plain, message.header))
+    start = time.process_time()
+    for aead, nonce, plain, header in jobs:
+        aead.decrypt(nonce, aead.encrypt(nonce, plain, header), header)
+    return time.process_time() - start
+
+
+def core_metric(plan: Plan) -> Metric:
+    """Payments per CPU second of two cores wired directly, against sealing alone."""
+    net = Wire()
+    net.pair()
+    net.record = []
+    start = time.process_time()
+    net.pay_all(plan.core_payments, steps=plan.core_payments * 100)
+    took = time.process_time() - start
+    floor = seal_open_seconds(net.record)
+    count = plan.core_payments
+    return Metric("throughput_core_per_cpu_s", f"core in-process ({count} pays)", "1/s",
+                  count / took, count / floor, "ChaCha20-Poly1305 seal+open of its datagrams",
+                  {"cpu_seconds": took, "floor_cpu_seconds": floor,
+                   "datagrams": len(net.record)})
+
+
+# ----------------------------------------------------------------- report
+
+def show(value: float, unit: str) -> str:
+    """A figure in the unit a reader expects: ms for short times, MiB for memory."""
+    if unit == "s":
+        return f"{value * 1000:.2f} ms" if value < 10 else f"{value:.1f} s"
+    if unit == "KiB":
+        return f"{value / 1024:.1f} MiB"
+    return f"{value:,.0f}/s" if value >= 100 else f"{value:.1f}/s"
+
+
+def table(metrics: Sequence[Metric]) -> str:
+    """The human report: one line per metric."""
+    rows = [("metric", "lanpay", "floor", "ratio", "floor is")]
+    rows += [(m.label, show(m.lanpay, m.unit), show(m.floor, m.unit), f"{m.ratio:.3g}", m.floor_is)
+             for m in metrics]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [row[i].rjust(widths[i]) for i in (1, 2, 3)]
+        lines.append("  ".join(cells + [row[4]]))
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def report(metrics: Sequence[Metric], plan: Plan, quick: bool, seconds: float) -> dict[str, object]:
+    """What ``--json`` writes: the metrics by name, and what they were measured on."""
+    return {
+        "lanpay_version": __version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "quick": quick,
+        "plan": asdict(plan),
+        "seconds": seconds,
+        "metrics": {m.name: m.as_json() for m in metrics},
+    }
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="lanpay benchmarks, each against a floor measured in the same run "
+                    "(in a private network namespace with only lo).")
+    parser.add_argument("--quick", action="store_true", help="a short run (a few seconds)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--core-only", action="store_true",
+                        help="only the in-process core benchmark (no namespace, no root)")
+    return parser.parse_args(list(argv))
+
+
+def run(args: argparse.Namespace) -> list[Metric]:
+    """The measurements, in the order of the report."""
+    plan = QUICK if args.quick else Plan()
+    metrics = [core_metric(plan)]
+    if not args.core_only:
+        confine_to_loopback()
+        metrics = network_metrics(plan) + metrics
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(args_list)
+    try:
+        if not args.core_only and not os.environ.get(INSIDE_ENV):
+            enter_private_namespace(args_list)
+        began = time.perf_counter()
+        metrics = run(args)
+    except (BenchError, subprocess.SubprocessError, OSError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    took = time.perf_counter() - began
+    print(table(metrics))
+    print(f"\n{len(metrics)} metrics in {took:.1f} s.  ratio = lanpay / floor: "
+          "for times and memory lower is better, for rates higher is better.")
+    if args.json:
+        plan = QUICK if args.quick else Plan()
+        Path(args.json).write_text(json.dumps(report(metrics, plan, args.quick, took), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
