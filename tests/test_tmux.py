@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from netlan import DEADLINE, lanpay_command, netns_lan, require_tools
+from netlan import DEADLINE, lanpay_command, require_tools
 
 pytestmark = [pytest.mark.tmux, pytest.mark.e2e, pytest.mark.netns]
 
@@ -26,8 +26,8 @@ pytestmark = [pytest.mark.tmux, pytest.mark.e2e, pytest.mark.netns]
 class Pane:
     """One tmux pane on a private tmux server, read with capture-pane."""
 
-    def __init__(self, socket_name: str, config: Path) -> None:
-        self.base = ["tmux", "-L", socket_name, "-f", str(config)]
+    def __init__(self, socket_path: Path, config: Path) -> None:
+        self.base = ["tmux", "-S", str(socket_path), "-f", str(config)]
         self.target = "alice"
 
     def tmux(self, *args: str) -> str:
@@ -86,7 +86,7 @@ def pane(tmp_path: Path) -> Iterator[Pane]:
     require_tools("ip", "tmux")
     config = tmp_path / "tmux.conf"
     config.write_text("set -g remain-on-exit on\nset -g status off\n")
-    made = Pane(f"lp-{netns_lan.new_tag()}", config)
+    made = Pane(tmp_path / "tmux.sock", config)
     yield made
     subprocess.run([*made.base, "kill-server"], capture_output=True, timeout=DEADLINE)
 

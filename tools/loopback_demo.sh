@@ -59,10 +59,13 @@ if [ "$mode" = tmux ]; then
     alice=$(printf '%q ' "${LANPAY[@]}" --name alice --interface lo)
     bob=$(printf '%q ' "${LANPAY[@]}" --name bob --interface lo)
     unset TMUX
-    exec tmux -L "lanpay-demo-$$" -f /dev/null \
+    sockdir=$(mktemp -d)
+    trap 'tmux -S "$sockdir/tmux" kill-server 2>/dev/null || true; rm -rf "$sockdir"' EXIT
+    tmux -S "$sockdir/tmux" -f /dev/null \
         new-session -s lanpay-demo -n "alice | bob" "$alice" \; \
         split-window -h "$bob" \; \
         select-pane -L
+    exit 0
 fi
 
 # --- scripted: feed both processes through fifos, wait for each answer ------
