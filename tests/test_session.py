@@ -219,7 +219,7 @@ def test_a_datagram_far_left_of_the_replay_window_is_dropped_unopened() -> None:
     a.pay(1000, "lunch", lan.now)
     [late] = of_kind(b, lan.take(a), wire.Pay)
     counter = wire.decode(late).counter  # type: ignore[attr-defined]
-    lan.deliver(a, b, [forge_msg_at(a, wire.Ping(77, 0, bytes(16)), counter + 5000)])  # the window moves on
+    lan.deliver(a, b, [forge_msg_at(a, wire.Ping(77, 0, 0, 0, bytes(16)), counter + 5000)])  # the window moves on
     lan.deliver(a, b, [late])
     assert drops(b) == {DropReason.REPLAY: 1}
     assert b.status().balance == 0
@@ -829,7 +829,7 @@ def test_paying_past_one_s_own_limit_is_refused_counting_what_is_pending() -> No
 def test_a_pong_for_a_ping_never_sent_does_not_skew_the_round_trip() -> None:
     lan, a, b = paired()
     before = (a.rtt.srtt, a.rtt.rttvar, a.rtt.latest)
-    lan.deliver(b, a, [forge_msg(b, wire.Pong(123456, 0, bytes(16)))])
+    lan.deliver(b, a, [forge_msg(b, wire.Pong(123456, 0, 0, 0, bytes(16)))])
     assert drops(a) == {}
     assert (a.rtt.srtt, a.rtt.rttvar, a.rtt.latest) == before
 
@@ -924,9 +924,9 @@ def test_two_peers_answering_to_one_name_get_neither_paired() -> None:
 class Stranger:
     """Someone on the LAN who speaks the handshake by hand, with a real key pair."""
 
-    def __init__(self, target: Peer, inc: int, seed: int = 9) -> None:
+    def __init__(self, lan: Lan, target: Peer, inc: int, seed: int = 9) -> None:
         rng = random.Random(seed)
-        self.target, self.inc = target, inc
+        self.lan, self.target, self.inc = lan, target, inc
         self.private = crypto.new_private_key(rng)
         self.public = crypto.public_key(self.private)
         self.addr = ("10.0.0.99", 4999)
@@ -939,21 +939,38 @@ class Stranger:
         return wire.encode(wire.Reply(self.inc, self.target.incarnation, 0, "bob",
                                       self.public if key is None else key, b"r" * 16, share))
 
-    def send(self, data: bytes, now: float = 0.0) -> set[DropReason]:
+    def send(self, data: bytes) -> set[DropReason]:
         before = dict(self.target.drops)
-        self.target.receive_datagram(data, self.addr, now)
+        self.target.receive_datagram(data, self.addr, self.lan.now)
         return {r for r, n in self.target.drops.items() if n != before.get(r, 0)}
+
+
+def run_timers(lan: Lan, p: Peer, until: float, stop: Callable[[], bool] = lambda: False) -> list[wire.Message]:
+    """Run one peer's timers up to ``until`` (or until ``stop()``); return what it sent, decoded."""
+    sent: list[wire.Message] = []
+    while not stop() and (t := p.next_timeout()) is not None and t <= until:
+        lan.now = max(lan.now, t)
+        p.handle_timeout(lan.now)
+        sent += [wire.decode(d) for d in lan.take(p)]
+    return sent
 
 
 def initiating(key: bytes | None = None) -> tuple[Lan, Peer, Stranger]:
     """Alice has sent a Hello to a stranger calling itself bob (it has the higher incarnation)."""
     lan, p = lone()
-    bob = Stranger(p, 2**64 - 1)
+    bob = Stranger(lan, p, 2**64 - 1)
     assert bob.send(bob.announce(key)) == set()
-    assert p.state is State.PAIRING and p.hs is not None and p.hs.initiator
     sent = [wire.decode(d) for d in lan.take(p)]
-    assert any(isinstance(m, wire.Hello) for m in sent)
+    sent += run_timers(lan, p, 2.0, stop=lambda: p.hs is not None)
+    assert p.state is State.PAIRING and p.hs is not None and p.hs.initiator
+    assert any(isinstance(m, wire.Hello) for m in sent + [wire.decode(d) for d in lan.take(p)])
     return lan, p, bob
+
+
+def attempt_ends(lan: Lan, p: Peer) -> None:
+    """Let a pairing attempt run out (at once, or at its deadline)."""
+    run_timers(lan, p, lan.now + 30.0, stop=lambda: p.state is not State.PAIRING)
+    assert p.state is State.LOOKING
 
 
 def assert_not_paired(lan: Lan, p: Peer, reason: str) -> None:
@@ -1000,8 +1017,7 @@ def test_a_confirmation_before_the_reply_is_a_violation() -> None:
     assert_not_paired(lan, p, "unexpected confirmation")
 
 
-def test_a_confirmation_that_does_not_verify_fails_pairing() -> None:
-    """After the keys are derived, a bad confirmation is the peer's own failure: pairing ends."""
+def test_a_confirmation_that_does_not_verify_never_pairs() -> None:
     lan, p, bob = initiating()
     assert bob.send(bob.reply()) == set()
     reveal = wire.decode(lan.take(p)[0])
@@ -1010,34 +1026,37 @@ def test_a_confirmation_that_does_not_verify_fails_pairing() -> None:
     assert [wire.decode(d) for d in lan.take(p)] == [reveal]
     confirm = wire.encode(wire.Confirm(bob.inc, p.incarnation, b"t" * 16))
     assert bob.send(confirm) == {DropReason.VIOLATION}
-    assert [e.reason for e in lan.events(p, events.PairingFailed)] == ["the confirmation does not verify"]
-    assert p.state is State.LOOKING and p.session is None
+    assert_not_paired(lan, p, "the confirmation does not verify")
+    attempt_ends(lan, p)
+    assert p.session is None and lan.events(p, events.Paired) == []
 
 
 @pytest.mark.parametrize(("reason", "kind"), [(wire.R_TAKEN, events.PairingRefused),
                                               (wire.R_NOT_WANTED, events.PairingRefused),
                                               (wire.R_BAD_CODE, events.PairingFailed),
                                               (200, events.PairingRefused)])
-def test_a_refusal_is_told_and_the_peer_left_alone_for_a_while(reason: int, kind: type) -> None:
+def test_a_refusal_is_told_once_and_the_peer_left_alone_for_a_while(reason: int, kind: type) -> None:
     lan, p, bob = initiating()
-    assert bob.send(wire.encode(wire.Refuse(bob.inc, p.incarnation, reason, "bob"))) == set()
+    refusal = wire.encode(wire.Refuse(bob.inc, p.incarnation, reason, "bob"))
+    assert bob.send(refusal) == set()
+    bob.send(refusal)
     [told] = lan.events(p)
     assert isinstance(told, kind) and told.reason == wire.REFUSE_TEXT.get(reason, "refused")
-    assert p.state is State.LOOKING
-    bob.send(bob.announce(), now=1.0)
+    attempt_ends(lan, p)
+    assert len(lan.events(p, kind)) == 1 and p.session is None
+    lan.take(p)
+    lan.now += 1.0
+    bob.send(bob.announce())
+    sent = run_timers(lan, p, lan.now + 2.0)
     assert p.state is State.LOOKING                            # cooling down: no new hello
-    assert all(not isinstance(wire.decode(d), wire.Hello) for d in lan.take(p))
+    assert not any(isinstance(m, wire.Hello) for m in sent + [wire.decode(d) for d in lan.take(p)])
 
 
 def test_an_unanswered_hello_is_resent_then_given_up() -> None:
     lan, p, bob = initiating()
-    hellos: list[float] = []
-    while (t := p.next_timeout()) is not None and t < 30.0 and p.state is State.PAIRING:
-        lan.now = t
-        p.handle_timeout(t)
-        hellos += [t for d in lan.take(p) if isinstance(wire.decode(d), wire.Hello)]
+    sent = run_timers(lan, p, 30.0, stop=lambda: p.state is not State.PAIRING)
     assert p.state is State.LOOKING
-    assert len(hellos) >= 4
+    assert sum(isinstance(m, wire.Hello) for m in sent) >= 4
     assert [e.reason for e in lan.events(p, events.PairingFailed)] == ["bob stopped answering"]
 
 
@@ -1045,7 +1064,7 @@ def responding(code: str | None = None) -> tuple[Lan, Peer, Stranger, bytes]:
     """A stranger with the lower incarnation sent Alice a Hello committing to its real key
     (and, with a code, to a share that is a valid point but not made from Alice's code)."""
     lan, p = lone(**({"code": code} if code else {}))
-    bob = Stranger(p, 1)
+    bob = Stranger(lan, p, 1)
     nonce = b"n" * 16
     share = crypto.public_key(bytes(range(2, 34))) if code else b""
     commitment = crypto.digest(b"lanpay-v1-commit", bob.public, share, nonce)
@@ -1060,7 +1079,8 @@ def test_a_reveal_whose_tag_does_not_verify_fails_pairing() -> None:
     """The reveal matched the stranger's own commitment: it is the stranger that failed."""
     lan, p, bob, share = responding()
     reveal = wire.encode(wire.Reveal(1, p.incarnation, bob.public, share, b"t" * 16))
-    assert bob.send(reveal) == {DropReason.VIOLATION}
+    assert bob.send(reveal) <= {DropReason.VIOLATION}
+    assert p.state is State.LOOKING and p.session is None
     assert [e.reason for e in lan.events(p, events.PairingFailed)] == ["the handshake does not verify"]
     assert lan.take(p) == []
 
@@ -1079,10 +1099,11 @@ def test_different_codes_never_pair() -> None:
     lan = Lan(1)
     a = lan.add("alice", code="blue piano")
     b = lan.add("bob", code="red piano")
-    lan.advance(2.0)
-    assert a.state is State.LOOKING and b.state is State.LOOKING
-    assert lan.events(a, events.PairingFailed) and lan.events(b, events.PairingFailed)
+    lan.advance(30.0)
     assert a.session is None and b.session is None
+    assert lan.events(a, events.Paired) == [] and lan.events(b, events.Paired) == []
+    bad_code = wire.REFUSE_TEXT[wire.R_BAD_CODE]
+    assert bad_code in {e.reason for e in lan.events(a, events.PairingFailed) + lan.events(b, events.PairingFailed)}
 
 
 def test_the_same_code_typed_differently_pairs_verified() -> None:
@@ -1154,7 +1175,6 @@ def test_someone_claiming_to_be_a_restarted_counterpart_that_still_answers_is_ca
     lan, a, b = paired()
     lan.advance(5.5)
     claim_to_be_bob(a, lan.now)
-    assert a.state is State.REPAIRING
     lan.advance(10.0)
     assert a.state is State.PAIRED and a.status().peer_addr == lan.addr(b)
     assert lan.events(a, events.ImpostorSuspected) == [events.ImpostorSuspected("bob", STRANGER)]
@@ -1165,14 +1185,15 @@ def test_someone_claiming_to_be_a_restarted_counterpart_that_still_answers_is_ca
     assert b.status().balance == 100
 
 
-def test_a_newcomer_that_never_finishes_pairing_leaves_the_relationship_as_it_was() -> None:
+@pytest.mark.parametrize("newcomer", [2**64 - 1, 1], ids=["we-would-initiate", "it-would-initiate"])
+def test_a_newcomer_that_never_finishes_pairing_leaves_the_relationship_as_it_was(newcomer: int) -> None:
     lan, a, b = paired()
     cut = between(a, b)
     lan.advance(5.5, drop=cut)
-    claim_to_be_bob(a, lan.now)
-    lan.advance(20.0, drop=cut)
+    a.receive_datagram(stranger_announce(newcomer, name="bob"), STRANGER, lan.now)
+    lan.advance(25.0, drop=cut)
     assert a.state is State.PAIRED
-    assert [e.reason for e in lan.events(a, events.PairingFailed)] == ["bob stopped answering"]
+    assert all(e.reason == "bob stopped answering" for e in lan.events(a, events.PairingFailed))
     lan.advance(30.0)
     assert lan.events(a, events.PeerBack) == [events.PeerBack("bob")]
     a.pay(100, "", lan.now)
@@ -1181,14 +1202,15 @@ def test_a_newcomer_that_never_finishes_pairing_leaves_the_relationship_as_it_wa
 
 
 def test_failed_handshakes_from_many_strangers_keep_memory_bounded() -> None:
-    _, p = lone()
+    lan, p = lone()
     for sender in range(1, 3 * MAX_BLOCKED):
-        p.receive_datagram(hello(p, sender=sender), STRANGER, 0.0)
-        p.receive_datagram(wire.encode(wire.Reveal(sender, p.incarnation, KEY, b"", b"t" * 16)), STRANGER, 0.0)
-        p.datagrams_to_send(0.0)
+        p.receive_datagram(hello(p, sender=sender), STRANGER, lan.now)
+        p.receive_datagram(wire.encode(wire.Reveal(sender, p.incarnation, KEY, b"", b"t" * 16)), STRANGER, lan.now)
+        attempt_ends(lan, p)
+        lan.take(p)
     assert p.drops[DropReason.VIOLATION] == 3 * MAX_BLOCKED - 1
-    assert len(p.cooldown) <= MAX_BLOCKED
-    assert p.state is State.LOOKING
+    assert len(lan.events(p, events.PairingFailed)) == 3 * MAX_BLOCKED - 1
+    assert len(p.cooldown) <= MAX_BLOCKED and len(p.warned) <= 4 * MAX_BLOCKED
 
 
 def test_a_reveal_from_a_stranger_after_pairing_is_not_for_us() -> None:
@@ -1219,3 +1241,87 @@ def test_a_peer_is_idle_once_its_payments_are_resolved() -> None:
     assert not a.idle
     lan.pump()
     assert a.idle
+
+
+# ================================================================== who the session talks to
+
+def test_a_copy_resent_by_a_third_host_does_not_steer_the_session() -> None:
+    """Anyone can re-send a sealed datagram from elsewhere; it opens, but must not redirect our traffic."""
+    lan, a, b = paired()
+    a.pay(1000, "", lan.now)
+    [pay] = of_kind(b, lan.take(a), wire.Pay)
+    b.receive_datagram(pay, STRANGER, lan.now)             # the eavesdropper's copy arrives first
+    lan.deliver(a, b, [pay])                                # the original is now a replay
+    assert b.status().balance == 1000 and drops(b) == {DropReason.REPLAY: 1}
+    assert b.status().peer_addr == lan.addr(a)
+    answers = [(data, dest) for data, dest in b.datagrams_to_send(lan.now) if dest is not BROADCAST]
+    assert answers and all(dest == lan.addr(a) for _, dest in answers)
+    lan.deliver(b, a, [data for data, _ in answers])
+    lan.advance(lan.now + 2.0)
+    assert a.status().pending == () and a.status().balance == -1000
+
+
+def test_a_peer_that_moved_is_followed_once_its_old_address_is_quiet() -> None:
+    lan, a, b = paired()
+    held: list[bytes] = []
+
+    def hold_bob(src: Peer, dst: Peer, data: bytes) -> bool:
+        if src is b and dst is a and opened(a, data) is not None:
+            held.append(data)
+        return src is b
+
+    lan.advance(lan.now + SILENT_AFTER + 1.0, drop=hold_bob)
+    moved = ("10.0.0.42", 47999)
+    a.receive_datagram(held[-1], moved, lan.now)            # bob, heard again from a new address
+    assert a.status().peer_addr == moved
+    assert lan.events(a, events.PeerBack) == [events.PeerBack("bob")]
+
+
+# ================================================================== namesakes and lost confirmations
+
+def test_a_namesake_showing_up_mid_handshake_stops_the_pairing() -> None:
+    lan, p, bob = initiating()
+    p.receive_datagram(stranger_announce(2**64 - 2, name="bob", key=bytes(range(5, 37))), ("10.0.0.77", 1), lan.now)
+    bob.send(bob.reply())
+    assert p.session is None and lan.events(p, events.Paired) == []
+    assert [c.name for c in lan.events(p, events.NameConflict)] == ["bob"]
+
+
+def test_fatal_handshake_failures_from_many_strangers_keep_the_cooldowns_bounded() -> None:
+    lan, p = lone()
+    private = bytes(range(3, 35))
+    public = crypto.public_key(private)
+    nonce = b"n" * 16
+    commitment = crypto.digest(b"lanpay-v1-commit", public, b"", nonce)
+    for sender in range(1, 3 * MAX_BLOCKED):
+        p.receive_datagram(wire.encode(wire.Hello(sender, p.incarnation, 0, f"s{sender}", "", commitment, nonce)),
+                           STRANGER, lan.now)
+        p.receive_datagram(wire.encode(wire.Reveal(sender, p.incarnation, public, b"", b"t" * 16)), STRANGER, lan.now)
+        assert p.state is State.LOOKING
+    assert len(lan.events(p, events.PairingFailed)) == 3 * MAX_BLOCKED - 1
+    assert len(p.cooldown) <= MAX_BLOCKED
+
+
+def test_a_hello_from_someone_using_the_partner_s_name_while_paired_is_unexpected() -> None:
+    """Our counterpart may have restarted; its announce (and a probe) decides, not a bare hello."""
+    lan, a, b = paired()
+    assert reason_of(a, hello(a, sender=1, name="bob"), now=lan.now) == {DropReason.UNEXPECTED}
+    assert lan.take(a) == [] and a.state is State.PAIRED
+
+
+def test_a_pairing_whose_confirmation_never_arrives_still_ends_paired_on_both_sides() -> None:
+    lan = Lan(1)
+    a, b = lan.add("alice"), lan.add("bob")
+    initiator, responder = roles(a, b)
+    def mute(src: Peer, dst: Peer, data: bytes) -> bool:
+        """The responder's confirmation and everything it seals are lost for 15 s."""
+        return src is responder and lan.now < 15.0 and isinstance(wire.decode(data), (wire.Confirm, wire.Sealed))
+
+    lan.advance(15.0, drop=mute)
+    lan.advance(40.0)
+    assert a.state is State.PAIRED and b.state is State.PAIRED
+    assert a.session is not None and b.session is not None
+    assert a.session.keys.session_id == b.session.keys.session_id
+    a.pay(100, "", lan.now)
+    lan.pump()
+    assert b.status().balance == 100
