@@ -479,7 +479,8 @@ def test_third_peer_is_refused() -> None:
     settle(net, book)
     carol = net.add("carol", incarnation=1)        # lowest incarnation: she initiates
     free = [(m, src) for m, src, _ in tap.decoded(wire.Announce) if m.name == "alice" and not m.flags & wire.F_PAIRED]
-    net.inject(wire.encode(free[0][0]), free[0][1], carol.addr)   # a stale view: alice looks free
+    for delay in (0.0, 0.3):     # a stale view (alice looks free) that outlasts carol's moment of settling
+        net.inject(wire.encode(free[0][0]), free[0][1], carol.addr, delay=delay)
     net.run(net.now + 20)
     assert events.PairingRefused("alice", wire.REFUSE_TEXT[wire.R_TAKEN]) in carol.events
     assert carol.of(events.Paired) == [] and carol.peer.state is not State.PAIRED

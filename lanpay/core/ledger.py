@@ -14,9 +14,11 @@ import enum
 from dataclasses import dataclass, replace
 
 from . import wire
+from .amounts import MAX_PAYMENT_CENTS
 
 MAX_AHEAD = 256          # an incoming seq further past the cumulative mark is refused
 HANDBACK_ENTRIES = 16    # history lines carried in a hand-back
+SANE = 2**53             # no real relationship gets near this many cents or payments
 
 
 class Status(str, enum.Enum):
@@ -32,7 +34,7 @@ class Outcome(enum.Enum):
     REJECTED = "rejected"
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"       # same seq, different amount: a protocol violation
-    TOO_FAR = "too-far"
+    INVALID = "invalid"         # beyond the window, or an amount no honest peer can send
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,8 @@ class Ledger:
 
     def receive(self, seq: int, amount: int, memo: str, now: float) -> Outcome:
         """Apply an incoming payment exactly once, or say why not."""
-        if seq < 1 or amount < 1 or seq > self.in_cum + MAX_AHEAD:
-            return Outcome.TOO_FAR
+        if seq < 1 or not 1 <= amount <= MAX_PAYMENT_CENTS or seq > self.in_cum + MAX_AHEAD:
+            return Outcome.INVALID
         if self.processed(seq):
             known = self._entries.get(("in", seq))
             if known is not None and (known.amount != amount or known.memo != memo):
@@ -141,9 +143,20 @@ class Ledger:
             del self.in_rejected[seq]
 
     def ack(self) -> wire.Ack:
-        ranges = _ranges(self.in_above)
+        """What we processed, and every rejection among it the sender may not know of yet.
+
+        If more rejections are outstanding than one ack can list, the ack covers only
+        seqs below the first unlisted one: a covered seq missing from the list would
+        read as accepted.
+        """
         rejections = [wire.Rejection(s, r) for s, r in sorted(self.in_rejected.items())]
-        return wire.Ack(self.in_cum, tuple(ranges[:wire.MAX_LIST]), tuple(rejections[-wire.MAX_LIST:]))
+        cum, above = self.in_cum, self.in_above
+        if len(rejections) > wire.MAX_LIST:
+            bound = rejections[wire.MAX_LIST].seq
+            rejections = rejections[:wire.MAX_LIST]
+            cum = min(cum, bound - 1)
+            above = {seq for seq in above if seq < bound}
+        return wire.Ack(cum, tuple(_ranges(above)[:wire.MAX_LIST]), tuple(rejections))
 
     # ------------------------------------------------------------ views
     def history(self) -> list[HistoryEntry]:
@@ -177,6 +190,9 @@ class Ledger:
     @classmethod
     def restored(cls, snap: wire.Resume, limit: int | None, now: float) -> "Ledger":
         """This side's ledger rebuilt, mirrored, from the counterpart's record."""
+        if not (abs(snap.balance) < SANE and snap.in_high < SANE and snap.out_next < SANE
+                and snap.out_settled < SANE and snap.in_settled < SANE):
+            raise BadHandback("numbers beyond any real relationship")
         led = cls(limit)
         led.balance = -snap.balance
         led.out_next = snap.in_high + 1
@@ -217,7 +233,7 @@ def _processed_from_pending(pending: tuple[wire.Range, ...], out_next: int) -> t
     above: set[int] = set()
     prev_last = ranges[0].first - 1
     for r in ranges:
-        if not (prev_last < r.first <= r.last < out_next):
+        if not (1 <= r.first and prev_last < r.first <= r.last < out_next):
             raise BadHandback("pending ranges out of order")
         above.update(range(prev_last + 1, r.first))
         prev_last = r.last

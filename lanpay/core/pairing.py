@@ -64,11 +64,18 @@ class Identity:
 
 
 class HandshakeError(Exception):
-    """Internal: the handshake cannot go on; ``reason`` is for the user."""
+    """Internal: a handshake message failed a check; ``reason`` is for the user.
 
-    def __init__(self, reason: str, bad_code: bool = False) -> None:
+    Only a *fatal* error ends the handshake: one that comes from the peer we
+    are pairing with (after its reveal matched its commitment).  Anything else
+    may be a forgery by a third party and is merely dropped, so one datagram
+    cannot stop two peers from pairing.
+    """
+
+    def __init__(self, reason: str, fatal: bool = False, bad_code: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.fatal = fatal
         self.bad_code = bad_code
 
 
@@ -97,6 +104,7 @@ class Handshake:
     last_sent: bytes = b""
     next_send: float | None = None
     retries: int = 0
+    refusal: str = ""        # what a refusal said; the handshake still waits for its deadline
 
     def move(self, new: HsState) -> None:
         if new not in TRANSITIONS[self.state]:
@@ -138,12 +146,12 @@ class Handshake:
 
     def _derive(self, peer_pub: bytes, peer_share: bytes) -> None:
         if bool(self.me.code) != bool(peer_share):
-            raise HandshakeError(wire.REFUSE_TEXT[wire.R_CODE_MISMATCH])
+            raise HandshakeError(wire.REFUSE_TEXT[wire.R_CODE_MISMATCH], fatal=not self.initiator)
         try:
             dh = crypto.x25519(self.dh_private, peer_pub)
             pake = crypto.cpace_secret(self.pake_private, peer_share) if self.me.code else b""
         except crypto.CryptoFailure as exc:
-            raise HandshakeError("the peer sent an invalid key") from exc
+            raise HandshakeError("the peer sent an invalid key", fatal=not self.initiator) from exc
         self.keys = crypto.derive_keys(dh, pake, self._transcript(), initiator=self.initiator)
 
     def _tag(self, label: bytes) -> bytes:
@@ -200,13 +208,14 @@ def on_reply(hs: Handshake, msg: wire.Reply, now: float) -> bytes:
     hs.pub_r, hs.nonce_r, hs.share_r, hs.peer_flags = msg.public_key, msg.nonce, msg.share, msg.flags
     hs._derive(hs.pub_r, hs.share_r)
     hs.move(HsState.REVEAL_SENT)
+    hs.deadline = now + HANDSHAKE_DEADLINE   # the responder may be paired already: give its traffic time
     reveal = wire.Reveal(hs.me.incarnation, hs.peer_inc, hs.pub_i, hs.share_i, hs._tag(b"initiator"))
     return hs._send(reveal, now)
 
 
 def on_confirm(hs: Handshake, msg: wire.Confirm) -> None:
     if hs.state is not HsState.REVEAL_SENT:
-        raise HandshakeError("unexpected confirmation")
+        raise HandshakeError("unexpected confirmation")   # e.g. a confirmation before our reveal: forged
     if not crypto.tags_equal(msg.tag, hs._tag(b"responder")):
         raise HandshakeError("the confirmation does not verify")
     hs.move(HsState.DONE)
@@ -243,7 +252,7 @@ def on_reveal(hs: Handshake, msg: wire.Reveal) -> bytes:
     hs._derive(hs.pub_i, hs.share_i)
     if not crypto.tags_equal(msg.tag, hs._tag(b"initiator")):
         raise HandshakeError(wire.REFUSE_TEXT[wire.R_BAD_CODE] if hs.me.code else "the handshake does not verify",
-                             bad_code=bool(hs.me.code))
+                             fatal=True, bad_code=bool(hs.me.code))
     hs.move(HsState.DONE)
     confirm = wire.Confirm(hs.me.incarnation, hs.peer_inc, hs._tag(b"responder"))
     hs.last_sent = wire.encode(confirm)

@@ -38,10 +38,12 @@ LOOKING_INTERVAL = (4.0, 6.0)
 PAIRED_INTERVAL = (20.0, 30.0)
 COOLDOWN = 3.0
 REFUSED_COOLDOWN = 10.0
-PROBE_MIN = 1.0
+PROBE_TIME = 2.5        # how long an old process has to answer before a newcomer may take its place
+PROBE_SPACING = 0.15    # pings during that time: many, so loss alone does not make a live process look dead
+SETTLE = 0.25           # wait this long after first hearing a candidate, so a namesake can show up too
 UNSOLICITED_PER_SECOND = 20.0
 MAX_BLOCKED = 64
-IMPOSTOR_COOLDOWN = 15.0
+IMPOSTOR_COOLDOWN = 60.0
 
 
 class State(enum.Enum):
@@ -96,6 +98,7 @@ class _Probe:
     started: float
     deadline: float
     passed: bool = False
+    give_up_at: float = 0.0
 
 
 class Peer:
@@ -117,6 +120,8 @@ class Peer:
         self.probe: _Probe | None = None
         self.cooldown: dict[int, float] = {}
         self.warned: set[object] = set()
+        self.past_partners: set[int] = set()      # incarnations we were paired with: never "restarts"
+        self._settle_at: float | None = None
         self.drops: Counter[DropReason] = Counter()
         self._events: deque[events.Event] = deque()
         self._outbox: list[tuple[bytes, Destination]] = []
@@ -262,8 +267,9 @@ class Peer:
         return (self.config.want_peer in (None, rec.name)) and rec.wants in ("", self.me.name)
 
     def _available(self, rec: PeerRecord) -> bool:
-        """Free, or holding a relationship with an earlier incarnation of us (we restarted)."""
-        return not rec.paired or (rec.partner == self.me.name and rec.partner_inc != self.me.incarnation)
+        """Free, or paired with us: an earlier incarnation of us (we restarted), or this one
+        (a handshake it finished and we gave up on)."""
+        return not rec.paired or rec.partner == self.me.name
 
     def _candidates(self, now: float) -> list[PeerRecord]:
         found = []
@@ -295,14 +301,17 @@ class Peer:
     def _consider(self, now: float) -> None:
         """Start whatever pairing the current state and peer table call for."""
         if self.state is State.LOOKING:
+            self._settle_at = None
             candidates = self._candidates(now)
             for rec in candidates:
                 if self._conflicted(rec.name, candidates):
                     continue
-                if self.me.incarnation < rec.incarnation:
+                if now < rec.first_seen + SETTLE:
+                    self._settle_at = rec.first_seen + SETTLE
+                elif self.me.incarnation < rec.incarnation:
                     self._initiate(rec, resuming=False, now=now)
                 return          # the first candidate only: wait for its hello if it initiates
-        elif self.state is State.PAIRED and self.session is not None:
+        elif self.state is State.PAIRED and self.session is not None and self.probe is None:
             for rec in self.table.alive(now):
                 if self._is_restart(rec, now):
                     self._start_probe(rec, now)
@@ -316,22 +325,25 @@ class Peer:
         """A new incarnation of our counterpart, free and willing."""
         assert self.session is not None
         return (rec.name == self.session.info.name and rec.incarnation != self.session.info.incarnation
-                and not rec.paired and self._wanted(rec)
+                and rec.incarnation not in self.past_partners and not rec.paired and self._wanted(rec)
                 and rec.uses_code == bool(self.me.code) and self.cooldown.get(rec.incarnation, 0) <= now)
 
     def _start_probe(self, rec: PeerRecord, now: float) -> None:
         """Before handing the relationship to a newcomer, check the old process is really gone."""
         assert self.session is not None
-        wait = 0.0 if self.session.left else max(PROBE_MIN, 3 * self.rtt.rto)
+        wait = 0.0 if self.session.left else max(PROBE_TIME, 10 * self.rtt.rto)
         self.probe = _Probe(rec, now, now + wait)
         if wait:
-            self.session.next_ping = now
-            self.session.handle_timeout(now)
-        self._move(State.REPAIRING)
+            self.session.probe(now, until=now + wait, spacing=PROBE_SPACING)
         self._check_probe(now)
 
     def _check_probe(self, now: float) -> None:
         probe, s = self.probe, self.session
+        if probe is not None and probe.passed and self.hs is None and now >= probe.give_up_at:
+            self.probe = None                       # the newcomer never completed a handshake
+            self._cool(probe.rec.incarnation, now + COOLDOWN)
+            self._move(State.PAIRED)
+            return
         if probe is None or probe.passed or s is None or now < probe.deadline:
             return
         if s.answered_ping_at >= probe.started and not s.left:
@@ -340,9 +352,10 @@ class Peer:
             self._warn_once(("impostor", probe.rec.incarnation),
                             events.ImpostorSuspected(probe.rec.name, probe.rec.addr))
             self.probe = None
-            self._move(State.PAIRED)
             return
         probe.passed = True
+        self._move(State.REPAIRING)
+        probe.give_up_at = now + pairing.HANDSHAKE_DEADLINE
         self._consider(now)
 
     def _cool(self, incarnation: int, until: float) -> None:
@@ -371,13 +384,20 @@ class Peer:
             return None
         if self.state is State.LOOKING:
             return self._hello_while_looking(msg, addr, now)
-        if self.state is State.REPAIRING and self.probe is not None and msg.sender_inc == self.probe.rec.incarnation:
+        if self.probe is not None and msg.sender_inc == self.probe.rec.incarnation:
             if not self.probe.passed or self.hs is not None or self.me.incarnation < msg.sender_inc:
                 return DropReason.UNEXPECTED                  # it will send again
             self._respond(msg, addr, resuming=True, now=now)
             return None
         if self.state in (State.PAIRED, State.REPAIRING, State.RESTORING) and self.session is not None:
+            if msg.name == self.session.info.name and msg.sender_inc != self.session.info.incarnation:
+                return DropReason.UNEXPECTED                  # perhaps our counterpart restarted: its announce decides
             if msg.sender_inc == self.session.info.incarnation:
+                if self.state is State.PAIRED and self.hs is None and self.session.window.highest < 0:
+                    # It never got our confirmation and gave up; nothing it sealed reached us. Start again,
+                    # still handing the relationship back if that is what the lost session was for.
+                    self._respond(msg, addr, resuming=self.session.mode is Mode.HANDING_BACK, now=now)
+                    return None
                 return DropReason.UNEXPECTED
             self._refuse(msg, addr, wire.R_TAKEN, now)
             return None
@@ -418,6 +438,9 @@ class Peer:
                 return None
         if hs is None or msg.sender_inc != hs.peer_inc:  # type: ignore[attr-defined]
             return DropReason.NOT_FOR_US
+        if self.state is State.PAIRING and isinstance(msg, (wire.Reply, wire.Reveal)) and self._rival(hs, now):
+            self._abandon(hs, now, COOLDOWN)       # before we commit to it: a namesake showed up
+            return None
         try:
             match msg:
                 case wire.Reply() if hs.initiator:
@@ -432,21 +455,34 @@ class Peer:
                 case _:
                     return DropReason.UNEXPECTED
         except pairing.HandshakeError as exc:
+            if not exc.fatal:
+                return DropReason.VIOLATION
             self._handshake_failed(hs, exc, addr, now)
-            return DropReason.VIOLATION if not exc.bad_code else None
+            return None
         if hs.state is pairing.HsState.DONE:
             self._paired(hs, now)
         return None
 
+    def _rival(self, hs: pairing.Handshake, now: float) -> bool:
+        """Another live peer answers to the same name: pair with neither, and say so."""
+        same = [r for r in self._candidates(now) if r.name == hs.peer_name]
+        if any(r.incarnation != hs.peer_inc for r in same):
+            mine = [r for r in self.table.alive(now) if r.incarnation == hs.peer_inc]
+            return self._conflicted(hs.peer_name, same + [r for r in mine if r not in same])
+        return False
+
     def _on_refuse(self, hs: pairing.Handshake, msg: wire.Refuse, now: float) -> None:
-        text = wire.REFUSE_TEXT.get(msg.reason, "refused")
+        """Tell the user at once, but let the handshake run to its deadline: a refusal
+        is unauthenticated, and a forged one must not stop a genuine pairing."""
+        if hs.refusal:
+            return
+        hs.refusal = wire.REFUSE_TEXT.get(msg.reason, "refused")
         event: events.Event
         if msg.reason == wire.R_BAD_CODE:
-            event = events.PairingFailed(hs.peer_name, text)
+            event = events.PairingFailed(hs.peer_name, hs.refusal)
         else:
-            event = events.PairingRefused(hs.peer_name, text)
+            event = events.PairingRefused(hs.peer_name, hs.refusal)
         self._events.append(event)
-        self._abandon(hs, now, REFUSED_COOLDOWN)
 
     def _handshake_failed(self, hs: pairing.Handshake, exc: pairing.HandshakeError, addr: tuple[str, int],
                           now: float) -> None:
@@ -470,21 +506,29 @@ class Peer:
         assert hs.keys is not None
         info = PeerInfo(hs.peer_name, hs.peer_addr, hs.keys.code, bool(self.me.code), hs.peer_inc)
         self.hs, self.done_hs = None, hs
-        if self.state is State.REPAIRING:
-            assert self.session is not None
-            self.probe = None          # the old session is dropped: its process is gone
-            self.session = Session(hs.keys, info, self.session.ledger, self.rtt, Mode.HANDING_BACK, now, self._emit)
+        if self.session is not None and self.session.info.incarnation != hs.peer_inc:
+            self._retire(self.session.info.incarnation)
+        if hs.handing_back:
+            self.probe = None          # any old session is dropped: its process is gone
+            self.session = Session(hs.keys, info, self.ledger, self.rtt, Mode.HANDING_BACK, now, self._emit)
             self._move(State.PAIRED)
         elif hs.resuming:
             self.session = Session(hs.keys, info, self._ledger, self.rtt, Mode.AWAITING, now, self._emit)
             self._move(State.RESTORING)
         else:
-            self.session = Session(hs.keys, info, self._ledger, self.rtt, Mode.NORMAL, now, self._emit)
+            self.session = Session(hs.keys, info, self.ledger, self.rtt, Mode.NORMAL, now, self._emit)
             self._move(State.PAIRED)
             self._events.append(events.Paired(info.name, info.addr, info.code, verified=info.verified,
                                               balance=self.session.ledger.balance))
         self._broadcast(self._announce())           # let the LAN see we are taken
         self._schedule_announce(now)
+
+    def _retire(self, incarnation: int) -> None:
+        """A counterpart process we are done with: never mistake it for a newcomer again."""
+        if len(self.past_partners) >= MAX_BLOCKED:
+            self.past_partners.pop()
+        self.past_partners.add(incarnation)
+        self.table.forget(incarnation)
 
     def _emit(self, event: events.Event) -> None:
         self._events.append(event)
@@ -527,6 +571,10 @@ class Peer:
                 times.append(t)
         if self.probe is not None and not self.probe.passed:
             times.append(self.probe.deadline)
+        elif self.probe is not None and self.hs is None:
+            times.append(self.probe.give_up_at)
+        if self._settle_at is not None and self.state is State.LOOKING:
+            times.append(self._settle_at)
         waiting = [t for t in self.cooldown.values()]
         if self.state is State.LOOKING and waiting:
             times.append(min(waiting))
@@ -546,8 +594,9 @@ class Peer:
             if again is not None:
                 self._outbox.append((again, hs.peer_addr))
             if hs.state is pairing.HsState.FAILED:
-                self._events.append(events.PairingFailed(hs.peer_name, f"{hs.peer_name} stopped answering"))
-                self._abandon(hs, now, COOLDOWN)
+                if not hs.refusal:
+                    self._events.append(events.PairingFailed(hs.peer_name, f"{hs.peer_name} stopped answering"))
+                self._abandon(hs, now, REFUSED_COOLDOWN if hs.refusal else COOLDOWN)
         if self.session is not None:
             self.session.handle_timeout(now)
         self._check_probe(now)

@@ -14,6 +14,7 @@ from . import wire
 MAX_PEERS = 64
 MISSED_INTERVALS = 3
 MIN_LIFETIME = 3.0
+MAX_INTERVAL = 30.0      # the slowest announce interval the protocol uses; longer claims are clamped
 
 
 @dataclass
@@ -54,7 +55,8 @@ class PeerTable:
         if msg.flags & wire.F_LEAVING:
             self._by_inc.pop(msg.incarnation, None)
             return None, False
-        lifetime = max(MIN_LIFETIME, MISSED_INTERVALS * msg.interval_ms / 1000)
+        interval = min(MAX_INTERVAL, msg.interval_ms / 1000)
+        lifetime = max(MIN_LIFETIME, MISSED_INTERVALS * interval)
         known = self._by_inc.get(msg.incarnation)
         if known is not None:
             if known.public_key != msg.public_key or known.name != msg.name:
@@ -72,6 +74,9 @@ class PeerTable:
                          msg.partner_inc, msg.public_key, now, now + lifetime)
         self._by_inc[msg.incarnation] = rec
         return rec, True
+
+    def forget(self, incarnation: int) -> None:
+        self._by_inc.pop(incarnation, None)
 
     def expire(self, now: float) -> None:
         for inc in [i for i, r in self._by_inc.items() if r.expires_at <= now]:

@@ -26,6 +26,7 @@ SILENT_AFTER = 3.5
 IN_DOUBT_AFTER = 3.0
 BYE_COPIES = 3
 MAX_PINGS = 8
+CHALLENGE_SPACING = 0.5
 
 
 class Mode(enum.Enum):
@@ -58,9 +59,10 @@ class Session:
         self.emit = emit
         self.window = crypto.ReplayWindow()
         self.send_counter = 0
-        self.outbox: list[bytes] = []
+        self.outbox: list[tuple[bytes, tuple[str, int]]] = []
         self.flights: dict[int, Flight] = {}
         self.last_heard = now
+        self.challenge: tuple[int, tuple[str, int], float] | None = None   # (ping id, new address, sent at)
         self.silent = False
         self.left = False
         self.closed = False
@@ -69,6 +71,8 @@ class Session:
         self.ping_id = 0
         self.pings: dict[int, float] = {}
         self.answered_ping_at = float("-inf")   # when the newest ping that got a pong was sent
+        self.probe_until = float("-inf")
+        self.probe_spacing = PING_INTERVAL
         self.handback_at: float | None = None
         self.handback_retries = 0
         if mode is Mode.HANDING_BACK:
@@ -96,16 +100,16 @@ class Session:
             raise PeerUnavailable(f"{name} is not responding — nothing was sent")
 
     # ------------------------------------------------------------------ sending
-    def _send(self, msg: wire.Message) -> None:
+    def _send(self, msg: wire.Message, to: tuple[str, int] | None = None) -> None:
         counter = self.send_counter
         self.send_counter += 1
         shell = wire.Sealed(self.keys.session_id, counter, b"")
         body = crypto.seal(self.keys.send_key, counter, shell.header, wire.encode_inner(msg))
-        self.outbox.append(wire.encode(wire.Sealed(self.keys.session_id, counter, body)))
+        self.outbox.append((wire.encode(wire.Sealed(self.keys.session_id, counter, body)), to or self.peer_addr))
 
     def take_datagrams(self) -> list[tuple[bytes, tuple[str, int]]]:
         out, self.outbox = self.outbox, []
-        return [(d, self.peer_addr) for d in out]
+        return out
 
     def pay(self, amount: int, memo: str, now: float) -> int:
         self.check_can_pay()
@@ -138,7 +142,8 @@ class Session:
         if plain is None:
             return DropReason.AUTH
         self.window.mark(msg.counter)
-        self.peer_addr = addr
+        if addr != self.peer_addr:
+            self._challenge(addr, now)
         self.last_heard = now
         if self.silent and not self.closed:
             self.silent = False
@@ -147,9 +152,22 @@ class Session:
             inner = wire.decode_inner(plain)
         except DecodeError:
             return DropReason.VIOLATION
-        return self._dispatch(inner, now)
+        return self._dispatch(inner, addr, now)
 
-    def _dispatch(self, msg: wire.Message, now: float) -> DropReason | None:
+    def _challenge(self, addr: tuple[str, int], now: float) -> None:
+        """An authentic datagram from a new address: prove the peer is there before moving.
+
+        Anyone on the LAN can re-send a sealed datagram from elsewhere; it opens, but
+        only the peer can answer a ping sent to the new address, from that address.
+        """
+        if self.challenge is not None and now < self.challenge[2] + CHALLENGE_SPACING:
+            return
+        ping_id = self._next_ping_id()
+        self.challenge = (ping_id, addr, now)
+        self._send(wire.Ping(ping_id, self._quiet(), self.ledger.out_settled, self.ledger.in_settled,
+                             self.ledger.digest()), to=addr)
+
+    def _dispatch(self, msg: wire.Message, addr: tuple[str, int], now: float) -> DropReason | None:
         if self.mode is Mode.AWAITING and not isinstance(msg, (wire.Resume, wire.Ping, wire.Pong, wire.Bye)):
             return DropReason.UNEXPECTED
         match msg:
@@ -158,14 +176,17 @@ class Session:
             case wire.Ack():
                 return self._on_ack(msg, now)
             case wire.Ping():
-                self._send(wire.Pong(msg.ping_id, self._quiet(), self.ledger.digest()))
-                self._compare(msg.quiet, msg.digest)
+                self._send(wire.Pong(msg.ping_id, self._quiet(), self.ledger.out_settled,
+                                     self.ledger.in_settled, self.ledger.digest()))
+                self._compare(msg)
             case wire.Pong():
+                if self.challenge is not None and (msg.ping_id, addr) == self.challenge[:2]:
+                    self.peer_addr, self.challenge = addr, None      # the peer answered from there: follow it
                 sent = self.pings.pop(msg.ping_id, None)
                 if sent is not None:
                     self.rtt.sample(now - sent)
                     self.answered_ping_at = max(self.answered_ping_at, sent)
-                self._compare(msg.quiet, msg.digest)
+                self._compare(msg)
             case wire.Bye():
                 if not self.left:
                     self.left = True
@@ -178,7 +199,7 @@ class Session:
 
     def _on_pay(self, msg: wire.Pay, now: float) -> DropReason | None:
         outcome = self.ledger.receive(msg.seq, msg.amount, msg.memo, now)
-        if outcome in (Outcome.CONFLICT, Outcome.TOO_FAR):
+        if outcome in (Outcome.CONFLICT, Outcome.INVALID):
             return DropReason.VIOLATION
         if outcome is Outcome.APPLIED:
             self.emit(events.PaymentReceived(msg.seq, msg.amount, msg.memo, self.ledger.balance))
@@ -233,10 +254,16 @@ class Session:
     def _quiet(self) -> int:
         return int(self.mode is Mode.NORMAL and not self.ledger.pending())
 
-    def _compare(self, their_quiet: int, their_digest: bytes) -> None:
-        if not (their_quiet and self._quiet()):
+    def _compare(self, msg: wire.Ping | wire.Pong) -> None:
+        """Compare views only when both are quiet and have settled the same payments.
+
+        A keepalive written before its sender settled the payment we just settled
+        would otherwise read as a disagreement that is only a matter of timing.
+        """
+        led = self.ledger
+        if not (msg.quiet and self._quiet()) or (msg.out_settled, msg.in_settled) != (led.in_settled, led.out_settled):
             return
-        agree = crypto.tags_equal(their_digest, self.ledger.digest(mirrored=True))
+        agree = crypto.tags_equal(msg.digest, led.digest(mirrored=True))
         if agree != self.agree:
             if not agree or self.agree is False:
                 self.emit(events.LedgerAgreement(agree))
@@ -270,13 +297,22 @@ class Session:
                 self._send(wire.Pay(seq, self.ledger.floor(), entry.amount, entry.memo))
         self._fill_window(now)
 
-    def _ping(self, now: float) -> None:
+    def probe(self, now: float, until: float, spacing: float) -> None:
+        """Ping often until ``until``: is the process behind this session still there?"""
+        self.probe_until, self.probe_spacing = until, spacing
+        self._ping(now)
+
+    def _next_ping_id(self) -> int:
         self.ping_id = (self.ping_id + 1) % 2**32
-        self.pings[self.ping_id] = now
+        return self.ping_id
+
+    def _ping(self, now: float) -> None:
+        self.pings[self._next_ping_id()] = now
         while len(self.pings) > MAX_PINGS:
             del self.pings[next(iter(self.pings))]
-        self._send(wire.Ping(self.ping_id, self._quiet(), self.ledger.digest()))
-        self.next_ping = now + PING_INTERVAL
+        self._send(wire.Ping(self.ping_id, self._quiet(), self.ledger.out_settled, self.ledger.in_settled,
+                             self.ledger.digest()))
+        self.next_ping = now + (self.probe_spacing if now < self.probe_until else PING_INTERVAL)
 
     def next_timeout(self) -> float | None:
         if self.closed:

@@ -325,8 +325,10 @@ class Ping(Message):
     TYPE = 3
     ping_id: int
     quiet: int          # 1 when the sender has nothing outstanding
+    out_settled: int    # payments the sender sent and saw confirmed
+    in_settled: int     # payments the sender received and applied
     digest: bytes
-    SPEC = (U32, U8, NONCE)
+    SPEC = (U32, U8, U64, U64, NONCE)
 
 
 @dataclass(frozen=True)
@@ -334,8 +336,10 @@ class Pong(Message):
     TYPE = 4
     ping_id: int
     quiet: int
+    out_settled: int
+    in_settled: int
     digest: bytes
-    SPEC = (U32, U8, NONCE)
+    SPEC = (U32, U8, U64, U64, NONCE)
 
 
 @dataclass(frozen=True)
