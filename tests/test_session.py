@@ -1325,3 +1325,21 @@ def test_a_pairing_whose_confirmation_never_arrives_still_ends_paired_on_both_si
     a.pay(100, "", lan.now)
     lan.pump()
     assert b.status().balance == 100
+
+
+def test_one_long_lost_payment_does_not_make_later_ones_violations() -> None:
+    """Seq 1 stays lost while hundreds of later payments go through: none of them is refused."""
+    lan, a, b = paired()
+    first = a.pay(1, "lost for a while", lan.now)
+
+    def lose_first(src: Peer, dst: Peer, data: bytes) -> bool:
+        msg = opened(dst, data)
+        return isinstance(msg, wire.Pay) and msg.seq == first
+
+    for _ in range(2 * MAX_AHEAD):
+        a.pay(1, "", lan.now)
+        lan.advance(lan.now + 0.01, drop=lose_first)
+    assert b.drops[DropReason.VIOLATION] == 0
+    lan.advance(lan.now + 30.0)
+    assert a.idle and b.drops[DropReason.VIOLATION] == 0
+    assert a.ledger.balance == -(2 * MAX_AHEAD + 1) and b.ledger.balance == 2 * MAX_AHEAD + 1

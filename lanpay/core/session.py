@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 from . import crypto, events, wire
 from .errors import DecodeError, DropReason, NotPaired, PeerUnavailable
-from .ledger import BadHandback, Ledger, Outcome, Status
+from .ledger import MAX_AHEAD, BadHandback, Ledger, Outcome, Status
 from .rtt import RttEstimator
 
 WINDOW = 32             # payments in flight at once
+SPAN = MAX_AHEAD // 2   # and never further past the oldest unresolved one than the payee accepts
 PING_INTERVAL = 1.0
 SILENT_AFTER = 3.5
 IN_DOUBT_AFTER = 3.0
@@ -120,8 +121,9 @@ class Session:
     def _fill_window(self, now: float) -> None:
         if self.mode is not Mode.NORMAL or self.left or self.closed:
             return
+        span_end = self.ledger.floor() + SPAN
         for entry in self.ledger.pending():
-            if len(self.flights) >= WINDOW:
+            if len(self.flights) >= WINDOW or entry.seq > span_end:
                 break
             if entry.seq not in self.flights:
                 self.flights[entry.seq] = Flight(now, now + self.rtt.rto)
