@@ -784,6 +784,36 @@ def test_a_restarted_peer_s_hello_waits_until_the_old_process_is_judged_gone() -
     assert lan.events(a, events.PeerRestarted)
 
 
+
+def test_a_hand_back_survives_losing_the_restarted_side_for_longer_than_the_handshake_deadline() -> None:
+    """The survivor reveals, then hears nothing back for 12 s and gives up; the restarted side
+    had finished the handshake. Once traffic flows again, both end paired and restored."""
+    for seed in range(1, 40):
+        lan, a, b = paired(seed)
+        a.pay(250, "before", lan.now)
+        lan.advance(3.0)
+        lan.remove(b)
+        b2 = lan.add("bob")
+        if b2.incarnation > a.incarnation:      # the survivor initiates the re-pairing
+            break
+    else:
+        pytest.fail("no seed gave the survivor the lower incarnation")
+    revealed: list[float] = []
+
+    def lose_restarted_side(src: Peer, dst: Peer, data: bytes) -> bool:
+        if src is a and isinstance(wire.decode(data), wire.Reveal) and not revealed:
+            revealed.append(lan.now)
+        return src is b2 and bool(revealed) and lan.now < revealed[0] + 12.0
+
+    lan.advance(lan.now + 20.0, drop=lose_restarted_side)
+    assert revealed and lan.events(a, events.PairingFailed)
+    lan.advance(lan.now + 10.0)
+    assert a.state is State.PAIRED and b2.state is State.PAIRED
+    assert a.session is not None and a.session.info.incarnation == b2.incarnation
+    assert b2.ledger.balance == 250 == -a.ledger.balance
+    assert lan.events(b2, events.Paired)[-1].restored
+
+
 # ================================================================== what the user may ask
 
 @pytest.mark.parametrize(

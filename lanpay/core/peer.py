@@ -117,6 +117,7 @@ class Peer:
         self.session: Session | None = None
         self.hs: pairing.Handshake | None = None
         self.done_hs: pairing.Handshake | None = None
+        self.late_hs: pairing.Handshake | None = None     # revealed, then gave up: the peer may have finished it
         self.probe: _Probe | None = None
         self.cooldown: dict[int, float] = {}
         self.warned: set[object] = set()
@@ -438,7 +439,9 @@ class Peer:
                 return None
         if hs is None or msg.sender_inc != hs.peer_inc:  # type: ignore[attr-defined]
             return DropReason.NOT_FOR_US
-        if self.state is State.PAIRING and isinstance(msg, (wire.Reply, wire.Reveal)) and self._rival(hs, now):
+        first = (isinstance(msg, wire.Reply) and hs.state is pairing.HsState.HELLO_SENT) or \
+            (isinstance(msg, wire.Reveal) and hs.state is pairing.HsState.REPLY_SENT)
+        if self.state is State.PAIRING and first and self._rival(hs, now):
             self._abandon(hs, now, COOLDOWN)       # before we commit to it: a namesake showed up
             return None
         try:
@@ -540,9 +543,28 @@ class Peer:
             pairing.confirm_implicitly(hs)     # the responder already uses the new keys
             if hs.state is pairing.HsState.DONE:
                 self._paired(hs, now)
+        late = self.late_hs
+        if late is not None and late.keys is not None and msg.session_id == late.keys.session_id:
+            self._finish_late(late, now)
         if self.session is not None and msg.session_id == self.session.keys.session_id:
             return self.session.receive(msg, addr, now)
         return DropReason.NOT_FOR_US
+
+    def _finish_late(self, hs: pairing.Handshake, now: float) -> None:
+        """Sealed traffic under keys of a handshake we gave up on: the responder did finish it.
+
+        Taking it up again keeps the two sides from ending up one paired, one not,
+        after a loss that outlasted the handshake deadline.
+        """
+        self.late_hs = None
+        if self.hs is not None:
+            return
+        if self.state is State.LOOKING and not hs.handing_back:
+            self._move(State.PAIRING)
+            self._paired(hs, now)
+        elif self.state is State.PAIRED and hs.handing_back and self.session is not None \
+                and self.session.info.name == hs.peer_name:
+            self._paired(hs, now)
 
     def _settle(self, now: float) -> None:
         """State changes that follow from what the session did."""
@@ -594,6 +616,8 @@ class Peer:
             if again is not None:
                 self._outbox.append((again, hs.peer_addr))
             if hs.state is pairing.HsState.FAILED:
+                if hs.initiator and hs.keys is not None:
+                    self.late_hs = hs
                 if not hs.refusal:
                     self._events.append(events.PairingFailed(hs.peer_name, f"{hs.peer_name} stopped answering"))
                 self._abandon(hs, now, REFUSED_COOLDOWN if hs.refusal else COOLDOWN)

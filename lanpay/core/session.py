@@ -26,7 +26,7 @@ PING_INTERVAL = 1.0
 SILENT_AFTER = 3.5
 IN_DOUBT_AFTER = 3.0
 BYE_COPIES = 3
-MAX_PINGS = 8
+MAX_PINGS = 32          # remembered pings: a probe sends one every PROBE_SPACING
 CHALLENGE_SPACING = 0.5
 
 

@@ -245,7 +245,7 @@ REFUSE_TEXT = {
     R_TAKEN: "already paired with someone else",
     R_NOT_WANTED: "waiting for someone else",
     R_CODE_MISMATCH: "one side uses a pairing code and the other does not",
-    R_BAD_CODE: "the pairing codes do not match",
+    R_BAD_CODE: "the pairing codes do not match (or someone on the network interfered)",
 }
 
 
