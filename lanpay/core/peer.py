@@ -15,6 +15,8 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 from . import events, pairing, wire
+from .announcer import (FIRST_ANNOUNCES, LOOKING_INTERVAL, PAIRED_INTERVAL, UNSOLICITED_PER_SECOND,
+                        AnnounceSchedule, Budget, announce)
 from .amounts import MAX_PAYMENT_CENTS, format_amount
 from .crypto import new_private_key, public_key
 from .errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, UserError
@@ -33,15 +35,11 @@ class _Broadcast:
 BROADCAST = _Broadcast()
 Destination = tuple[str, int] | _Broadcast
 
-FIRST_ANNOUNCES = (0.0, 0.1, 0.5, 2.0)
-LOOKING_INTERVAL = (4.0, 6.0)
-PAIRED_INTERVAL = (20.0, 30.0)
 COOLDOWN = 3.0
 REFUSED_COOLDOWN = 10.0
 PROBE_TIME = 2.5        # how long an old process has to answer before a newcomer may take its place
 PROBE_SPACING = 0.15    # pings during that time: many, so loss alone does not make a live process look dead
 SETTLE = 0.25           # wait this long after first hearing a candidate, so a namesake can show up too
-UNSOLICITED_PER_SECOND = 20.0
 MAX_BLOCKED = 64
 IMPOSTOR_COOLDOWN = 60.0
 
@@ -126,8 +124,8 @@ class Peer:
         self.drops: Counter[DropReason] = Counter()
         self._events: deque[events.Event] = deque()
         self._outbox: list[tuple[bytes, Destination]] = []
-        self._announce_times = [now + t for t in FIRST_ANNOUNCES]
-        self._tokens, self._tokens_at = UNSOLICITED_PER_SECOND, now
+        self.announces = AnnounceSchedule(now)
+        self.budget = Budget(now)
 
     # ================================================================ public API
     @property
@@ -234,33 +232,21 @@ class Peer:
         if msg.incarnation == self.me.incarnation:
             return DropReason.OWN
         rec, new = self.table.update(msg, addr, now)
-        if new and rec is not None and self._spend_token(now):
+        if new and rec is not None and self.budget.spend(now):
             self._outbox.append((wire.encode(self._announce()), addr))   # answer at once: pairing in one round trip
         self._consider(now)
         return None
 
     def _announce(self, leaving: bool = False) -> wire.Announce:
         paired = self.state in (State.PAIRED, State.REPAIRING, State.RESTORING)
-        flags = (wire.F_PAIRED if paired else 0) | (wire.F_CODE if self.me.code else 0)
-        flags |= wire.F_LEAVING if leaving else 0
         s = self.session
-        interval = PAIRED_INTERVAL[1] if paired else LOOKING_INTERVAL[1]
-        return wire.Announce(self.me.incarnation, self.config.session_port, flags, int(interval * 1000), self.me.name, self.me.wants,
-                             s.info.name if s else "", s.info.incarnation if s else 0, self.me.public_key)
+        partner = (s.info.name, s.info.incarnation) if s else None
+        return announce(self.me, self.config.session_port, paired, leaving, partner)
 
     def _broadcast(self, msg: wire.Message) -> None:
         data = wire.encode(msg)
         self._outbox.append((data, BROADCAST))
         self._outbox.extend((data, target) for target in self.config.connect)
-
-    def _spend_token(self, now: float) -> bool:
-        """A budget for datagrams sent unasked (answers to announces, refusals): floods stay bounded."""
-        self._tokens = min(UNSOLICITED_PER_SECOND, self._tokens + (now - self._tokens_at) * UNSOLICITED_PER_SECOND)
-        self._tokens_at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
 
     # ---------------------------------------------------------------- who to pair with
     def _wanted(self, rec: PeerRecord) -> bool:
@@ -428,7 +414,7 @@ class Peer:
         self._outbox.append((reply, addr))
 
     def _refuse(self, msg: wire.Hello, addr: tuple[str, int], reason: int, now: float) -> None:
-        if self._spend_token(now):
+        if self.budget.spend(now):
             self._outbox.append((wire.encode(wire.Refuse(self.me.incarnation, msg.sender_inc, reason, self.me.name)), addr))
 
     def _on_handshake(self, msg: wire.Message, addr: tuple[str, int], now: float) -> DropReason | None:
@@ -524,7 +510,7 @@ class Peer:
             self._events.append(events.Paired(info.name, info.addr, info.code, verified=info.verified,
                                               balance=self.session.ledger.balance))
         self._broadcast(self._announce())           # let the LAN see we are taken
-        self._schedule_announce(now)
+        self.announces.redraw(now, self.rng, paired=self.state is State.PAIRED)
 
     def _retire(self, incarnation: int) -> None:
         """A counterpart process we are done with: never mistake it for a newcomer again."""
@@ -570,7 +556,7 @@ class Peer:
         """State changes that follow from what the session did."""
         if self.state is State.RESTORING and self.session is not None and self.session.ready:
             self._move(State.PAIRED)
-            self._schedule_announce(now)
+            self.announces.redraw(now, self.rng, paired=self.state is State.PAIRED)
 
     def _move(self, new: State) -> None:
         if new is not self.state:
@@ -579,14 +565,10 @@ class Peer:
             self.state = new
 
     # ================================================================ time
-    def _schedule_announce(self, now: float) -> None:
-        low, high = PAIRED_INTERVAL if self.state is State.PAIRED else LOOKING_INTERVAL
-        self._announce_times = [now + self.rng.uniform(low, high)]
-
     def next_timeout(self) -> float | None:
         if self.state is State.CLOSED:
             return None
-        times = [self._announce_times[0]]
+        times = [self.announces.next_at]
         for t in (self.hs.next_timeout() if self.hs else None,
                   self.session.next_timeout() if self.session else None):
             if t is not None:
@@ -605,11 +587,8 @@ class Peer:
     def handle_timeout(self, now: float) -> None:
         if self.state is State.CLOSED:
             return
-        if now >= self._announce_times[0]:
+        if self.announces.take(now, self.rng, paired=self.state is State.PAIRED):
             self._broadcast(self._announce())
-            self._announce_times.pop(0)
-            if not self._announce_times:
-                self._schedule_announce(now)
         hs = self.hs
         if hs is not None:
             again = hs.timer(now)

@@ -1,0 +1,80 @@
+"""When a peer announces itself, what it says, and how much it may send unasked.
+
+Announces are the only traffic a peer sends to the whole LAN, and answers to
+announces (and refusals of hellos) are the only traffic it sends to strangers
+without being asked by an authenticated counterpart.  Their timing and their
+budget live here, apart from the pairing decisions the facade makes.
+"""
+
+from __future__ import annotations
+
+import random
+
+from . import wire
+from .pairing import Identity
+
+FIRST_ANNOUNCES = (0.0, 0.1, 0.5, 2.0)
+LOOKING_INTERVAL = (4.0, 6.0)
+PAIRED_INTERVAL = (20.0, 30.0)
+UNSOLICITED_PER_SECOND = 20.0
+
+
+def announce(me: Identity, session_port: int, paired: bool, leaving: bool = False,
+             partner: tuple[str, int] | None = None) -> wire.Announce:
+    """Our announce; ``partner`` is the counterpart's (name, incarnation) when there is a session.
+
+    The interval it claims is the longest this state draws, so receivers expire a
+    record only after the sender has really missed several announces.
+    """
+    flags = (wire.F_PAIRED if paired else 0) | (wire.F_CODE if me.code else 0)
+    flags |= wire.F_LEAVING if leaving else 0
+    interval = PAIRED_INTERVAL[1] if paired else LOOKING_INTERVAL[1]
+    partner_name, partner_inc = partner if partner is not None else ("", 0)
+    return wire.Announce(me.incarnation, session_port, flags, int(interval * 1000), me.name, me.wants,
+                         partner_name, partner_inc, me.public_key)
+
+
+class AnnounceSchedule:
+    """The announces still due: a burst at start, so a listener finds us at once even
+    if one is lost, then one interval at a time, drawn from the caller's rng."""
+
+    def __init__(self, now: float) -> None:
+        self.times = [now + t for t in FIRST_ANNOUNCES]
+
+    @property
+    def next_at(self) -> float:
+        return self.times[0]
+
+    def take(self, now: float, rng: random.Random, paired: bool) -> bool:
+        """Whether an announce is due at ``now``; if so, consume it and, once the start-up
+        burst is spent, draw the next interval (long when ``paired``: nobody needs us)."""
+        if now < self.times[0]:
+            return False
+        self.times.pop(0)
+        if not self.times:
+            self.redraw(now, rng, paired)
+        return True
+
+    def redraw(self, now: float, rng: random.Random, paired: bool) -> None:
+        """Forget whatever was due and draw one interval from ``now``: a jittered schedule
+        keeps peers that started together from announcing in lockstep."""
+        low, high = PAIRED_INTERVAL if paired else LOOKING_INTERVAL
+        self.times = [now + rng.uniform(low, high)]
+
+
+class Budget:
+    """A token bucket for datagrams sent unasked: a flood of forged announces or hellos
+    makes us send at most ``rate`` a second, never one answer per datagram."""
+
+    def __init__(self, now: float, rate: float = UNSOLICITED_PER_SECOND) -> None:
+        self.rate = rate
+        self.tokens, self.at = rate, now
+
+    def spend(self, now: float) -> bool:
+        """Take one token if there is one; refill first for the time since the last call."""
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
