@@ -22,6 +22,7 @@ from .crypto import new_private_key, public_key
 from .errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, UserError
 from .ledger import HistoryEntry, Ledger, Status as EntryStatus
 from .peers import PeerRecord, PeerTable
+from .restart import IMPOSTOR_COOLDOWN, PROBE_SPACING, PROBE_TIME, Probe, Verdict, probe_time
 from .rtt import RttEstimator
 from .session import Mode, PeerInfo, Session
 
@@ -37,11 +38,8 @@ Destination = tuple[str, int] | _Broadcast
 
 COOLDOWN = 3.0
 REFUSED_COOLDOWN = 10.0
-PROBE_TIME = 2.5        # how long an old process has to answer before a newcomer may take its place
-PROBE_SPACING = 0.15    # pings during that time: many, so loss alone does not make a live process look dead
 SETTLE = 0.25           # wait this long after first hearing a candidate, so a namesake can show up too
 MAX_BLOCKED = 64
-IMPOSTOR_COOLDOWN = 60.0
 
 
 class State(enum.Enum):
@@ -88,17 +86,6 @@ class Status:
     drops: int
 
 
-@dataclass
-class _Probe:
-    """A new incarnation claims our counterpart's name: is the old one really gone?"""
-
-    rec: PeerRecord
-    started: float
-    deadline: float
-    passed: bool = False
-    give_up_at: float = 0.0
-
-
 class Peer:
     def __init__(self, config: Config, rng: random.Random, now: float) -> None:
         for label, text in (("name", config.name), ("peer name", config.want_peer or "x")):
@@ -116,7 +103,7 @@ class Peer:
         self.hs: pairing.Handshake | None = None
         self.done_hs: pairing.Handshake | None = None
         self.late_hs: pairing.Handshake | None = None     # revealed, then gave up: the peer may have finished it
-        self.probe: _Probe | None = None
+        self.probe: Probe | None = None
         self.cooldown: dict[int, float] = {}
         self.warned: set[object] = set()
         self.past_partners: set[int] = set()      # incarnations we were paired with: never "restarts"
@@ -318,32 +305,30 @@ class Peer:
     def _start_probe(self, rec: PeerRecord, now: float) -> None:
         """Before handing the relationship to a newcomer, check the old process is really gone."""
         assert self.session is not None
-        wait = 0.0 if self.session.left else max(PROBE_TIME, 10 * self.rtt.rto)
-        self.probe = _Probe(rec, now, now + wait)
+        wait = probe_time(self.session.left, self.rtt.rto)
+        self.probe = Probe(rec, now, now + wait)
         if wait:
             self.session.probe(now, until=now + wait, spacing=PROBE_SPACING)
         self._check_probe(now)
 
     def _check_probe(self, now: float) -> None:
-        probe, s = self.probe, self.session
-        if probe is not None and probe.passed and self.hs is None and now >= probe.give_up_at:
+        """Act on the probe's verdict: the probe judges, the facade moves."""
+        probe = self.probe
+        if probe is None:
+            return
+        verdict = probe.check(now, handshaking=self.hs is not None, old=self.session)
+        if verdict is Verdict.GAVE_UP:
             self.probe = None                       # the newcomer never completed a handshake
             self._cool(probe.rec.incarnation, now + COOLDOWN)
             self._move(State.PAIRED)
-            return
-        if probe is None or probe.passed or s is None or now < probe.deadline:
-            return
-        if s.answered_ping_at >= probe.started and not s.left:
-            # The old process answered a ping sent after the newcomer appeared: it is alive.
+        elif verdict is Verdict.ALIVE:
             self._cool(probe.rec.incarnation, now + IMPOSTOR_COOLDOWN)
             self._warn_once(("impostor", probe.rec.incarnation),
                             events.ImpostorSuspected(probe.rec.name, probe.rec.addr))
             self.probe = None
-            return
-        probe.passed = True
-        self._move(State.REPAIRING)
-        probe.give_up_at = now + pairing.HANDSHAKE_DEADLINE
-        self._consider(now)
+        elif verdict is Verdict.GONE:
+            self._move(State.REPAIRING)
+            self._consider(now)
 
     def _cool(self, incarnation: int, until: float) -> None:
         """Leave this incarnation alone until ``until``; the map stays bounded."""
@@ -573,10 +558,8 @@ class Peer:
                   self.session.next_timeout() if self.session else None):
             if t is not None:
                 times.append(t)
-        if self.probe is not None and not self.probe.passed:
-            times.append(self.probe.deadline)
-        elif self.probe is not None and self.hs is None:
-            times.append(self.probe.give_up_at)
+        if self.probe is not None and (t := self.probe.next_timeout(handshaking=self.hs is not None)) is not None:
+            times.append(t)
         if self._settle_at is not None and self.state is State.LOOKING:
             times.append(self._settle_at)
         waiting = [t for t in self.cooldown.values()]
