@@ -14,7 +14,7 @@ import random
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from . import events, pairing, wire
+from . import events, matching, pairing, wire
 from .announcer import (FIRST_ANNOUNCES, LOOKING_INTERVAL, PAIRED_INTERVAL, UNSOLICITED_PER_SECOND,
                         AnnounceSchedule, Budget, announce)
 from .amounts import MAX_PAYMENT_CENTS, format_amount
@@ -236,32 +236,22 @@ class Peer:
         self._outbox.extend((data, target) for target in self.config.connect)
 
     # ---------------------------------------------------------------- who to pair with
-    def _wanted(self, rec: PeerRecord) -> bool:
-        """Pairing is mutual: each side must accept the other's name."""
-        return (self.config.want_peer in (None, rec.name)) and rec.wants in ("", self.me.name)
-
-    def _available(self, rec: PeerRecord) -> bool:
-        """Free, or paired with us: an earlier incarnation of us (we restarted), or this one
-        (a handshake it finished and we gave up on)."""
-        return not rec.paired or rec.partner == self.me.name
+    @property
+    def _terms(self) -> matching.Terms:
+        """Read afresh each time: tests may give ``me`` another incarnation after start."""
+        return matching.Terms(self.me.name, self.config.want_peer, bool(self.me.code))
 
     def _candidates(self, now: float) -> list[PeerRecord]:
-        found = []
-        for rec in self.table.alive(now):
-            if self.cooldown.get(rec.incarnation, 0) > now:
-                continue
-            if not (self._wanted(rec) and self._available(rec)):
-                continue
-            if rec.uses_code != bool(self.me.code):
-                self._warn_once(("code", rec.incarnation),
-                                events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]))
-                continue
-            found.append(rec)
+        found, wrong_code = matching.candidates(self._terms, self.table.alive(now), self.cooldown, now)
+        for rec in wrong_code:
+            self._warn_once(("code", rec.incarnation),
+                            events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]))
         return found
 
-    def _conflicted(self, name: str, candidates: list[PeerRecord]) -> bool:
-        same = [r for r in candidates if r.name == name]
-        if len(same) > 1:
+    def _conflicted(self, name: str, group: list[PeerRecord]) -> bool:
+        """Several live peers answer to ``name``: pair with none, and tell the user once."""
+        same = matching.namesakes(name, group)
+        if same:
             key = ("conflict", frozenset(r.incarnation for r in same))
             self._warn_once(key, events.NameConflict(name, tuple(r.addr for r in same)))
             return True
@@ -286,21 +276,15 @@ class Peer:
                     self._initiate(rec, resuming=False, now=now)
                 return          # the first candidate only: wait for its hello if it initiates
         elif self.state is State.PAIRED and self.session is not None and self.probe is None:
+            partner = (self.session.info.name, self.session.info.incarnation)
             for rec in self.table.alive(now):
-                if self._is_restart(rec, now):
+                if matching.is_restart(self._terms, rec, partner, self.past_partners, self.cooldown, now):
                     self._start_probe(rec, now)
                     return
         elif self.state is State.REPAIRING and self.probe is not None and self.probe.passed and self.hs is None:
             rec = self.probe.rec
-            if self.me.incarnation < rec.incarnation and self.cooldown.get(rec.incarnation, 0) <= now:
+            if self.me.incarnation < rec.incarnation and not matching.cooling(self.cooldown, rec.incarnation, now):
                 self._initiate(rec, resuming=True, now=now)
-
-    def _is_restart(self, rec: PeerRecord, now: float) -> bool:
-        """A new incarnation of our counterpart, free and willing."""
-        assert self.session is not None
-        return (rec.name == self.session.info.name and rec.incarnation != self.session.info.incarnation
-                and rec.incarnation not in self.past_partners and not rec.paired and self._wanted(rec)
-                and rec.uses_code == bool(self.me.code) and self.cooldown.get(rec.incarnation, 0) <= now)
 
     def _start_probe(self, rec: PeerRecord, now: float) -> None:
         """Before handing the relationship to a newcomer, check the old process is really gone."""
@@ -378,17 +362,17 @@ class Peer:
     def _hello_while_looking(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
         if msg.sender_inc > self.me.incarnation:
             return DropReason.UNEXPECTED                     # we initiate with this one, not it
-        if not (self.config.want_peer in (None, msg.name) and msg.wants in ("", self.me.name)):
+        if not matching.accepts(self._terms, msg.name, msg.wants):
             self._refuse(msg, addr, wire.R_NOT_WANTED, now)
             return None
         if bool(msg.flags & wire.F_CODE) != bool(self.me.code):
             self._refuse(msg, addr, wire.R_CODE_MISMATCH, now)
             return None
-        if self.cooldown.get(msg.sender_inc, 0) > now:
+        if matching.cooling(self.cooldown, msg.sender_inc, now):
             return DropReason.RATE
-        others = [r for r in self._candidates(now) if r.name == msg.name and r.incarnation != msg.sender_inc]
-        if others:
-            self._conflicted(msg.name, others + [r for r in self.table.alive(now) if r.incarnation == msg.sender_inc])
+        rivals = matching.hello_rivals(msg.name, msg.sender_inc, self._candidates(now), self.table.alive(now))
+        if rivals:
+            self._conflicted(msg.name, rivals)
             return DropReason.UNEXPECTED
         self._respond(msg, addr, resuming=False, now=now)
         self._move(State.PAIRING)
@@ -439,11 +423,8 @@ class Peer:
 
     def _rival(self, hs: pairing.Handshake, now: float) -> bool:
         """Another live peer answers to the same name: pair with neither, and say so."""
-        same = [r for r in self._candidates(now) if r.name == hs.peer_name]
-        if any(r.incarnation != hs.peer_inc for r in same):
-            mine = [r for r in self.table.alive(now) if r.incarnation == hs.peer_inc]
-            return self._conflicted(hs.peer_name, same + [r for r in mine if r not in same])
-        return False
+        rivals = matching.handshake_rivals(hs.peer_name, hs.peer_inc, self._candidates(now), self.table.alive(now))
+        return self._conflicted(hs.peer_name, rivals) if rivals else False
 
     def _on_refuse(self, hs: pairing.Handshake, msg: wire.Refuse, now: float) -> None:
         """Tell the user at once, but let the handshake run to its deadline: a refusal
