@@ -5,6 +5,11 @@ datagrams out with ``datagrams_to_send(now)``, one timer with
 ``next_timeout()``/``handle_timeout(now)``, and typed events from
 ``next_event()``.  It never reads a clock, never touches a socket, and never
 raises on what the network sends: bad datagrams are dropped and counted.
+
+The facade owns the peer's state and wires the parts together; the parts that
+can be judged on their own live beside it: ``announcer`` (when to announce and
+the budget for datagrams sent unasked), ``matching`` (whom we may pair with)
+and ``restart`` (is our counterpart's old process really gone?).
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ from .restart import IMPOSTOR_COOLDOWN, PROBE_SPACING, PROBE_TIME, Probe, Verdic
 from .rtt import RttEstimator
 from .session import Mode, PeerInfo, Session
 
+__all__ = [
+    "BROADCAST", "COOLDOWN", "FIRST_ANNOUNCES", "IMPOSTOR_COOLDOWN", "LOOKING_INTERVAL", "MAX_BLOCKED",
+    "PAIRED_INTERVAL", "PROBE_SPACING", "PROBE_TIME", "REFUSED_COOLDOWN", "SETTLE", "TRANSITIONS",
+    "UNSOLICITED_PER_SECOND", "Config", "Destination", "HistoryEntry", "Peer", "State", "Status",
+]
+
 
 class _Broadcast:
     def __repr__(self) -> str:
@@ -36,13 +47,15 @@ class _Broadcast:
 BROADCAST = _Broadcast()
 Destination = tuple[str, int] | _Broadcast
 
-COOLDOWN = 3.0
+COOLDOWN = 3.0          # after a failed handshake, before trying that incarnation again
 REFUSED_COOLDOWN = 10.0
 SETTLE = 0.25           # wait this long after first hearing a candidate, so a namesake can show up too
-MAX_BLOCKED = 64
+MAX_BLOCKED = 64        # cooldowns and past partners kept: forged incarnations cost bounded memory
 
 
 class State(enum.Enum):
+    """Where the relationship stands; every change goes through ``TRANSITIONS``."""
+
     LOOKING = "looking"
     PAIRING = "pairing"          # first handshake under way
     RESTORING = "restoring"      # paired, waiting for the counterpart's record of us
@@ -63,6 +76,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 
 @dataclass(frozen=True)
 class Config:
+    """What the user asked for at start; limits are in cents, ``connect`` adds unicast announce targets."""
+
     name: str
     want_peer: str | None = None
     code: str | None = None
@@ -73,6 +88,8 @@ class Config:
 
 @dataclass(frozen=True)
 class Status:
+    """A snapshot for the shell's ``peer`` and ``balance`` commands: copied, so it never changes under the UI."""
+
     state: str
     peer_name: str | None
     peer_addr: tuple[str, int] | None
@@ -87,6 +104,8 @@ class Status:
 
 
 class Peer:
+    """One local peer: discovery, pairing, the session and its ledger, driven from outside."""
+
     def __init__(self, config: Config, rng: random.Random, now: float) -> None:
         for label, text in (("name", config.name), ("peer name", config.want_peer or "x")):
             if not text or len(text.encode()) > wire.MAX_NAME or wire.has_control(text):
@@ -265,26 +284,35 @@ class Peer:
     def _consider(self, now: float) -> None:
         """Start whatever pairing the current state and peer table call for."""
         if self.state is State.LOOKING:
-            self._settle_at = None
-            candidates = self._candidates(now)
-            for rec in candidates:
-                if self._conflicted(rec.name, candidates):
-                    continue
-                if now < rec.first_seen + SETTLE:
-                    self._settle_at = rec.first_seen + SETTLE
-                elif self.me.incarnation < rec.incarnation:
-                    self._initiate(rec, resuming=False, now=now)
-                return          # the first candidate only: wait for its hello if it initiates
+            self._choose(now)
         elif self.state is State.PAIRED and self.session is not None and self.probe is None:
-            partner = (self.session.info.name, self.session.info.incarnation)
-            for rec in self.table.alive(now):
-                if matching.is_restart(self._terms, rec, partner, self.past_partners, self.cooldown, now):
-                    self._start_probe(rec, now)
-                    return
+            self._look_for_restart(self.session, now)
         elif self.state is State.REPAIRING and self.probe is not None and self.probe.passed and self.hs is None:
             rec = self.probe.rec
             if self.me.incarnation < rec.incarnation and not matching.cooling(self.cooldown, rec.incarnation, now):
                 self._initiate(rec, resuming=True, now=now)
+
+    def _choose(self, now: float) -> None:
+        """Looking: initiate with the first unambiguous candidate once it has settled,
+        if ours is the lower incarnation (else its hello will come)."""
+        self._settle_at = None
+        candidates = self._candidates(now)
+        for rec in candidates:
+            if self._conflicted(rec.name, candidates):
+                continue
+            if now < rec.first_seen + SETTLE:
+                self._settle_at = rec.first_seen + SETTLE
+            elif self.me.incarnation < rec.incarnation:
+                self._initiate(rec, resuming=False, now=now)
+            return          # the first candidate only: wait for its hello if it initiates
+
+    def _look_for_restart(self, session: Session, now: float) -> None:
+        """Paired: a newcomer with our counterpart's name may be its restarted process."""
+        partner = (session.info.name, session.info.incarnation)
+        for rec in self.table.alive(now):
+            if matching.is_restart(self._terms, rec, partner, self.past_partners, self.cooldown, now):
+                self._start_probe(rec, now)
+                return
 
     def _start_probe(self, rec: PeerRecord, now: float) -> None:
         """Before handing the relationship to a newcomer, check the old process is really gone."""
@@ -346,18 +374,22 @@ class Peer:
             self._respond(msg, addr, resuming=True, now=now)
             return None
         if self.state in (State.PAIRED, State.REPAIRING, State.RESTORING) and self.session is not None:
-            if msg.name == self.session.info.name and msg.sender_inc != self.session.info.incarnation:
-                return DropReason.UNEXPECTED                  # perhaps our counterpart restarted: its announce decides
-            if msg.sender_inc == self.session.info.incarnation:
-                if self.state is State.PAIRED and self.hs is None and self.session.window.highest < 0:
-                    # It never got our confirmation and gave up; nothing it sealed reached us. Start again,
-                    # still handing the relationship back if that is what the lost session was for.
-                    self._respond(msg, addr, resuming=self.session.mode is Mode.HANDING_BACK, now=now)
-                    return None
-                return DropReason.UNEXPECTED
-            self._refuse(msg, addr, wire.R_TAKEN, now)
-            return None
+            return self._hello_while_paired(self.session, msg, addr, now)
         return DropReason.UNEXPECTED                         # busy with another handshake
+
+    def _hello_while_paired(self, session: Session, msg: wire.Hello, addr: tuple[str, int],
+                            now: float) -> DropReason | None:
+        if msg.name == session.info.name and msg.sender_inc != session.info.incarnation:
+            return DropReason.UNEXPECTED                  # perhaps our counterpart restarted: its announce decides
+        if msg.sender_inc == session.info.incarnation:
+            if self.state is State.PAIRED and self.hs is None and session.window.highest < 0:
+                # It never got our confirmation and gave up; nothing it sealed reached us. Start again,
+                # still handing the relationship back if that is what the lost session was for.
+                self._respond(msg, addr, resuming=session.mode is Mode.HANDING_BACK, now=now)
+                return None
+            return DropReason.UNEXPECTED
+        self._refuse(msg, addr, wire.R_TAKEN, now)
+        return None
 
     def _hello_while_looking(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
         if msg.sender_inc > self.me.incarnation:
@@ -384,7 +416,8 @@ class Peer:
 
     def _refuse(self, msg: wire.Hello, addr: tuple[str, int], reason: int, now: float) -> None:
         if self.budget.spend(now):
-            self._outbox.append((wire.encode(wire.Refuse(self.me.incarnation, msg.sender_inc, reason, self.me.name)), addr))
+            refusal = wire.Refuse(self.me.incarnation, msg.sender_inc, reason, self.me.name)
+            self._outbox.append((wire.encode(refusal), addr))
 
     def _on_handshake(self, msg: wire.Message, addr: tuple[str, int], now: float) -> DropReason | None:
         hs = self.hs
@@ -399,6 +432,11 @@ class Peer:
         if self.state is State.PAIRING and first and self._rival(hs, now):
             self._abandon(hs, now, COOLDOWN)       # before we commit to it: a namesake showed up
             return None
+        return self._advance(hs, msg, addr, now)
+
+    def _advance(self, hs: pairing.Handshake, msg: wire.Message, addr: tuple[str, int],
+                 now: float) -> DropReason | None:
+        """Take the handshake one step; only a failure its own peer proved ends it."""
         try:
             match msg:
                 case wire.Reply() if hs.initiator:
@@ -442,8 +480,8 @@ class Peer:
     def _handshake_failed(self, hs: pairing.Handshake, exc: pairing.HandshakeError, addr: tuple[str, int],
                           now: float) -> None:
         if exc.bad_code and not hs.initiator:
-            reason = wire.R_BAD_CODE
-            self._outbox.append((wire.encode(wire.Refuse(self.me.incarnation, hs.peer_inc, reason, self.me.name)), addr))
+            refusal = wire.Refuse(self.me.incarnation, hs.peer_inc, wire.R_BAD_CODE, self.me.name)
+            self._outbox.append((wire.encode(refusal), addr))
         self._events.append(events.PairingFailed(hs.peer_name, exc.reason))
         self._abandon(hs, now, COOLDOWN)
 
@@ -476,7 +514,7 @@ class Peer:
             self._events.append(events.Paired(info.name, info.addr, info.code, verified=info.verified,
                                               balance=self.session.ledger.balance))
         self._broadcast(self._announce())           # let the LAN see we are taken
-        self.announces.redraw(now, self.rng, paired=self.state is State.PAIRED)
+        self._redraw_announces(now)
 
     def _retire(self, incarnation: int) -> None:
         """A counterpart process we are done with: never mistake it for a newcomer again."""
@@ -522,7 +560,11 @@ class Peer:
         """State changes that follow from what the session did."""
         if self.state is State.RESTORING and self.session is not None and self.session.ready:
             self._move(State.PAIRED)
-            self.announces.redraw(now, self.rng, paired=self.state is State.PAIRED)
+            self._redraw_announces(now)
+
+    def _redraw_announces(self, now: float) -> None:
+        """Announce on the interval the new state calls for, from now."""
+        self.announces.redraw(now, self.rng, paired=self.state is State.PAIRED)
 
     def _move(self, new: State) -> None:
         if new is not self.state:
@@ -536,11 +578,10 @@ class Peer:
             return None
         times = [self.announces.next_at]
         for t in (self.hs.next_timeout() if self.hs else None,
-                  self.session.next_timeout() if self.session else None):
+                  self.session.next_timeout() if self.session else None,
+                  self.probe.next_timeout(handshaking=self.hs is not None) if self.probe else None):
             if t is not None:
                 times.append(t)
-        if self.probe is not None and (t := self.probe.next_timeout(handshaking=self.hs is not None)) is not None:
-            times.append(t)
         if self._settle_at is not None and self.state is State.LOOKING:
             times.append(self._settle_at)
         waiting = [t for t in self.cooldown.values()]
@@ -553,17 +594,8 @@ class Peer:
             return
         if self.announces.take(now, self.rng, paired=self.state is State.PAIRED):
             self._broadcast(self._announce())
-        hs = self.hs
-        if hs is not None:
-            again = hs.timer(now)
-            if again is not None:
-                self._outbox.append((again, hs.peer_addr))
-            if hs.state is pairing.HsState.FAILED:
-                if hs.initiator and hs.keys is not None:
-                    self.late_hs = hs
-                if not hs.refusal:
-                    self._events.append(events.PairingFailed(hs.peer_name, f"{hs.peer_name} stopped answering"))
-                self._abandon(hs, now, REFUSED_COOLDOWN if hs.refusal else COOLDOWN)
+        if self.hs is not None:
+            self._handshake_timer(self.hs, now)
         if self.session is not None:
             self.session.handle_timeout(now)
         self._check_probe(now)
@@ -571,6 +603,19 @@ class Peer:
         if self.state is State.LOOKING:
             self.cooldown = {i: t for i, t in self.cooldown.items() if t > now}
             self._consider(now)
+
+    def _handshake_timer(self, hs: pairing.Handshake, now: float) -> None:
+        """Retransmit, or give up at the deadline (keeping a handshake we revealed in:
+        the responder may have finished it, and its sealed traffic will say so)."""
+        again = hs.timer(now)
+        if again is not None:
+            self._outbox.append((again, hs.peer_addr))
+        if hs.state is pairing.HsState.FAILED:
+            if hs.initiator and hs.keys is not None:
+                self.late_hs = hs
+            if not hs.refusal:
+                self._events.append(events.PairingFailed(hs.peer_name, f"{hs.peer_name} stopped answering"))
+            self._abandon(hs, now, REFUSED_COOLDOWN if hs.refusal else COOLDOWN)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Destination]]:
         out, self._outbox = self._outbox, []
