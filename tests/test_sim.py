@@ -636,3 +636,37 @@ def test_a_flood_of_announces_and_hellos_stays_bounded() -> None:
     assert len(alice.peer.table) <= 64
     assert bounded(alice.peer) == []
     assert len(answers) <= UNSOLICITED_PER_SECOND * 3.0 + UNSOLICITED_PER_SECOND + 5
+
+
+def test_an_old_datagram_of_a_dead_newcomer_cannot_take_back_a_finished_hand_back() -> None:
+    """bob restarts; the hand-back to bob#2 stalls past the deadline and bob#2 dies; bob#3 gets the
+    relationship. A replayed datagram of bob#2's must not pull alice back to bob#2's dead session."""
+    net = Net(7)
+    alice, bob = net.add("alice", incarnation=100), net.add("bob")
+    paired(net, "alice", "bob")
+    net.pay("alice", 500)
+    net.run(net.now + 2)
+    net.kill("bob")
+    bob2 = net.restart("bob")
+    recorded: list[bytes] = []
+
+    def cut_after_bob2_confirms(now: float, data: bytes, src, dst) -> None:
+        if src == bob2.addr and dst == alice.addr and bob2.peer.state is State.RESTORING:
+            net.partition("alice", "bob")
+            if data[3] == wire.Sealed.TYPE:
+                recorded.append(data)
+
+    net.taps.append(cut_after_bob2_confirms)
+    assert net.run_until(lambda: bob2.peer.state is State.RESTORING, 30)
+    net.run(net.now + 12)
+    net.kill("bob")
+    bob3 = net.restart("bob")
+    net.heal()
+    assert net.run_until(lambda: alice.peer.session.info.incarnation == bob3.peer.incarnation
+                         and bob3.peer.state is State.PAIRED and alice.peer.session.ready, 60)
+    assert recorded
+    net.inject(recorded[0], bob2.addr, alice.addr)
+    net.run(net.now + 30)
+    assert alice.peer.session.info.incarnation == bob3.peer.incarnation
+    assert alice.peer.status().online and bob3.peer.status().online
+    assert alice.peer.ledger.balance == -500 and bob3.peer.ledger.balance == 500

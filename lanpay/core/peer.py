@@ -19,7 +19,7 @@ import random
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from . import events, matching, pairing, wire
+from . import crypto, events, matching, pairing, wire
 from .announcer import (FIRST_ANNOUNCES, LOOKING_INTERVAL, PAIRED_INTERVAL, UNSOLICITED_PER_SECOND,
                         AnnounceSchedule, Budget, announce)
 from .amounts import MAX_PAYMENT_CENTS, format_amount
@@ -498,7 +498,7 @@ class Peer:
     def _paired(self, hs: pairing.Handshake, now: float) -> None:
         assert hs.keys is not None
         info = PeerInfo(hs.peer_name, hs.peer_addr, hs.keys.code, bool(self.me.code), hs.peer_inc)
-        self.hs, self.done_hs = None, hs
+        self.hs, self.done_hs, self.late_hs = None, hs, None
         if self.session is not None and self.session.info.incarnation != hs.peer_inc:
             self._retire(self.session.info.incarnation)
         if hs.handing_back:
@@ -534,8 +534,9 @@ class Peer:
             if hs.state is pairing.HsState.DONE:
                 self._paired(hs, now)
         late = self.late_hs
-        if late is not None and late.keys is not None and msg.session_id == late.keys.session_id:
-            self._finish_late(late, now)
+        if late is not None and late.keys is not None and msg.session_id == late.keys.session_id \
+                and crypto.open_sealed(late.keys.recv_key, msg.counter, msg.header, msg.ciphertext) is not None:
+            self._finish_late(late, now)          # it opens: the peer really holds these keys
         if self.session is not None and msg.session_id == self.session.keys.session_id:
             return self.session.receive(msg, addr, now)
         return DropReason.NOT_FOR_US
