@@ -9,7 +9,6 @@ one place that reads real interfaces stays a few lines long.
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import Iterable, Mapping, Sequence
 
 #: One interface as netifaces describes it: its name and its IPv4 address entries
@@ -85,24 +84,3 @@ def local_adapters() -> list[Adapter]:
             continue
         adapters.append((name, addrs))
     return adapters
-
-
-def make_discovery_socket(port: int, host: str = "") -> socket.socket:
-    """A non-blocking UDP socket that hears broadcasts on ``port``, shared with others.
-
-    Several lanpay processes on one host must all hear the same announces, so the
-    port is bound with SO_REUSEADDR and SO_REUSEPORT.  The socket is made here
-    rather than by asyncio because asyncio refuses ``reuse_address`` on Linux.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if hasattr(socket, "SO_REUSEPORT"):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        sock.bind((host, port))
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock

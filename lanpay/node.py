@@ -18,8 +18,7 @@ from collections.abc import Callable, Sequence
 
 from lanpay.core.events import Event, PaymentConfirmed, PaymentRejected
 from lanpay.core.peer import BROADCAST, Config, HistoryEntry, Peer, Status
-from lanpay.discovery import make_discovery_socket
-from lanpay.transport import Address, DatagramPipe, make_session_socket, open_pipe
+from lanpay.transport import Address, DatagramPipe, make_discovery_socket, make_session_socket, open_pipe
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,17 @@ def make_session_socket(host: str = "0.0.0.0", port: int = 0) -> socket.socket:
     Every datagram of the process (announces, handshake, sealed session) leaves
     from here, so the counterpart learns one address for us.
     """
+    return udp_socket(host, port)
+
+
+def udp_socket(host: str, port: int, share_port: bool = False) -> socket.socket:
+    """A non-blocking UDP socket allowed to broadcast; ``share_port`` lets other processes bind it too."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
+        if share_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.bind((host, port))
         sock.setblocking(False)
@@ -35,6 +44,16 @@ def make_session_socket(host: str = "0.0.0.0", port: int = 0) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def make_discovery_socket(port: int, host: str = "") -> socket.socket:
+    """A non-blocking UDP socket that hears broadcasts on ``port``, shared with others.
+
+    Several lanpay processes on one host must all hear the same announces, so the
+    port is bound with SO_REUSEADDR and SO_REUSEPORT.  The socket is made here
+    rather than by asyncio because asyncio refuses ``reuse_address`` on Linux.
+    """
+    return udp_socket(host, port, share_port=True)
 
 
 class DatagramPipe(asyncio.DatagramProtocol):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import queue
 import re
 import shutil
 import signal

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from lanpay.discovery import (
     LOOPBACK_BROADCAST,
     InterfaceError,
     broadcast_targets,
-    make_discovery_socket,
 )
 
 # What netifaces reports on a typical Linux host: loopback gives 'peer', not 'broadcast'.
@@ -69,29 +66,3 @@ def test_no_usable_interface_at_all_is_an_error() -> None:
 def test_garbage_entries_are_skipped() -> None:
     junk = ("x0", [{"addr": "not an address", "netmask": "255.0.0.0"}, {"addr": "10.1.1.1"}])
     assert broadcast_targets([junk, LO]) == ["127.255.255.255"]
-
-
-def test_discovery_sockets_share_the_port() -> None:
-    """Two lanpay processes on one host must both be able to listen for announces."""
-    first = make_discovery_socket(0, host="127.0.0.1")
-    try:
-        port = first.getsockname()[1]
-        second = make_discovery_socket(port, host="127.0.0.1")
-        try:
-            assert second.getsockname() == ("127.0.0.1", port)
-            assert second.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
-            assert not second.getblocking()
-        finally:
-            second.close()
-    finally:
-        first.close()
-
-
-def test_port_held_without_sharing_is_refused() -> None:
-    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    holder.bind(("127.0.0.1", 0))
-    try:
-        with pytest.raises(OSError):
-            make_discovery_socket(holder.getsockname()[1], host="127.0.0.1")
-    finally:
-        holder.close()

@@ -26,9 +26,8 @@ from lanpay.core.events import (
     PeerLeft,
 )
 from lanpay.core.peer import BROADCAST, Config
-from lanpay.discovery import make_discovery_socket
 from lanpay.node import Node
-from lanpay.transport import make_session_socket
+from lanpay.transport import make_discovery_socket, make_session_socket
 
 LOOPBACK_BROADCAST = "127.255.255.255"
 

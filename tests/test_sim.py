@@ -642,7 +642,8 @@ def test_an_old_datagram_of_a_dead_newcomer_cannot_take_back_a_finished_hand_bac
     """bob restarts; the hand-back to bob#2 stalls past the deadline and bob#2 dies; bob#3 gets the
     relationship. A replayed datagram of bob#2's must not pull alice back to bob#2's dead session."""
     net = Net(7)
-    alice, bob = net.add("alice", incarnation=100), net.add("bob")
+    alice = net.add("alice", incarnation=100)
+    net.add("bob")
     paired(net, "alice", "bob")
     net.pay("alice", 500)
     net.run(net.now + 2)
