@@ -9,22 +9,26 @@ raises on what the network sends: bad datagrams are dropped and counted.
 The facade owns the peer's state and wires the parts together; the parts that
 can be judged on their own live beside it: ``announcer`` (when to announce and
 the budget for datagrams sent unasked), ``matching`` (whom we may pair with)
-and ``restart`` (is our counterpart's old process really gone?).
+``restart`` (is our counterpart's old process really gone?) and ``handshakes``
+(which hello to answer, where handshake messages go, how a handshake ends; it
+also holds the relationship's ``State``).  The facade gives ``handshakes`` a
+few hooks (``send``, ``emit``, ``move``, ``candidates``, ``conflicted``,
+``complete``) and turns each finished handshake into a session.
 """
 
 from __future__ import annotations
 
-import enum
 import random
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from . import crypto, events, matching, pairing, wire
+from . import events, matching, pairing, wire
 from .announcer import (FIRST_ANNOUNCES, LOOKING_INTERVAL, PAIRED_INTERVAL, UNSOLICITED_PER_SECOND,
                         AnnounceSchedule, Budget, announce)
 from .amounts import MAX_PAYMENT_CENTS, format_amount
 from .crypto import new_private_key, public_key
 from .errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, UserError
+from .handshakes import COOLDOWN, MAX_BLOCKED, REFUSED_COOLDOWN, TRANSITIONS, Matchmaker, State
 from .ledger import HistoryEntry, Ledger, Status as EntryStatus
 from .peers import PeerRecord, PeerTable
 from .restart import IMPOSTOR_COOLDOWN, PROBE_SPACING, PROBE_TIME, Probe, Verdict, probe_time
@@ -47,31 +51,7 @@ class _Broadcast:
 BROADCAST = _Broadcast()
 Destination = tuple[str, int] | _Broadcast
 
-COOLDOWN = 3.0          # after a failed handshake, before trying that incarnation again
-REFUSED_COOLDOWN = 10.0
 SETTLE = 0.25           # wait this long after first hearing a candidate, so a namesake can show up too
-MAX_BLOCKED = 64        # cooldowns and past partners kept: forged incarnations cost bounded memory
-
-
-class State(enum.Enum):
-    """Where the relationship stands; every change goes through ``TRANSITIONS``."""
-
-    LOOKING = "looking"
-    PAIRING = "pairing"          # first handshake under way
-    RESTORING = "restoring"      # paired, waiting for the counterpart's record of us
-    PAIRED = "paired"
-    REPAIRING = "repairing"      # paired; the counterpart restarted and is being re-paired
-    CLOSED = "closed"
-
-
-TRANSITIONS: dict[State, frozenset[State]] = {
-    State.LOOKING: frozenset({State.PAIRING, State.CLOSED}),
-    State.PAIRING: frozenset({State.LOOKING, State.RESTORING, State.PAIRED, State.CLOSED}),
-    State.RESTORING: frozenset({State.PAIRED, State.CLOSED}),
-    State.PAIRED: frozenset({State.REPAIRING, State.CLOSED}),
-    State.REPAIRING: frozenset({State.PAIRED, State.CLOSED}),
-    State.CLOSED: frozenset(),
-}
 
 
 @dataclass(frozen=True)
@@ -119,11 +99,7 @@ class Peer:
         self.rtt = RttEstimator()
         self._ledger = Ledger(config.limit)
         self.session: Session | None = None
-        self.hs: pairing.Handshake | None = None
-        self.done_hs: pairing.Handshake | None = None
-        self.late_hs: pairing.Handshake | None = None     # revealed, then gave up: the peer may have finished it
         self.probe: Probe | None = None
-        self.cooldown: dict[int, float] = {}
         self.warned: set[object] = set()
         self.past_partners: set[int] = set()      # incarnations we were paired with: never "restarts"
         self._settle_at: float | None = None
@@ -132,11 +108,28 @@ class Peer:
         self._outbox: list[tuple[bytes, Destination]] = []
         self.announces = AnnounceSchedule(now)
         self.budget = Budget(now)
+        self.pairer = Matchmaker(self)
 
     # ================================================================ public API
     @property
     def incarnation(self) -> int:
         return self.me.incarnation
+
+    @property
+    def hs(self) -> pairing.Handshake | None:
+        return self.pairer.hs
+
+    @property
+    def done_hs(self) -> pairing.Handshake | None:
+        return self.pairer.done_hs
+
+    @property
+    def late_hs(self) -> pairing.Handshake | None:
+        return self.pairer.late_hs
+
+    @property
+    def cooldown(self) -> dict[int, float]:
+        return self.pairer.cooldown
 
     @property
     def ledger(self) -> Ledger:
@@ -181,7 +174,7 @@ class Peer:
         if self.session is not None:
             self.session.close()
         self._broadcast(self._announce(leaving=True))
-        self._move(State.CLOSED)
+        self.move(State.CLOSED)
 
     def status(self) -> Status:
         s = self.session
@@ -219,7 +212,7 @@ class Peer:
             case wire.Announce():
                 return self._on_announce(msg, addr, now)
             case wire.Hello():
-                return self._on_hello(msg, addr, now)
+                return self.pairer.on_hello(msg, addr, now)
             case wire.Sealed():
                 return self._on_sealed(msg, addr, now)
             case wire.Reply() | wire.Reveal() | wire.Confirm() | wire.Refuse():
@@ -227,7 +220,7 @@ class Peer:
                     return DropReason.OWN
                 if msg.target_inc != self.me.incarnation:
                     return DropReason.NOT_FOR_US
-                return self._on_handshake(msg, addr, now)
+                return self.pairer.on_handshake(msg, addr, now)
         return DropReason.UNEXPECTED  # pragma: no cover - every outer type is matched above
 
     def _drop(self, reason: DropReason) -> None:
@@ -256,18 +249,18 @@ class Peer:
 
     # ---------------------------------------------------------------- who to pair with
     @property
-    def _terms(self) -> matching.Terms:
+    def terms(self) -> matching.Terms:
         """Read afresh each time: tests may give ``me`` another incarnation after start."""
         return matching.Terms(self.me.name, self.config.want_peer, bool(self.me.code))
 
-    def _candidates(self, now: float) -> list[PeerRecord]:
-        found, wrong_code = matching.candidates(self._terms, self.table.alive(now), self.cooldown, now)
+    def candidates(self, now: float) -> list[PeerRecord]:
+        found, wrong_code = matching.candidates(self.terms, self.table.alive(now), self.cooldown, now)
         for rec in wrong_code:
             self._warn_once(("code", rec.incarnation),
                             events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]))
         return found
 
-    def _conflicted(self, name: str, group: list[PeerRecord]) -> bool:
+    def conflicted(self, name: str, group: list[PeerRecord]) -> bool:
         """Several live peers answer to ``name``: pair with none, and tell the user once."""
         same = matching.namesakes(name, group)
         if same:
@@ -290,27 +283,27 @@ class Peer:
         elif self.state is State.REPAIRING and self.probe is not None and self.probe.passed and self.hs is None:
             rec = self.probe.rec
             if self.me.incarnation < rec.incarnation and not matching.cooling(self.cooldown, rec.incarnation, now):
-                self._initiate(rec, resuming=True, now=now)
+                self.pairer.initiate(rec, resuming=True, now=now)
 
     def _choose(self, now: float) -> None:
         """Looking: initiate with the first unambiguous candidate once it has settled,
         if ours is the lower incarnation (else its hello will come)."""
         self._settle_at = None
-        candidates = self._candidates(now)
+        candidates = self.candidates(now)
         for rec in candidates:
-            if self._conflicted(rec.name, candidates):
+            if self.conflicted(rec.name, candidates):
                 continue
             if now < rec.first_seen + SETTLE:
                 self._settle_at = rec.first_seen + SETTLE
             elif self.me.incarnation < rec.incarnation:
-                self._initiate(rec, resuming=False, now=now)
+                self.pairer.initiate(rec, resuming=False, now=now)
             return          # the first candidate only: wait for its hello if it initiates
 
     def _look_for_restart(self, session: Session, now: float) -> None:
         """Paired: a newcomer with our counterpart's name may be its restarted process."""
         partner = (session.info.name, session.info.incarnation)
         for rec in self.table.alive(now):
-            if matching.is_restart(self._terms, rec, partner, self.past_partners, self.cooldown, now):
+            if matching.is_restart(self.terms, rec, partner, self.past_partners, self.cooldown, now):
                 self._start_probe(rec, now)
                 return
 
@@ -331,186 +324,35 @@ class Peer:
         verdict = probe.check(now, handshaking=self.hs is not None, old=self.session)
         if verdict is Verdict.GAVE_UP:
             self.probe = None                       # the newcomer never completed a handshake
-            self._cool(probe.rec.incarnation, now + COOLDOWN)
-            self._move(State.PAIRED)
+            self.pairer.cool(probe.rec.incarnation, now + COOLDOWN)
+            self.move(State.PAIRED)
         elif verdict is Verdict.ALIVE:
-            self._cool(probe.rec.incarnation, now + IMPOSTOR_COOLDOWN)
+            self.pairer.cool(probe.rec.incarnation, now + IMPOSTOR_COOLDOWN)
             self._warn_once(("impostor", probe.rec.incarnation),
                             events.ImpostorSuspected(probe.rec.name, probe.rec.addr))
             self.probe = None
         elif verdict is Verdict.GONE:
-            self._move(State.REPAIRING)
+            self.move(State.REPAIRING)
             self._consider(now)
 
-    def _cool(self, incarnation: int, until: float) -> None:
-        """Leave this incarnation alone until ``until``; the map stays bounded."""
-        if len(self.cooldown) >= MAX_BLOCKED:
-            del self.cooldown[min(self.cooldown, key=self.cooldown.__getitem__)]
-        self.cooldown[incarnation] = until
-
-    # ---------------------------------------------------------------- handshake
-    def _initiate(self, rec: PeerRecord, resuming: bool, now: float) -> None:
-        self.hs, hello = pairing.initiate(self.me, rec, resuming, self.rng, now)
-        self._outbox.append((hello, rec.addr))
-        if self.state is State.LOOKING:
-            self._move(State.PAIRING)
-
-    def _on_hello(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
-        if msg.sender_inc == self.me.incarnation:
-            return DropReason.OWN
-        if msg.target_inc != self.me.incarnation:
-            return DropReason.NOT_FOR_US
-        hs = self.hs
-        if hs is not None and not hs.initiator and hs.peer_inc == msg.sender_inc:
-            if msg.commitment != hs.commitment:
-                return DropReason.UNEXPECTED
-            self._outbox.append((hs.last_sent, addr))      # our reply was lost
-            return None
-        if self.state is State.LOOKING:
-            return self._hello_while_looking(msg, addr, now)
-        if self.probe is not None and msg.sender_inc == self.probe.rec.incarnation:
-            if not self.probe.passed or self.hs is not None or self.me.incarnation < msg.sender_inc:
-                return DropReason.UNEXPECTED                  # it will send again
-            self._respond(msg, addr, resuming=True, now=now)
-            return None
-        if self.state in (State.PAIRED, State.REPAIRING, State.RESTORING) and self.session is not None:
-            return self._hello_while_paired(self.session, msg, addr, now)
-        return DropReason.UNEXPECTED                         # busy with another handshake
-
-    def _hello_while_paired(self, session: Session, msg: wire.Hello, addr: tuple[str, int],
-                            now: float) -> DropReason | None:
-        if msg.name == session.info.name and msg.sender_inc != session.info.incarnation:
-            return DropReason.UNEXPECTED                  # perhaps our counterpart restarted: its announce decides
-        if msg.sender_inc == session.info.incarnation:
-            if self.state is State.PAIRED and self.hs is None and session.window.highest < 0:
-                # It never got our confirmation and gave up; nothing it sealed reached us. Start again,
-                # still handing the relationship back if that is what the lost session was for.
-                self._respond(msg, addr, resuming=session.mode is Mode.HANDING_BACK, now=now)
-                return None
-            return DropReason.UNEXPECTED
-        self._refuse(msg, addr, wire.R_TAKEN, now)
-        return None
-
-    def _hello_while_looking(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
-        if msg.sender_inc > self.me.incarnation:
-            return DropReason.UNEXPECTED                     # we initiate with this one, not it
-        if not matching.accepts(self._terms, msg.name, msg.wants):
-            self._refuse(msg, addr, wire.R_NOT_WANTED, now)
-            return None
-        if bool(msg.flags & wire.F_CODE) != bool(self.me.code):
-            self._refuse(msg, addr, wire.R_CODE_MISMATCH, now)
-            return None
-        if matching.cooling(self.cooldown, msg.sender_inc, now):
-            return DropReason.RATE
-        rivals = matching.hello_rivals(msg.name, msg.sender_inc, self._candidates(now), self.table.alive(now))
-        if rivals:
-            self._conflicted(msg.name, rivals)
-            return DropReason.UNEXPECTED
-        self._respond(msg, addr, resuming=False, now=now)
-        self._move(State.PAIRING)
-        return None
-
-    def _respond(self, msg: wire.Hello, addr: tuple[str, int], resuming: bool, now: float) -> None:
-        self.hs, reply = pairing.respond(self.me, msg, addr, resuming, self.rng, now)
-        self._outbox.append((reply, addr))
-
-    def _refuse(self, msg: wire.Hello, addr: tuple[str, int], reason: int, now: float) -> None:
-        if self.budget.spend(now):
-            refusal = wire.Refuse(self.me.incarnation, msg.sender_inc, reason, self.me.name)
-            self._outbox.append((wire.encode(refusal), addr))
-
-    def _on_handshake(self, msg: wire.Message, addr: tuple[str, int], now: float) -> DropReason | None:
-        hs = self.hs
-        if isinstance(msg, wire.Reveal) and hs is None and self.done_hs is not None:
-            if msg.sender_inc == self.done_hs.peer_inc and not self.done_hs.initiator:
-                self._outbox.append((self.done_hs.last_sent, addr))   # our confirmation was lost
-                return None
-        if hs is None or msg.sender_inc != hs.peer_inc:  # type: ignore[attr-defined]
-            return DropReason.NOT_FOR_US
-        first = (isinstance(msg, wire.Reply) and hs.state is pairing.HsState.HELLO_SENT) or \
-            (isinstance(msg, wire.Reveal) and hs.state is pairing.HsState.REPLY_SENT)
-        if self.state is State.PAIRING and first and self._rival(hs, now):
-            self._abandon(hs, now, COOLDOWN)       # before we commit to it: a namesake showed up
-            return None
-        return self._advance(hs, msg, addr, now)
-
-    def _advance(self, hs: pairing.Handshake, msg: wire.Message, addr: tuple[str, int],
-                 now: float) -> DropReason | None:
-        """Take the handshake one step; only a failure its own peer proved ends it."""
-        try:
-            match msg:
-                case wire.Reply() if hs.initiator:
-                    self._outbox.append((pairing.on_reply(hs, msg, now), hs.peer_addr))
-                case wire.Reveal() if not hs.initiator:
-                    self._outbox.append((pairing.on_reveal(hs, msg), addr))
-                case wire.Confirm() if hs.initiator:
-                    pairing.on_confirm(hs, msg)
-                case wire.Refuse() if hs.initiator:
-                    self._on_refuse(hs, msg, now)
-                    return None
-                case _:
-                    return DropReason.UNEXPECTED
-        except pairing.HandshakeError as exc:
-            if not exc.fatal:
-                return DropReason.VIOLATION
-            self._handshake_failed(hs, exc, addr, now)
-            return None
-        if hs.state is pairing.HsState.DONE:
-            self._paired(hs, now)
-        return None
-
-    def _rival(self, hs: pairing.Handshake, now: float) -> bool:
-        """Another live peer answers to the same name: pair with neither, and say so."""
-        rivals = matching.handshake_rivals(hs.peer_name, hs.peer_inc, self._candidates(now), self.table.alive(now))
-        return self._conflicted(hs.peer_name, rivals) if rivals else False
-
-    def _on_refuse(self, hs: pairing.Handshake, msg: wire.Refuse, now: float) -> None:
-        """Tell the user at once, but let the handshake run to its deadline: a refusal
-        is unauthenticated, and a forged one must not stop a genuine pairing."""
-        if hs.refusal:
-            return
-        hs.refusal = wire.REFUSE_TEXT.get(msg.reason, "refused")
-        event: events.Event
-        if msg.reason == wire.R_BAD_CODE:
-            event = events.PairingFailed(hs.peer_name, hs.refusal)
-        else:
-            event = events.PairingRefused(hs.peer_name, hs.refusal)
-        self._events.append(event)
-
-    def _handshake_failed(self, hs: pairing.Handshake, exc: pairing.HandshakeError, addr: tuple[str, int],
-                          now: float) -> None:
-        if exc.bad_code and not hs.initiator:
-            refusal = wire.Refuse(self.me.incarnation, hs.peer_inc, wire.R_BAD_CODE, self.me.name)
-            self._outbox.append((wire.encode(refusal), addr))
-        self._events.append(events.PairingFailed(hs.peer_name, exc.reason))
-        self._abandon(hs, now, COOLDOWN)
-
-    def _abandon(self, hs: pairing.Handshake, now: float, cooldown: float) -> None:
-        self.cooldown = {i: t for i, t in self.cooldown.items() if t > now}
-        self._cool(hs.peer_inc, now + cooldown)
-        self.hs = None
-        if self.state is State.PAIRING:
-            self._move(State.LOOKING)
-        elif self.state is State.REPAIRING:
-            self.probe = None
-            self._move(State.PAIRED)
-
-    def _paired(self, hs: pairing.Handshake, now: float) -> None:
+    # ---------------------------------------------------------------- a handshake finished
+    def complete(self, hs: pairing.Handshake, now: float) -> None:
+        """Turn a finished handshake into the session, in the mode its purpose calls for."""
         assert hs.keys is not None
         info = PeerInfo(hs.peer_name, hs.peer_addr, hs.keys.code, bool(self.me.code), hs.peer_inc)
-        self.hs, self.done_hs, self.late_hs = None, hs, None
+        self.pairer.completed(hs)
         if self.session is not None and self.session.info.incarnation != hs.peer_inc:
             self._retire(self.session.info.incarnation)
         if hs.handing_back:
             self.probe = None          # any old session is dropped: its process is gone
-            self.session = Session(hs.keys, info, self.ledger, self.rtt, Mode.HANDING_BACK, now, self._emit)
-            self._move(State.PAIRED)
+            self.session = Session(hs.keys, info, self.ledger, self.rtt, Mode.HANDING_BACK, now, self.emit)
+            self.move(State.PAIRED)
         elif hs.resuming:
-            self.session = Session(hs.keys, info, self._ledger, self.rtt, Mode.AWAITING, now, self._emit)
-            self._move(State.RESTORING)
+            self.session = Session(hs.keys, info, self._ledger, self.rtt, Mode.AWAITING, now, self.emit)
+            self.move(State.RESTORING)
         else:
-            self.session = Session(hs.keys, info, self.ledger, self.rtt, Mode.NORMAL, now, self._emit)
-            self._move(State.PAIRED)
+            self.session = Session(hs.keys, info, self.ledger, self.rtt, Mode.NORMAL, now, self.emit)
+            self.move(State.PAIRED)
             self._events.append(events.Paired(info.name, info.addr, info.code, verified=info.verified,
                                               balance=self.session.ledger.balance))
         self._broadcast(self._announce())           # let the LAN see we are taken
@@ -523,51 +365,33 @@ class Peer:
         self.past_partners.add(incarnation)
         self.table.forget(incarnation)
 
-    def _emit(self, event: events.Event) -> None:
+    def emit(self, event: events.Event) -> None:
+        """Queue an event for ``next_event``: the session and the handshakes report through here."""
         self._events.append(event)
+
+    def send(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Queue a datagram for one address; it leaves with the next ``datagrams_to_send``."""
+        self._outbox.append((data, addr))
 
     # ---------------------------------------------------------------- sealed datagrams
     def _on_sealed(self, msg: wire.Sealed, addr: tuple[str, int], now: float) -> DropReason | None:
-        hs = self.hs
-        if hs is not None and hs.initiator and hs.keys is not None and msg.session_id == hs.keys.session_id:
-            pairing.confirm_implicitly(hs)     # the responder already uses the new keys
-            if hs.state is pairing.HsState.DONE:
-                self._paired(hs, now)
-        late = self.late_hs
-        if late is not None and late.keys is not None and msg.session_id == late.keys.session_id \
-                and crypto.open_sealed(late.keys.recv_key, msg.counter, msg.header, msg.ciphertext) is not None:
-            self._finish_late(late, now)          # it opens: the peer really holds these keys
+        self.pairer.on_sealed(msg, now)
         if self.session is not None and msg.session_id == self.session.keys.session_id:
             return self.session.receive(msg, addr, now)
         return DropReason.NOT_FOR_US
 
-    def _finish_late(self, hs: pairing.Handshake, now: float) -> None:
-        """Sealed traffic under keys of a handshake we gave up on: the responder did finish it.
-
-        Taking it up again keeps the two sides from ending up one paired, one not,
-        after a loss that outlasted the handshake deadline.
-        """
-        self.late_hs = None
-        if self.hs is not None:
-            return
-        if self.state is State.LOOKING and not hs.handing_back:
-            self._move(State.PAIRING)
-            self._paired(hs, now)
-        elif self.state is State.PAIRED and hs.handing_back and self.session is not None \
-                and self.session.info.name == hs.peer_name:
-            self._paired(hs, now)
-
     def _settle(self, now: float) -> None:
         """State changes that follow from what the session did."""
         if self.state is State.RESTORING and self.session is not None and self.session.ready:
-            self._move(State.PAIRED)
+            self.move(State.PAIRED)
             self._redraw_announces(now)
 
     def _redraw_announces(self, now: float) -> None:
         """Announce on the interval the new state calls for, from now."""
         self.announces.redraw(now, self.rng, paired=self.state is State.PAIRED)
 
-    def _move(self, new: State) -> None:
+    def move(self, new: State) -> None:
+        """Change state, only along ``TRANSITIONS``: a wrong move is a bug, not a network event."""
         if new is not self.state:
             if new not in TRANSITIONS[self.state]:
                 raise AssertionError(f"bad transition {self.state.value} -> {new.value}")
@@ -595,28 +419,14 @@ class Peer:
             return
         if self.announces.take(now, self.rng, paired=self.state is State.PAIRED):
             self._broadcast(self._announce())
-        if self.hs is not None:
-            self._handshake_timer(self.hs, now)
+        self.pairer.timer(now)
         if self.session is not None:
             self.session.handle_timeout(now)
         self._check_probe(now)
         self.table.expire(now)
         if self.state is State.LOOKING:
-            self.cooldown = {i: t for i, t in self.cooldown.items() if t > now}
+            self.pairer.prune(now)
             self._consider(now)
-
-    def _handshake_timer(self, hs: pairing.Handshake, now: float) -> None:
-        """Retransmit, or give up at the deadline (keeping a handshake we revealed in:
-        the responder may have finished it, and its sealed traffic will say so)."""
-        again = hs.timer(now)
-        if again is not None:
-            self._outbox.append((again, hs.peer_addr))
-        if hs.state is pairing.HsState.FAILED:
-            if hs.initiator and hs.keys is not None:
-                self.late_hs = hs
-            if not hs.refusal:
-                self._events.append(events.PairingFailed(hs.peer_name, f"{hs.peer_name} stopped answering"))
-            self._abandon(hs, now, REFUSED_COOLDOWN if hs.refusal else COOLDOWN)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Destination]]:
         out, self._outbox = self._outbox, []
