@@ -120,6 +120,9 @@ def render(event: Event, peer: str | None = None) -> str | None:
 
 def _paired(event: Paired) -> str:
     host = event.peer_addr[0]
+    if event.again:
+        return (f"Paired again with {event.peer_name} ({host}) · new code {event.code}{_checked(event.verified)}"
+                f" — the first pairing never completed on {event.peer_name}'s side; compare this code")
     lines = [
         f"Paired with {event.peer_name} ({host}) · code {event.code}{_checked(event.verified)}",
         WELCOME,

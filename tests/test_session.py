@@ -1352,6 +1352,10 @@ def test_a_pairing_whose_confirmation_never_arrives_still_ends_paired_on_both_si
     assert a.state is State.PAIRED and b.state is State.PAIRED
     assert a.session is not None and b.session is not None
     assert a.session.keys.session_id == b.session.keys.session_id
+    for peer in (a, b):     # a second "Paired" says it is a redo, so the user compares the new code
+        told = lan.events(peer, events.Paired)
+        assert told and not told[0].again and all(e.again for e in told[1:])
+        assert told[-1].code == peer.session.keys.code
     a.pay(100, "", lan.now)
     lan.pump()
     assert b.status().balance == 100

@@ -62,6 +62,11 @@ RENDERED: list[tuple[Event, str | None]] = [
         "Paired with bob (127.0.0.1) · code 41-87-03, verified by the shared code\n"
         "Welcome to your peering relationship!",
     ),
+    (
+        Paired("bob", BOB, "55-12-90", again=True),
+        "Paired again with bob (127.0.0.1) · new code 55-12-90 — the first pairing never completed "
+        "on bob's side; compare this code",
+    ),
     (PaymentReceived(1, 1000, "", 1000), "You were paid 10.00!"),
     (PaymentReceived(2, 5, "lunch", 1005), "You were paid 0.05! — lunch"),
     (PaymentConfirmed(1, 1000, "", -1000), "Sent 10.00 to bob (#1)"),

@@ -30,6 +30,7 @@ class Paired(Event):
     restored: bool = False
     verified: bool = False
     balance: int = 0
+    again: bool = False      # the same counterpart, paired anew: its first handshake never completed there
 
 
 @dataclass(frozen=True)

@@ -341,6 +341,7 @@ class Peer:
         assert hs.keys is not None
         info = PeerInfo(hs.peer_name, hs.peer_addr, hs.keys.code, bool(self.me.code), hs.peer_inc)
         self.pairer.completed(hs)
+        again = self.session is not None and self.session.info.incarnation == hs.peer_inc
         if self.session is not None and self.session.info.incarnation != hs.peer_inc:
             self._retire(self.session.info.incarnation)
         if hs.handing_back:
@@ -354,7 +355,7 @@ class Peer:
             self.session = Session(hs.keys, info, self.ledger, self.rtt, Mode.NORMAL, now, self.emit)
             self.move(State.PAIRED)
             self._events.append(events.Paired(info.name, info.addr, info.code, verified=info.verified,
-                                              balance=self.session.ledger.balance))
+                                              balance=self.session.ledger.balance, again=again))
         self._broadcast(self._announce())           # let the LAN see we are taken
         self._redraw_announces(now)
 
