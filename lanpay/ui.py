@@ -250,6 +250,7 @@ class Shell:
         self.peer_name: str | None = None
         self.paired = asyncio.Event()
         self._left = False
+        self._doubted: dict[int, asyncio.Event] = {}    # payments a waiting command is told are in doubt
 
     def on_event(self, event: Event) -> None:
         """Given to the node: remember who the peer is, then show the notice."""
@@ -261,6 +262,8 @@ class Shell:
                 self._left = True
             case PeerBack():
                 self._left = False
+            case PaymentInDoubt(seq=seq) if seq in self._doubted:
+                self._doubted[seq].set()
         text = render(event, self.peer_name)
         if text is not None:
             self.say(text)
@@ -293,14 +296,13 @@ class Shell:
         """Start a payment; the shells differ in whether they wait for its outcome."""
         self.start_payment(node, cents, memo)
 
-    def start_payment(self, node: NodeLike, cents: int, memo: str) -> asyncio.Future[Any] | None:
+    def start_payment(self, node: NodeLike, cents: int, memo: str) -> tuple[int, asyncio.Future[Any]] | None:
         """Ask the node to pay; print the refusal if the core says no."""
         try:
-            _, outcome = node.send_payment(cents, memo)
+            return node.send_payment(cents, memo)
         except UserError as exc:
             self.out(error_text(exc, self.peer_name, self._left))
             return None
-        return outcome
 
     def parse(self, line: str) -> Command | None:
         """Parse a line, printing the error for a bad one."""
@@ -313,6 +315,12 @@ class Shell:
     async def leave(self, node: NodeLike) -> None:
         """Let in-flight payments finish (briefly), say BYE, and say goodbye."""
         await node.close(EXIT_GRACE)
+        pending = node.status().pending
+        if pending:
+            listed = ", ".join(f"#{seq} {format_amount(amount)}" for seq, amount, _ in pending)
+            who = self.peer_name or "the peer"
+            self.out(f"Warning: leaving with {len(pending)} payment(s) not confirmed ({listed}); "
+                     f"{who} may or may not have received them")
         self.out(GOODBYE)
 
 
@@ -333,14 +341,20 @@ class LineShell(Shell):
         return 0
 
     async def pay(self, node: NodeLike, cents: int, memo: str) -> None:
-        """Wait for the outcome; its notice (``Sent`` or ``Error``) is the event's."""
-        outcome = self.start_payment(node, cents, memo)
-        if outcome is not None:
-            try:
-                await outcome
-            except asyncio.CancelledError:
-                if not outcome.cancelled():
-                    raise
+        """Wait for the outcome (its notice, ``Sent`` or ``Error``, is the event's), or until
+        the payment is reported in doubt: a script must not hang on a peer that is gone.
+        The outcome of a payment in doubt is still printed when it is known."""
+        started = self.start_payment(node, cents, memo)
+        if started is None:
+            return
+        seq, outcome = started
+        doubted = self._doubted.setdefault(seq, asyncio.Event())
+        told = asyncio.ensure_future(doubted.wait())
+        try:
+            await asyncio.wait({outcome, told}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            told.cancel()
+            del self._doubted[seq]
 
 
 async def stdin_lines(fd: int = 0) -> AsyncIterator[str]:

@@ -344,17 +344,43 @@ async def test_line_mode_refused_payment_moves_nothing() -> None:
 
 
 @sync
-async def test_line_mode_pay_waits_through_doubt_for_the_outcome() -> None:
+async def test_line_mode_pay_moves_on_once_in_doubt_and_still_shows_the_outcome() -> None:
+    """A script must not hang on a peer that is gone: in doubt, the next command runs."""
     shell, node, out = line_shell(answer="never")
     shell.on_event(Paired("bob", BOB, "1"))
-    task = asyncio.create_task(shell.run(node, lines_of("pay 3", "balance")))
+    more = asyncio.Event()
+
+    async def lines() -> AsyncIterator[str]:
+        yield "pay 3"
+        yield "balance"
+        await more.wait()
+
+    task = asyncio.create_task(shell.run(node, lines()))
     await asyncio.sleep(0.02)
+    assert out[-1] == "Welcome to your peering relationship!"      # still waiting for the outcome
     shell.on_event(PaymentInDoubt(1, 300))
     await asyncio.sleep(0.02)
-    assert not task.done() and out[-1].startswith("Payment #1 of 3.00 is in doubt")
+    doubt = next(i for i, line in enumerate(out) if line.startswith("Payment #1 of 3.00 is in doubt"))
+    assert out[doubt + 1] == "0.00"      # the next command ran
     node._confirm(1, 300, "")
-    await task
-    assert out[-3:] == ["Sent 3.00 to bob (#1)", "-3.00", "Goodbye."]
+    more.set()
+    await asyncio.wait_for(task, 10)
+    assert out[-2:] == ["Sent 3.00 to bob (#1)", "Goodbye."]
+    assert not any(line.startswith("Warning") for line in out)
+
+
+@sync
+async def test_leaving_with_a_payment_unconfirmed_says_so() -> None:
+    shell, node, out = line_shell(answer="never")
+    shell.on_event(Paired("bob", BOB, "1"))
+    task = asyncio.create_task(shell.run(node, lines_of("pay 3")))
+    await asyncio.sleep(0.02)
+    shell.on_event(PaymentInDoubt(1, 300))
+    await asyncio.wait_for(task, 10)
+    assert out[-2:] == [
+        "Warning: leaving with 1 payment(s) not confirmed (#1 0.01); bob may or may not have received them",
+        "Goodbye.",
+    ]
 
 
 async def run_interactive(keys: str, node: FakeNode | None = None) -> tuple[list[str], FakeNode, int]:
@@ -394,7 +420,11 @@ async def test_interactive_ctrl_c_clears_the_line_and_ctrl_d_exits() -> None:
 async def test_interactive_pay_returns_to_the_prompt_and_exit_waits() -> None:
     out, node, status = await run_interactive("PAY 2.5 tea\rquit\r", FakeNode(answer="never"))
     assert status == 0
-    assert out == ["Waiting for 1 payment to be confirmed…", "Goodbye."]
+    assert out == [
+        "Waiting for 1 payment to be confirmed…",
+        "Warning: leaving with 1 payment(s) not confirmed (#1 0.01); the peer may or may not have received them",
+        "Goodbye.",
+    ]
     assert node.seq == 1 and node.closed == [3.0]
 
 
