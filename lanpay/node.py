@@ -10,6 +10,7 @@ delayed or rewritten by the node, because the core is what decides.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import socket
@@ -66,20 +67,24 @@ class Node:
     ) -> None:
         """Open both sockets, create the core and let it announce itself at once.
 
-        The core is made first, so a configuration it refuses (a UserError) costs
-        no socket.  Sockets may be passed in (tests bind them to loopback);
-        otherwise they are made here and an OSError (e.g. a port held by a
-        non-sharing program) propagates to the caller as a start-up failure.
+        Sockets may be passed in (tests bind them to loopback); otherwise they are
+        made here and an OSError (e.g. a port held by a non-sharing program)
+        propagates to the caller as a start-up failure.  The core learns the
+        session port it announces; a configuration it refuses (a UserError)
+        closes the sockets again.
         """
-        self._peer = self._make_peer(self._config, rng=self._rng, now=self._loop.time())
         if session_sock is None:
             session_sock = make_session_socket()
-        if discovery_sock is None:
-            try:
+        try:
+            if discovery_sock is None:
                 discovery_sock = make_discovery_socket(self._discovery_port)
-            except OSError:
-                session_sock.close()
-                raise
+            config = dataclasses.replace(self._config, session_port=session_sock.getsockname()[1])
+            self._peer = self._make_peer(config, rng=self._rng, now=self._loop.time())
+        except Exception:
+            session_sock.close()
+            if discovery_sock is not None:
+                discovery_sock.close()
+            raise
         self._session = await open_pipe(self._loop, session_sock, self._received, "session")
         self._discovery = await open_pipe(
             self._loop, discovery_sock, self._received, "discovery"

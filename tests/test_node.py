@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from lanpay.core import wire
 from lanpay.core.errors import DropReason, NotPaired
 from lanpay.core.events import (
     Event,
@@ -308,4 +309,15 @@ async def test_junk_reaches_the_core_which_counts_the_drop() -> None:
         junk.sendto(b"\x00not lanpay", node.session_address)
     await until(lambda: node.peer.drops[DropReason.MALFORMED] == 1, "the drop to be counted")
     assert node.status().drops >= 1
+    await node.close(0)
+
+
+@sync
+async def test_announces_name_the_session_port_they_come_from() -> None:
+    port, discovery = shared_port()
+    node = Node(Config("alice"), [LOOPBACK_BROADCAST], port, lambda event: None)
+    await node.start(make_session_socket("127.0.0.1"), discovery())
+    assert node.session_address is not None
+    announce = wire.decode(wire.encode(node.peer._announce()))
+    assert isinstance(announce, wire.Announce) and announce.session_port == node.session_address[1]
     await node.close(0)
