@@ -1,8 +1,9 @@
 """Money as integer cents: parsed strictly, formatted with two decimals.
 
-Amounts never touch a float.  What a person types is checked character by
-character against a plain ASCII grammar before :class:`~decimal.Decimal` sees it,
-so exponents, NaN, Infinity, separators and non-ASCII digits cannot slip in.
+Amounts never touch a float.  What a person types is checked against a plain
+ASCII grammar and turned into cents with integer arithmetic, so exponents, NaN,
+Infinity, separators and non-ASCII digits cannot slip in; ``to_decimal`` gives
+the exact :class:`~decimal.Decimal` for callers that want one.
 """
 
 from __future__ import annotations
