@@ -137,6 +137,12 @@ class Node:
         self._pump(now)
         return seq, outcome
 
+    def accept(self) -> None:
+        """The user consents to a hand-back; a UserError says there is nothing to accept."""
+        now = self._loop.time()
+        self.peer.accept(now)
+        self._pump(now)
+
     async def pay(self, cents: int, memo: str = "") -> Event:
         """Pay and wait for the outcome, however long it takes (in doubt is not final)."""
         _, outcome = self.send_payment(cents, memo)

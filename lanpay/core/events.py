@@ -92,6 +92,16 @@ class PaymentRejected(Event):
 
 
 @dataclass(frozen=True)
+class PaymentDeclined(Event):
+    """A payment from the counterpart that this side refused (its own ``--limit``); nothing moved."""
+
+    seq: int
+    amount: int
+    memo: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class PaymentInDoubt(Event):
     """Not acknowledged for a while: it may or may not have arrived; still retried."""
 
@@ -129,3 +139,60 @@ class LedgerAgreement(Event):
     """Both views were compared while quiet; ``agree`` says whether they match."""
 
     agree: bool
+
+
+@dataclass(frozen=True)
+class HandbackRequested(Event):
+    """A new process claims to be our counterpart restarted, and no shared ``--code`` proves it.
+
+    Nothing is handed over until the user compares ``code`` with the other screen
+    and accepts; ``balance`` and the counts say what would be handed over.
+    """
+
+    name: str
+    addr: tuple[str, int]
+    code: str
+    balance: int
+    payments: int
+    pending: int
+
+
+@dataclass(frozen=True)
+class HandbackAwaited(Event):
+    """We restarted; the counterpart's user must accept before the relationship comes back."""
+
+    name: str
+    addr: tuple[str, int]
+    code: str
+
+
+@dataclass(frozen=True)
+class PaymentsVoided(Event):
+    """Restored: our payments ``first``..``last`` (made by the lost process) never reached the
+    counterpart, so they were not paid; the numbers are never used again."""
+
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class RestoreFailed(Event):
+    """A hand-back did not complete (either side gave up or vanished); ``reason`` is a code."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class OldProcessBack(Event):
+    """After a hand-back, the counterpart's previous process spoke again; it is fenced off."""
+
+    name: str
+    addr: tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Fenced(Event):
+    """The counterpart handed the relationship to a newer process of ours; this one can no longer pay."""
+
+    name: str

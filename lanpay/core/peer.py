@@ -167,6 +167,10 @@ class Peer:
             raise OverLimit(f"paying {format_amount(cents)} would take your balance to {format_amount(after)}, "
                             f"past your limit of -{format_amount(limit)}")
 
+    def accept(self, now: float) -> None:
+        """The user compared codes and consents to hand the relationship to a restarted counterpart."""
+        raise UserError("nothing is waiting for your consent")
+
     def close(self, now: float) -> None:
         """Say goodbye: BYE to the counterpart, a leaving announce to everyone."""
         if self.state is State.CLOSED:
