@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from lanpay.core import events, session
 from lanpay.core.errors import UserError
-from lanpay.core.ledger import HANDBACK_ENTRIES, MAX_AHEAD
+from lanpay.core.ledger import MAX_AHEAD
 from lanpay.core.peer import MAX_BLOCKED, Peer, State
 from lanpay.core.session import IN_DOUBT_AFTER
 from lanpay.core.peers import MAX_PEERS
@@ -216,14 +216,11 @@ _MIRROR = {("out", "confirmed"): ("in", "received"), ("in", "received"): ("out",
 
 
 def _history_handed_back(host: Host, survivor: Host) -> list[str]:
-    """The survivor's recent settled lines appear, mirrored, in the restored side's history.
-
-    Only the last HANDBACK_ENTRIES lines travel in a hand-back, so only the
-    survivor's most recent lines are compared (later ones were seen by both).
-    """
+    """Every settled line of the survivor appears, mirrored, in the restored side's history:
+    the whole history travels in a hand-back."""
     mine = {(e.direction, e.seq, e.amount, e.memo, e.status.value) for e in host.peer.history()}
     missing = []
-    for e in survivor.peer.history()[-HANDBACK_ENTRIES:]:
+    for e in survivor.peer.history():
         twin = _MIRROR.get((e.direction, e.status.value))
         if twin is not None and (twin[0], e.seq, e.amount, e.memo, twin[1]) not in mine:
             missing.append(f"{e.direction} seq {e.seq} {e.amount}")
@@ -262,7 +259,7 @@ def bounded(peer: Peer) -> list[str]:
         limits["payments in flight"] = (len(s.flights), session.WINDOW)
         limits["pings outstanding"] = (len(s.pings), session.MAX_PINGS)
         limits["queued datagrams"] = (len(s.outbox), 4 * session.WINDOW)
-        limits["seqs above the cumulative mark"] = (len(s.ledger.in_above), MAX_AHEAD)
+        limits["payments held above the cumulative mark"] = (len(s.ledger.waiting), MAX_AHEAD)
         limits["remembered rejections"] = (len(s.ledger.in_rejected), MAX_AHEAD)
     limits["queued datagrams (facade)"] = (len(peer._outbox), 4 * MAX_PEERS)
     return [f"{peer.me.name}: {what} holds {n}, over {cap}" for what, (n, cap) in limits.items() if n > cap]

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 
 from lanpay.core import events
+from lanpay.core.errors import UserError
 from lanpay.core.peer import BROADCAST, Config, Peer
 
 Addr = tuple[str, int]
@@ -28,6 +29,7 @@ class Host:
     sent: list[bytes] = field(default_factory=list)
     alive: bool = True
     timeline: list[tuple[float, events.Event]] = field(default_factory=list)   # events with the time seen
+    accepted: set[str] = field(default_factory=set)    # codes whose hand-back this host's user accepted
 
     def of(self, kind: type) -> list:
         return [e for e in self.events if isinstance(e, kind)]
@@ -55,6 +57,7 @@ class Net:
         self.record = record
         self.wire_log: list[tuple[float, bytes, Addr, Addr]] = []
         self.taps: list = []          # callables(now, data, src, dst) seeing every datagram sent
+        self.consent = True           # users accept a hand-back when the two screens show one code
 
     # ------------------------------------------------------------ hosts
     def add(self, name: str, label: str | None = None, incarnation: int | None = None, **kw) -> Host:
@@ -126,6 +129,24 @@ class Net:
         while (event := host.peer.next_event()) is not None:
             host.events.append(event)
             host.timeline.append((self.now, event))
+            if isinstance(event, (events.HandbackRequested, events.HandbackAwaited)):
+                self._consent()
+
+    def _consent(self) -> None:
+        """The users compare codes: a survivor asked to hand back accepts when the restarted
+        side (a live host) shows the same code, as a person reading both screens would."""
+        if not self.consent:
+            return
+        shown = {e.code for h in self.live() for e in h.of(events.HandbackAwaited)}
+        for host in self.live():
+            for event in host.of(events.HandbackRequested):
+                if event.code in shown and event.code not in host.accepted:
+                    host.accepted.add(event.code)
+                    try:
+                        host.peer.accept(self.now, event.code)
+                    except UserError:
+                        continue
+                    self._flush(host)
 
     def live(self) -> list[Host]:
         return [h for h in self.by_addr.values() if h.alive]

@@ -8,16 +8,22 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
 from lanpay.core import wire
-from lanpay.core.ledger import MAX_AHEAD, BadHandback, Ledger, Outcome, Status
+from lanpay.core.ledger import MAX_AHEAD, BadHandback, Ledger, Outcome, Restore, Restored, Status
 
 
 # ------------------------------------------------------------------ receiving
 
+def got(led: Ledger, seq: int, amount: int, memo: str = "", now: float = 0.0) -> tuple[Outcome, list[tuple[int, Status]]]:
+    """Offer one payment; the outcome, and (seq, status) of every entry processed because of it."""
+    outcome, done = led.receive(seq, amount, memo, now)
+    return outcome, [(e.seq, e.status) for e in done]
+
+
 def test_a_payment_is_applied_once_however_often_it_arrives() -> None:
     led = Ledger()
-    assert led.receive(1, 500, "lunch", now=1.0) is Outcome.APPLIED
+    assert got(led, 1, 500, "lunch", now=1.0) == (Outcome.PROCESSED, [(1, Status.RECEIVED)])
     for _ in range(3):
-        assert led.receive(1, 500, "lunch", now=2.0) is Outcome.DUPLICATE
+        assert got(led, 1, 500, "lunch", now=2.0) == (Outcome.DUPLICATE, [])
     assert led.balance == 500
     [entry] = led.history()
     assert (entry.seq, entry.direction, entry.amount, entry.memo, entry.at, entry.status) == \
@@ -28,66 +34,87 @@ def test_a_payment_is_applied_once_however_often_it_arrives() -> None:
 def test_a_reused_sequence_number_with_other_content_is_a_conflict(amount: int, memo: str) -> None:
     led = Ledger()
     led.receive(1, 500, "lunch", now=0.0)
-    assert led.receive(1, amount, memo, now=1.0) is Outcome.CONFLICT
+    assert got(led, 1, amount, memo, now=1.0) == (Outcome.CONFLICT, [])
     assert led.balance == 500
     assert [e.amount for e in led.history()] == [500]
 
 
-def test_payments_arriving_out_of_order_are_each_applied_once() -> None:
+@pytest.mark.parametrize(("amount", "memo"), [(301, ""), (300, "other")])
+def test_a_held_payment_repeated_with_other_content_is_a_conflict(amount: int, memo: str) -> None:
     led = Ledger()
-    for seq in (3, 1, 5, 2, 3, 1):
-        led.receive(seq, seq * 100, "", now=0.0)
-    assert led.balance == 1100
-    assert led.in_cum == 3
-    assert led.processed(5) and not led.processed(4)
-    assert led.receive(4, 400, "", now=0.0) is Outcome.APPLIED
-    assert led.in_cum == 5 and not led.in_above
+    assert got(led, 3, 300) == (Outcome.PROCESSED, [])
+    assert got(led, 3, amount, memo) == (Outcome.CONFLICT, [])
+    assert got(led, 3, 300) == (Outcome.DUPLICATE, [])
+
+
+def test_payments_are_applied_in_sequence_order_whatever_order_they_arrive_in() -> None:
+    led = Ledger()
+    assert got(led, 3, 300) == (Outcome.PROCESSED, [])          # held: 1 and 2 come first
+    assert got(led, 5, 500) == (Outcome.PROCESSED, [])
+    assert led.balance == 0 and led.in_cum == 0 and sorted(led.waiting) == [3, 5]
+    assert got(led, 1, 100) == (Outcome.PROCESSED, [(1, Status.RECEIVED)])
+    assert got(led, 2, 200) == (Outcome.PROCESSED, [(2, Status.RECEIVED), (3, Status.RECEIVED)])
+    assert led.balance == 600 and led.in_cum == 3
+    assert got(led, 4, 400) == (Outcome.PROCESSED, [(4, Status.RECEIVED), (5, Status.RECEIVED)])
+    assert led.in_cum == 5 and not led.waiting
+
+
+def test_an_early_payment_is_judged_against_the_balance_of_its_turn() -> None:
+    """Under a limit, a payment that overtook an earlier one is judged after it, exactly as
+    if the network had kept the order: the same payments are refused whatever the order."""
+    in_order, overtaken = Ledger(limit=1000), Ledger(limit=1000)
+    for seq, amount in ((1, 700), (2, 400)):
+        in_order.receive(seq, amount, "", 0.0)
+    for seq, amount in ((2, 400), (1, 700)):
+        overtaken.receive(seq, amount, "", 0.0)
+    assert [(e.seq, e.status) for e in in_order.history()] == [(1, Status.RECEIVED), (2, Status.REJECTED)]
+    assert [(e.seq, e.status) for e in overtaken.history()] == [(1, Status.RECEIVED), (2, Status.REJECTED)]
+    assert in_order.balance == overtaken.balance == 700
 
 
 @pytest.mark.parametrize(("seq", "amount"), [(0, 5), (1, 0), (MAX_AHEAD + 1, 5), (2**64 - 1, 5)])
 def test_impossible_payments_are_refused_as_too_far(seq: int, amount: int) -> None:
     led = Ledger()
-    assert led.receive(seq, amount, "", now=0.0) is Outcome.INVALID
-    assert led.balance == 0 and led.history() == [] and led.in_cum == 0 and not led.in_above
+    assert got(led, seq, amount) == (Outcome.INVALID, [])
+    assert led.balance == 0 and led.history() == [] and led.in_cum == 0 and not led.waiting
 
 
 def test_the_furthest_acceptable_sequence_number_moves_with_the_cumulative_mark() -> None:
     led = Ledger()
-    assert led.receive(MAX_AHEAD, 1, "", now=0.0) is Outcome.APPLIED
-    assert led.receive(MAX_AHEAD + 1, 1, "", now=0.0) is Outcome.INVALID
+    assert got(led, MAX_AHEAD, 1)[0] is Outcome.PROCESSED
+    assert got(led, MAX_AHEAD + 1, 1)[0] is Outcome.INVALID
     led.receive(1, 1, "", now=0.0)
-    assert led.receive(MAX_AHEAD + 1, 1, "", now=0.0) is Outcome.APPLIED
+    assert got(led, MAX_AHEAD + 1, 1)[0] is Outcome.PROCESSED
 
 
-def test_the_ack_lists_what_arrived_as_a_cumulative_mark_and_ranges() -> None:
+def test_the_ack_is_the_cumulative_mark_only() -> None:
+    """Nothing held above the mark is acknowledged: the payer must not count it as applied."""
     led = Ledger()
     for seq in (1, 2, 4, 5, 7):
         led.receive(seq, 10, "", now=0.0)
-    ack = led.ack()
-    assert ack.cumulative == 2
-    assert ack.ranges == (wire.Range(4, 5), wire.Range(7, 7))
-    assert ack.rejections == ()
+    assert led.ack() == wire.Ack(2, ())
+    assert led.balance == 20
 
 
 def test_an_empty_ack_says_nothing_arrived() -> None:
-    assert Ledger().ack() == wire.Ack(0, (), ())
+    assert Ledger().ack() == wire.Ack(0, ())
 
 
-def test_the_ack_always_fits_in_a_datagram() -> None:
+def test_the_payee_learns_the_highest_number_the_payer_gave_out() -> None:
     led = Ledger()
-    for seq in range(2, 2 + 2 * (wire.MAX_LIST + 5), 2):
-        led.receive(seq, 10, "", now=0.0)
-    ack = led.ack()
-    assert len(ack.ranges) == wire.MAX_LIST
-    assert wire.decode_inner(wire.encode_inner(ack)) == ack
+    led.receive(4, 10, "", now=0.0)
+    assert led.peer_issued == 4
+    led.heard_issued(9)
+    led.heard_issued(2)
+    assert led.peer_issued == 9
 
 
 # ------------------------------------------------------------------ the credit limit
 
 def test_a_payment_past_the_limit_is_rejected_and_nothing_moves() -> None:
     led = Ledger(limit=1000)
-    assert led.receive(1, 600, "", now=0.0) is Outcome.APPLIED
-    assert led.receive(2, 500, "too much", now=1.0) is Outcome.REJECTED
+    assert got(led, 1, 600) == (Outcome.PROCESSED, [(1, Status.RECEIVED)])
+    assert got(led, 2, 500, "too much", now=1.0) == (Outcome.PROCESSED, [(2, Status.REJECTED)])
     assert led.balance == 600
     rejected = [e for e in led.history() if e.status is Status.REJECTED]
     assert [(e.seq, e.amount, e.reason) for e in rejected] == \
@@ -96,8 +123,8 @@ def test_a_payment_past_the_limit_is_rejected_and_nothing_moves() -> None:
 
 def test_a_payment_reaching_the_limit_exactly_is_accepted() -> None:
     led = Ledger(limit=1000)
-    assert led.receive(1, 1000, "", now=0.0) is Outcome.APPLIED
-    assert led.receive(2, 1, "", now=0.0) is Outcome.REJECTED
+    assert got(led, 1, 1000)[1] == [(1, Status.RECEIVED)]
+    assert got(led, 2, 1)[1] == [(2, Status.REJECTED)]
 
 
 def test_paying_out_makes_room_under_the_limit() -> None:
@@ -105,22 +132,22 @@ def test_paying_out_makes_room_under_the_limit() -> None:
     led.receive(1, 1000, "", now=0.0)
     led.new_outgoing(400, "", now=0.0)
     led.confirm(1)
-    assert led.receive(2, 400, "", now=0.0) is Outcome.APPLIED
+    assert got(led, 2, 400)[1] == [(2, Status.RECEIVED)]
     assert led.balance == 1000
 
 
 def test_a_rejection_is_remembered_for_duplicates_until_the_sender_moves_past_it() -> None:
     led = Ledger(limit=100)
-    assert led.receive(1, 500, "", now=0.0) is Outcome.REJECTED
-    assert led.receive(1, 500, "", now=0.0) is Outcome.DUPLICATE
-    assert led.receive(1, 400, "", now=0.0) is Outcome.CONFLICT
-    assert led.receive(2, 50, "", now=0.0) is Outcome.APPLIED
-    assert led.ack() == wire.Ack(2, (), (wire.Rejection(1, wire.REJECT_OVER_LIMIT),))
+    assert got(led, 1, 500)[1] == [(1, Status.REJECTED)]
+    assert got(led, 1, 500)[0] is Outcome.DUPLICATE
+    assert got(led, 1, 400)[0] is Outcome.CONFLICT
+    assert got(led, 2, 50)[1] == [(2, Status.RECEIVED)]
+    assert led.ack() == wire.Ack(2, (wire.Rejection(1, wire.REJECT_OVER_LIMIT),))
     led.forget_rejections(0)
     assert led.ack().rejections == (wire.Rejection(1, wire.REJECT_OVER_LIMIT),)
     led.forget_rejections(1)
-    assert led.ack() == wire.Ack(2, (), ())
-    assert led.receive(1, 500, "", now=0.0) is Outcome.DUPLICATE     # still never applied
+    assert led.ack() == wire.Ack(2, ())
+    assert got(led, 1, 500)[0] is Outcome.DUPLICATE     # still never applied
     assert led.balance == 50
 
 
@@ -129,17 +156,16 @@ def test_an_ack_never_passes_off_a_rejected_payment_as_accepted() -> None:
 
     Otherwise the sender reads the cumulative mark as "applied" and debits a
     payment the receiver refused: the two balances no longer mirror.  Here the
-    first payment is delayed while the next 62 are refused over the limit; it
-    is refused too when it finally arrives.
+    first payment is delayed while the next 62 wait; all 63 are refused.
     """
     led = Ledger(limit=100)
     for seq in range(2, 64):
-        assert led.receive(seq, 500, "", now=0.0) is Outcome.REJECTED
-    assert led.receive(1, 500, "", now=0.0) is Outcome.REJECTED
+        led.receive(seq, 500, "", now=0.0)
+    assert len(got(led, 1, 500)[1]) == 63
     ack = led.ack()
     listed = {r.seq for r in ack.rejections}
-    covered = set(range(1, ack.cumulative + 1)).union(*(range(r.first, r.last + 1) for r in ack.ranges))
-    assert covered & set(led.in_rejected) <= listed
+    assert set(range(1, ack.cumulative + 1)) & set(led.in_rejected) <= listed
+    assert ack.cumulative == wire.MAX_LIST and wire.decode_inner(wire.encode_inner(ack)) == ack
 
 
 arrival_orders = st.integers(1, 120).flatmap(lambda n: st.permutations(range(1, n + 1)))
@@ -148,15 +174,19 @@ arrival_orders = st.integers(1, 120).flatmap(lambda n: st.permutations(range(1, 
 @settings(max_examples=200, deadline=None)
 @given(arrival_orders, st.integers(0, 2_000), st.integers(0, 120), st.integers(0, 1_000))
 def test_any_ack_lists_every_rejection_it_covers(order: list[int], limit: int, floor: int, salt: int) -> None:
-    """Whatever arrives in whatever order, an ack fits in a datagram and never hides a rejection."""
-    led = Ledger(limit=limit)
+    """Whatever arrives in whatever order, an ack fits in a datagram and never hides a rejection,
+    and the outcome is the one sequence order gives."""
+    led, reference = Ledger(limit=limit), Ledger(limit=limit)
     for seq in order:
         led.receive(seq, 1 + (seq * 7919 + salt) % 900, "", now=0.0)
+    for seq in sorted(order):
+        reference.receive(seq, 1 + (seq * 7919 + salt) % 900, "", now=0.0)
+    assert [(e.seq, e.status) for e in led.history()] == [(e.seq, e.status) for e in reference.history()]
     led.forget_rejections(floor)
     ack = led.ack()
     assert wire.decode_inner(wire.encode_inner(ack)) == ack
     listed = {r.seq for r in ack.rejections}
-    covered = set(range(1, ack.cumulative + 1)).union(*(range(r.first, r.last + 1) for r in ack.ranges))
+    covered = set(range(1, ack.cumulative + 1))
     assert covered <= {s for s in range(1, 400) if led.processed(s)}
     assert covered & set(led.in_rejected) <= listed
 
@@ -263,7 +293,7 @@ def test_agreeing_views_have_mirrored_digests() -> None:
 
 def test_a_disagreement_shows_in_the_digest() -> None:
     alice, bob = pair_after_payments()
-    bob.receive(5, 1, "", now=0.0)
+    bob.receive(3, 1, "", now=0.0)
     assert alice.digest() != bob.digest(mirrored=True)
 
 
@@ -277,148 +307,186 @@ def test_pending_payments_do_not_change_the_digest() -> None:
 # ------------------------------------------------------------------ hand-back
 
 def survivor() -> Ledger:
-    """Alice's record: out 1 confirmed, 2 pending, 3 confirmed, 4 rejected, 5 pending; in 1, 2, 4."""
+    """Alice's record: out 1, 2 confirmed, 3 rejected, 4 in doubt, 5 pending; in 1, 2 applied, 4 held."""
     led = Ledger()
     for i, amount in enumerate((100, 200, 300, 400, 500), start=1):
         led.new_outgoing(amount, f"out{i}", now=float(i))
     led.confirm(1)
-    led.confirm(3)
-    led.reject(4, "over limit")
+    led.confirm(2)
+    led.reject(3, wire.REJECT_TEXT[wire.REJECT_OVER_LIMIT])
+    led.mark_in_doubt(4)
     for seq in (1, 2, 4):
         led.receive(seq, 10 * seq, f"in{seq}", now=10.0 + seq)
     return led
 
 
+def restore(parts: list[wire.Resume], limit: int | None = None, now: float = 20.0) -> Restored:
+    r = Restore()
+    for part in parts:
+        r.add(part)
+    assert r.complete
+    return r.build(limit, now)
+
+
 def test_a_snapshot_travels_on_the_wire() -> None:
-    snap = survivor().snapshot(now=20.0)
-    assert wire.decode_inner(wire.encode_inner(snap)) == snap
-    assert snap.out_pending == (wire.Range(2, 2), wire.Range(5, 5))
-    assert (snap.balance, snap.out_next, snap.in_high) == (-400 + 70, 6, 4)
+    [part] = survivor().snapshot(now=20.0)
+    assert wire.decode_inner(wire.encode_inner(part)) == part
+    assert (part.part, part.parts, part.balance, part.out_next, part.in_cum, part.peer_issued) == \
+        (0, 1, -300 + 30, 6, 2, 4)
+    statuses = {(e.outgoing, e.seq): e.status for e in part.entries}
+    assert statuses == {(1, 1): wire.E_SETTLED, (1, 2): wire.E_SETTLED, (1, 3): wire.E_REJECTED,
+                        (1, 4): wire.E_PENDING, (1, 5): wire.E_PENDING, (0, 1): wire.E_SETTLED,
+                        (0, 2): wire.E_SETTLED}
 
 
-def test_the_restored_side_sees_the_mirror_of_the_survivor() -> None:
+def test_the_restored_side_sees_the_mirror_of_the_survivor_and_judges_its_pending_payments() -> None:
     alice = survivor()
-    bob = Ledger.restored(alice.snapshot(now=20.0), limit=None, now=20.0)
-    assert bob.balance == -alice.balance == 330
-    # Alice's pending payments were never applied here: they will be replayed and must apply.
-    assert not bob.processed(2) and not bob.processed(5)
-    assert bob.processed(1) and bob.processed(3) and bob.processed(4)
-    assert bob.receive(2, 200, "out2", now=21.0) is Outcome.APPLIED
-    assert bob.receive(3, 300, "out3", now=21.0) is Outcome.DUPLICATE
-    # Bob's own numbering continues after the highest seq Alice ever received from him.
-    assert bob.out_next == 5
+    done = restore(alice.snapshot(now=20.0))
+    bob = done.ledger
+    # Alice's payments 4 and 5 had not been confirmed: Bob judges them now, in order, once.
+    assert [(e.seq, e.status) for e in done.judged] == [(4, Status.RECEIVED), (5, Status.RECEIVED)]
+    assert bob.balance == -alice.balance + 900 == 1170
+    assert bob.in_cum == 5 and got(bob, 5, 500, "out5") == (Outcome.DUPLICATE, [])
+    assert bob.ack() == wire.Ack(5, ())
+    # Bob's lost process gave out numbers 3 and 4, which never reached Alice: void, never reused.
+    assert done.voided == (3, 4)
     assert bob.new_outgoing(1, "", now=21.0).seq == 5
 
 
 def test_the_restored_history_is_the_survivor_s_seen_from_the_other_side() -> None:
-    alice = survivor()
-    bob = Ledger.restored(alice.snapshot(now=20.0), limit=None, now=20.0)
-    lines = {(e.direction, e.seq): (e.amount, e.memo, e.status) for e in bob.history()}
+    done = restore(survivor().snapshot(now=20.0))
+    lines = {(e.direction, e.seq): (e.amount, e.memo, e.status) for e in done.ledger.history()}
     assert lines == {
         ("in", 1): (100, "out1", Status.RECEIVED),
-        ("in", 3): (300, "out3", Status.RECEIVED),
-        ("in", 4): (400, "out4", Status.REJECTED),
+        ("in", 2): (200, "out2", Status.RECEIVED),
+        ("in", 3): (300, "out3", Status.REJECTED),
+        ("in", 4): (400, "out4", Status.RECEIVED),
+        ("in", 5): (500, "out5", Status.RECEIVED),
         ("out", 1): (10, "in1", Status.CONFIRMED),
         ("out", 2): (20, "in2", Status.CONFIRMED),
-        ("out", 4): (40, "in4", Status.CONFIRMED),
     }
-    assert {e.at for e in bob.history() if e.direction == "in" and e.seq == 3} == {3.0}
+    assert {e.at for e in done.ledger.history() if e.direction == "in" and e.seq == 2} == {2.0}
 
 
-def test_both_sides_agree_after_a_hand_back() -> None:
+def test_both_sides_agree_once_the_survivor_hears_the_restored_side_s_ack() -> None:
     alice = survivor()
-    snap = alice.snapshot(now=20.0)
+    parts = alice.snapshot(now=20.0)
     alice.adopt_handback()
-    bob = Ledger.restored(snap, limit=None, now=20.0)
+    bob = restore(parts).ledger
+    ack = bob.ack()
+    for entry in alice.pending():
+        if entry.seq <= ack.cumulative:
+            alice.confirm(entry.seq)
+    assert alice.balance == -bob.balance
     assert alice.digest() == bob.digest(mirrored=True)
 
 
-def test_the_survivor_abandons_gaps_in_what_it_received() -> None:
-    """The lost process will never resend seq 3; the survivor stops waiting for it."""
+def test_the_survivor_drops_what_the_lost_process_sent_but_it_never_applied() -> None:
+    """The lost process will never resend 3; its held 4 is void; the new process numbers from 5."""
     alice = survivor()
     alice.adopt_handback()
-    assert alice.in_cum == 4 and not alice.in_above
-    assert alice.receive(3, 30, "", now=0.0) is Outcome.DUPLICATE
-    assert alice.receive(5, 50, "", now=0.0) is Outcome.APPLIED
+    assert alice.in_cum == 4 and not alice.waiting
+    assert got(alice, 4, 40, "in4")[0] is Outcome.DUPLICATE
+    assert got(alice, 5, 50) == (Outcome.PROCESSED, [(5, Status.RECEIVED)])
 
 
-def test_only_the_latest_history_lines_are_handed_back() -> None:
-    led = Ledger()
-    for _ in range(40):
-        led.confirm(led.new_outgoing(1, "", now=0.0).seq)
-    snap = led.snapshot(now=0.0)
-    assert len(snap.entries) <= wire.MAX_LIST
-    assert wire.decode_inner(wire.encode_inner(snap)) == snap
+def test_under_its_limit_the_restored_side_refuses_a_pending_payment_and_says_so_in_its_ack() -> None:
+    alice = survivor()
+    done = restore(alice.snapshot(now=20.0), limit=700)
+    assert [(e.seq, e.status) for e in done.judged] == [(4, Status.RECEIVED), (5, Status.REJECTED)]
+    assert done.ledger.ack() == wire.Ack(5, (wire.Rejection(5, wire.REJECT_OVER_LIMIT),))
 
 
-def resume(out_next: int, pending: tuple[wire.Range, ...], in_high: int = 0) -> wire.Resume:
-    return wire.Resume(0, out_next, pending, in_high, 0, 0, ())
+def test_the_whole_history_travels_in_parts_that_each_fit_a_datagram_in_any_order() -> None:
+    alice = Ledger()
+    for i in range(1000):
+        alice.confirm(alice.new_outgoing(1 + i, "x" * (i % 65), now=float(i)).seq)
+        alice.receive(i + 1, 2 + i, "memo ☕", now=float(i))
+    parts = alice.snapshot(now=2000.0)
+    assert len(parts) > 1 and {p.parts for p in parts} == {len(parts)}
+    assert max(len(wire.encode_inner(p)) for p in parts) <= 1200
+    assert sum(len(p.entries) for p in parts) == 2000
+    bob = restore(list(reversed(parts)), now=2000.0).ledger
+    mirror = {"out": "in", "in": "out"}
+    assert sorted((mirror[e.direction], e.seq, e.amount, e.memo) for e in bob.history()) == \
+        sorted((e.direction, e.seq, e.amount, e.memo) for e in alice.history())
+    assert bob.digest(mirrored=True) == alice.digest()
+
+
+def test_a_part_given_twice_is_kept_once() -> None:
+    parts = survivor().snapshot(now=20.0)
+    r = Restore()
+    r.add(parts[0])
+    r.add(parts[0])
+    assert r.complete and len(r.build(None, 20.0).judged) == 2
+
+
+def resume(part: int = 0, parts: int = 1, out_next: int = 3, in_cum: int = 0, peer_issued: int = 0,
+           entries: tuple[wire.Entry, ...] = ()) -> wire.Resume:
+    return wire.Resume(part, parts, 0, out_next, in_cum, peer_issued, 0, 0, entries)
+
+
+def entry(outgoing: int, seq: int, status: int = wire.E_SETTLED, amount: int = 5) -> wire.Entry:
+    return wire.Entry(outgoing, seq, amount, status, 0, 0, "")
 
 
 @pytest.mark.parametrize(
-    ("snap", "why"),
+    ("parts", "why"),
     [
-        (resume(0, ()), "out_next below 1"),
-        (resume(5, (wire.Range(3, 2),)), "first after last"),
-        (resume(5, (wire.Range(1, 3), wire.Range(2, 4))), "overlapping"),
-        (resume(5, (wire.Range(2, 2), wire.Range(2, 2))), "repeated"),
-        (resume(5, (wire.Range(1, 5),)), "pending seq at out_next, never sent"),
-        (resume(5, (wire.Range(9, 9),)), "pending seq beyond out_next"),
-        (resume(MAX_AHEAD + 10, (wire.Range(1, 1), wire.Range(MAX_AHEAD + 3, MAX_AHEAD + 3))), "huge gap between"),
-        (resume(MAX_AHEAD + 3, (wire.Range(1, 1),)), "huge gap after"),
-        (resume(2**64 - 1, (wire.Range(1, 1),)), "astronomic gap after"),
-        (resume(5, (wire.Range(0, 0),)), "seq 0 is never a payment"),
-        (resume(1, (), in_high=2**64 - 1), "no room for another seq"),
+        ([resume(out_next=0)], "out_next below 1"),
+        ([resume(parts=0)], "no parts"),
+        ([resume(part=1, parts=1)], "a part beyond the count"),
+        ([resume(parts=2), resume(part=1, parts=2, out_next=4)], "parts that disagree"),
+        ([resume(in_cum=3, peer_issued=2)], "issued below applied"),
+        ([resume(out_next=2**64 - 1)], "astronomic numbers"),
+        ([resume(entries=(entry(1, 1, wire.E_PENDING), entry(1, 2)))], "pending below a settled one"),
+        ([resume(entries=(entry(1, 3),))], "an entry at out_next, never sent"),
+        ([resume(entries=(entry(0, 1),))], "a payment received that was never applied"),
+        ([resume(in_cum=1, peer_issued=1, entries=(entry(0, 1, wire.E_PENDING),))], "a received one pending"),
+        ([resume(entries=(entry(1, 1), entry(1, 1)))], "a line given twice"),
+        ([resume(entries=(entry(1, 1, 7),))], "an unknown status"),
+        ([resume(entries=(entry(1, 1, amount=0),))], "a zero amount"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
-def test_a_hand_back_that_cannot_be_real_is_refused(snap: wire.Resume, why: str) -> None:
+def test_a_hand_back_that_cannot_be_real_is_refused(parts: list[wire.Resume], why: str) -> None:
+    r = Restore()
     with pytest.raises(BadHandback):
-        Ledger.restored(snap, limit=None, now=0.0)
-
-
-def test_a_hand_back_at_the_gap_bound_is_accepted() -> None:
-    led = Ledger.restored(resume(MAX_AHEAD + 2, (wire.Range(1, 1),)), limit=None, now=0.0)
-    assert led.in_cum == 0 and len(led.in_above) == MAX_AHEAD
-    assert wire.encode_inner(led.ack())
-
-
-def test_a_restored_ledger_can_always_acknowledge() -> None:
-    """Whatever a hand-back the restore accepts, the ack built from it must encode."""
-    led = Ledger.restored(resume(3, (wire.Range(2, 2),)), limit=None, now=0.0)
-    assert led.receive(2, 5, "", now=0.0) is Outcome.APPLIED
-    assert wire.decode_inner(wire.encode_inner(led.ack())) == wire.Ack(2, (), ())
+        for part in parts:
+            r.add(part)
+        r.build(None, 0.0)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["pay", "confirm", "reject", "doubt", "receive"]),
+@given(st.lists(st.tuples(st.sampled_from(["pay", "ack", "reject", "doubt", "receive", "announce"]),
                           st.integers(1, 40), st.integers(1, 10_000)), max_size=60))
 def test_any_record_hands_back_as_its_mirror(ops: list[tuple[str, int, int]]) -> None:
+    """Driven as a session drives it (acks are cumulative), any record restores as its mirror."""
     alice = Ledger()
     for op, n, amount in ops:
         if op == "pay":
             alice.new_outgoing(amount, "", now=0.0)
-        elif op == "confirm":
-            alice.confirm(n)
-        elif op == "reject":
-            alice.reject(n, "refused")
+        elif op in ("ack", "reject"):
+            for e in [e for e in alice.pending() if e.seq <= n]:
+                alice.confirm(e.seq) if op == "ack" or e.seq != n else alice.reject(e.seq, "refused")
         elif op == "doubt":
             alice.mark_in_doubt(n)
-        else:
+        elif op == "receive":
             alice.receive(n, amount, "", now=0.0)
-    pending = {e.seq for e in alice.pending()}
-    in_high = max([alice.in_cum, *alice.in_above])
-    snap = alice.snapshot(now=1.0)
-    if len(snap.out_pending) <= wire.MAX_LIST:
-        assert wire.decode_inner(wire.encode_inner(snap)) == snap
-    bob = Ledger.restored(snap, limit=None, now=1.0)
+        else:
+            alice.heard_issued(n)
+    pending = [e.seq for e in alice.pending()]
+    applied, issued = alice.in_cum, max(alice.in_cum, alice.peer_issued)
+    parts = alice.snapshot(now=1.0)
+    assert all(wire.decode_inner(wire.encode_inner(p)) == p for p in parts)
+    done = restore(parts, now=1.0)
     alice.adopt_handback()
-    assert bob.balance == -alice.balance
-    assert bob.out_next == in_high + 1
-    for seq in range(1, alice.out_next):
-        assert bob.processed(seq) == (seq not in pending)
-    assert not bob.processed(alice.out_next)
-    assert alice.digest() == bob.digest(mirrored=True)
+    bob = done.ledger
+    assert [e.seq for e in done.judged] == pending
+    assert bob.balance == -alice.balance + sum(e.amount for e in done.judged)
+    assert bob.out_next == issued + 1 == alice.in_cum + 1
+    assert done.voided == ((applied + 1, issued) if issued > applied else None)
+    assert all(bob.processed(seq) for seq in range(1, alice.out_next)) and not bob.processed(alice.out_next)
 
 
 # ------------------------------------------------------------------ two ledgers, an unreliable network
@@ -512,18 +580,19 @@ class UnreliableDelivery(RuleBasedStateMachine):
         assert self.alice.digest() == self.bob.digest(mirrored=True)
 
     def bob_gets(self, msg: wire.Pay) -> None:
-        outcome = self.bob.receive(msg.seq, msg.amount, msg.memo, now=0.0)
-        assert outcome in (Outcome.APPLIED, Outcome.REJECTED, Outcome.DUPLICATE)
-        if outcome is Outcome.APPLIED:
-            self.applied[msg.seq] = msg.amount
-            self.applied_count[msg.seq] = self.applied_count.get(msg.seq, 0) + 1
+        outcome, done = self.bob.receive(msg.seq, msg.amount, msg.memo, now=0.0)
+        assert outcome in (Outcome.PROCESSED, Outcome.DUPLICATE)
+        for e in done:
+            if e.status is Status.RECEIVED:
+                self.applied[e.seq] = e.amount
+                self.applied_count[e.seq] = self.applied_count.get(e.seq, 0) + 1
         self.bob.forget_rejections(min(msg.floor, msg.seq - 1))
         self.acks.append(self.bob.ack())
 
     def alice_gets(self, ack: wire.Ack) -> None:
         rejected = {r.seq for r in ack.rejections}
         for entry in self.alice.pending():
-            covered = entry.seq <= ack.cumulative or any(r.first <= entry.seq <= r.last for r in ack.ranges)
+            covered = entry.seq <= ack.cumulative
             if covered and entry.seq in rejected:
                 self.alice.reject(entry.seq, "over limit")
             elif covered:

@@ -67,10 +67,14 @@ class ImpostorSuspected(Event):
 
 @dataclass(frozen=True)
 class PaymentReceived(Event):
+    """An incoming payment was applied.  ``resent`` marks one the counterpart sent again in
+    its hand-back after our restart: our previous process may already have shown it."""
+
     seq: int
     amount: int
     memo: str
     balance: int
+    resent: bool = False
 
 
 @dataclass(frozen=True)

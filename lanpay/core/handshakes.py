@@ -1,299 +1,281 @@
-"""The handshakes a peer runs: which hello to answer, where each handshake
-message goes, and what happens when one is refused, given up or finished late.
+"""The handshakes under way: starting them, routing their messages, ending them.
 
-Kept apart from the facade so the rules for starting, routing and ending a
-handshake read in one place.  The ``Matchmaker`` owns the handshake under way,
-the last one finished, one given up after revealing (its peer may still have
-finished it), and the cooldowns that keep a failed incarnation at a distance.
-It reaches the rest of the peer (session, probe, peer table, outbox, events,
-relationship state) through the small ``Facade`` surface the facade provides.
+Several handshakes may run at once (one per peer we initiate with, one per
+hello we answer), so a forged hello or reply can never take the place of the
+real one: it only starts work of its own, which times out unnoticed.  This
+module holds the mechanics only; whom to pair with, and what a finished
+handshake becomes, is decided by the facade, which drains ``out`` (datagrams)
+and ``events`` after each call and gets finished handshakes as return values.
 """
 
 from __future__ import annotations
 
 import enum
 import random
-from typing import Protocol
+from collections.abc import Callable
 
-from . import crypto, events, matching, pairing, wire
-from .announcer import Budget
+from . import crypto, events, pairing, wire
 from .errors import DropReason
-from .peers import PeerRecord, PeerTable
-from .restart import Probe
-from .session import Mode, Session
+from .peers import PeerRecord
 
-__all__ = ["COOLDOWN", "MAX_BLOCKED", "REFUSED_COOLDOWN", "TRANSITIONS", "Facade", "Matchmaker", "State"]
+__all__ = ["COOLDOWN", "MAX_ATTEMPTS", "MAX_BLOCKED", "REFUSED_COOLDOWN", "Matchmaker"]
 
 COOLDOWN = 3.0          # after a failed handshake, before trying that incarnation again
 REFUSED_COOLDOWN = 10.0
 MAX_BLOCKED = 64        # cooldowns and past partners kept: forged incarnations cost bounded memory
+MAX_ATTEMPTS = 32       # handshakes under way at once; the oldest answered hello goes first
+MAX_LATE = 4            # handshakes given up after revealing, kept in case the peer finished them
+
+class Admission(enum.Enum):
+    """The facade's word on committing to a handshake (revealing, or confirming)."""
+
+    YES = "yes"
+    LATER = "later"          # not yet (e.g. a restart probe still runs): drop this message, keep the handshake
+    NO = "no"                # drop the handshake
 
 
-class State(enum.Enum):
-    """Where the relationship stands; every change goes through ``TRANSITIONS``."""
-
-    LOOKING = "looking"
-    PAIRING = "pairing"          # first handshake under way
-    RESTORING = "restoring"      # paired, waiting for the counterpart's record of us
-    PAIRED = "paired"
-    REPAIRING = "repairing"      # paired; the counterpart restarted and is being re-paired
-    CLOSED = "closed"
-
-
-TRANSITIONS: dict[State, frozenset[State]] = {
-    State.LOOKING: frozenset({State.PAIRING, State.CLOSED}),
-    State.PAIRING: frozenset({State.LOOKING, State.RESTORING, State.PAIRED, State.CLOSED}),
-    State.RESTORING: frozenset({State.PAIRED, State.CLOSED}),
-    State.PAIRED: frozenset({State.REPAIRING, State.CLOSED}),
-    State.REPAIRING: frozenset({State.PAIRED, State.CLOSED}),
-    State.CLOSED: frozenset(),
-}
-
-
-class Facade(Protocol):
-    """What the handshakes need from the peer around them; ``peer.Peer`` provides it."""
-
-    me: pairing.Identity
-    rng: random.Random
-    state: State
-    session: Session | None
-    probe: Probe | None
-    table: PeerTable
-    budget: Budget
-
-    @property
-    def terms(self) -> matching.Terms: ...
-    def send(self, data: bytes, addr: tuple[str, int]) -> None: ...
-    def emit(self, event: events.Event) -> None: ...
-    def move(self, new: State) -> None: ...
-    def candidates(self, now: float) -> list[PeerRecord]: ...
-    def conflicted(self, name: str, group: list[PeerRecord]) -> bool: ...
-    def complete(self, hs: pairing.Handshake, now: float) -> None: ...
+Admit = Callable[[pairing.Handshake], Admission]
+MAX_BRANCHES = 2        # replies to one hello we reveal to: a forged one cannot shut out the real one
 
 
 class Matchmaker:
-    """Starts, routes and ends the peer's handshakes; the facade turns a finished one into a session."""
+    """The handshakes under way, the last finished ones, and the cooldowns."""
 
-    def __init__(self, peer: Facade) -> None:
-        self.peer = peer
-        self.hs: pairing.Handshake | None = None
-        self.done_hs: pairing.Handshake | None = None
-        self.late_hs: pairing.Handshake | None = None     # revealed, then gave up: the peer may have finished it
+    def __init__(self) -> None:
+        self.attempts: dict[int, pairing.Handshake] = {}     # by serial number, oldest first
+        self._serial = 0
+        self.done: dict[int, pairing.Handshake] = {}        # peer incarnation -> its finished handshake
+        self.late: list[pairing.Handshake] = []
         self.cooldown: dict[int, float] = {}
+        self.out: list[tuple[bytes, tuple[str, int]]] = []
+        self.events: list[events.Event] = []
+
+    # ---------------------------------------------------------------- queries
+    def __bool__(self) -> bool:
+        return bool(self.attempts)
+
+    def with_peer(self, incarnation: int) -> list[pairing.Handshake]:
+        return [hs for hs in self.attempts.values() if hs.peer_inc == incarnation]
+
+    def initiators(self) -> int:
+        return sum(hs.initiator for hs in self.attempts.values())
+
+    def initiating(self, incarnation: int) -> bool:
+        return any(hs.initiator for hs in self.with_peer(incarnation))
 
     # ---------------------------------------------------------------- cooldowns
     def cool(self, incarnation: int, until: float) -> None:
         """Leave this incarnation alone until ``until``; the map stays bounded."""
-        if len(self.cooldown) >= MAX_BLOCKED:
+        if incarnation not in self.cooldown and len(self.cooldown) >= MAX_BLOCKED:
             del self.cooldown[min(self.cooldown, key=self.cooldown.__getitem__)]
-        self.cooldown[incarnation] = until
+        self.cooldown[incarnation] = max(until, self.cooldown.get(incarnation, 0.0))
+
+    def cooling(self, incarnation: int, now: float) -> bool:
+        return self.cooldown.get(incarnation, 0.0) > now
 
     def prune(self, now: float) -> None:
         """Forget cooldowns that have run out."""
         self.cooldown = {i: t for i, t in self.cooldown.items() if t > now}
 
     # ---------------------------------------------------------------- starting
-    def initiate(self, rec: PeerRecord, resuming: bool, now: float) -> None:
-        peer = self.peer
-        self.hs, hello = pairing.initiate(peer.me, rec, resuming, peer.rng, now)
-        peer.send(hello, rec.addr)
-        if peer.state is State.LOOKING:
-            peer.move(State.PAIRING)
+    def initiate(self, me: pairing.Identity, rec: PeerRecord, resuming: bool, rng: random.Random,
+                 now: float) -> None:
+        if self.initiating(rec.incarnation):
+            return
+        hs, hello = pairing.initiate(me, rec, resuming, rng, now)
+        self._add(hs)
+        self.out.append((hello, rec.addr))
 
-    def on_hello(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
-        peer = self.peer
-        if msg.sender_inc == peer.me.incarnation:
-            return DropReason.OWN
-        if msg.target_inc != peer.me.incarnation:
-            return DropReason.NOT_FOR_US
-        hs = self.hs
-        if hs is not None and not hs.initiator and hs.peer_inc == msg.sender_inc:
-            if msg.commitment != hs.commitment:
-                return DropReason.UNEXPECTED
-            peer.send(hs.last_sent, addr)      # our reply was lost
-            return None
-        if peer.state is State.LOOKING:
-            return self._hello_while_looking(msg, addr, now)
-        if peer.probe is not None and msg.sender_inc == peer.probe.rec.incarnation:
-            if not peer.probe.passed or self.hs is not None or peer.me.incarnation < msg.sender_inc:
-                return DropReason.UNEXPECTED                  # it will send again
-            self._respond(msg, addr, resuming=True, now=now)
-            return None
-        if peer.state in (State.PAIRED, State.REPAIRING, State.RESTORING) and peer.session is not None:
-            return self._hello_while_paired(peer.session, msg, addr, now)
-        return DropReason.UNEXPECTED                         # busy with another handshake
+    def answered(self, msg: wire.Hello, addr: tuple[str, int]) -> bool:
+        """A hello we are already answering: send our reply again (it was lost)."""
+        for hs in self.with_peer(msg.sender_inc):
+            if not hs.initiator and hs.commitment == msg.commitment:
+                self.out.append((hs.last_sent, addr))
+                return True
+        return False
 
-    def _hello_while_paired(self, session: Session, msg: wire.Hello, addr: tuple[str, int],
-                            now: float) -> DropReason | None:
-        if msg.name == session.info.name and msg.sender_inc != session.info.incarnation:
-            return DropReason.UNEXPECTED                  # perhaps our counterpart restarted: its announce decides
-        if msg.sender_inc == session.info.incarnation:
-            if self.peer.state is State.PAIRED and self.hs is None and session.window.highest < 0:
-                # It never got our confirmation and gave up; nothing it sealed reached us. Start again,
-                # still handing the relationship back if that is what the lost session was for.
-                self._respond(msg, addr, resuming=session.mode is Mode.HANDING_BACK, now=now)
-                return None
-            return DropReason.UNEXPECTED
-        self._refuse(msg, addr, wire.R_TAKEN, now)
-        return None
+    def respond(self, me: pairing.Identity, msg: wire.Hello, addr: tuple[str, int], resuming: bool,
+                rng: random.Random, now: float) -> None:
+        hs, reply = pairing.respond(me, msg, addr, resuming, rng, now)
+        self._add(hs)
+        self.out.append((reply, addr))
 
-    def _hello_while_looking(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
-        peer = self.peer
-        if msg.sender_inc > peer.me.incarnation:
-            return DropReason.UNEXPECTED                     # we initiate with this one, not it
-        if not matching.accepts(peer.terms, msg.name, msg.wants):
-            self._refuse(msg, addr, wire.R_NOT_WANTED, now)
-            return None
-        if bool(msg.flags & wire.F_CODE) != bool(peer.me.code):
-            self._refuse(msg, addr, wire.R_CODE_MISMATCH, now)
-            return None
-        if matching.cooling(self.cooldown, msg.sender_inc, now):
-            return DropReason.RATE
-        rivals = matching.hello_rivals(msg.name, msg.sender_inc, peer.candidates(now), peer.table.alive(now))
-        if rivals:
-            peer.conflicted(msg.name, rivals)
-            return DropReason.UNEXPECTED
-        self._respond(msg, addr, resuming=False, now=now)
-        peer.move(State.PAIRING)
-        return None
+    def _add(self, hs: pairing.Handshake) -> None:
+        while len(self.attempts) >= MAX_ATTEMPTS:
+            oldest = next((k for k, h in self.attempts.items() if not h.initiator), next(iter(self.attempts)))
+            del self.attempts[oldest]
+        self._serial += 1
+        self.attempts[self._serial] = hs
 
-    def _respond(self, msg: wire.Hello, addr: tuple[str, int], resuming: bool, now: float) -> None:
-        self.hs, reply = pairing.respond(self.peer.me, msg, addr, resuming, self.peer.rng, now)
-        self.peer.send(reply, addr)
+    def _forget(self, hs: pairing.Handshake) -> None:
+        for key in [k for k, h in self.attempts.items() if h is hs]:
+            del self.attempts[key]
 
-    def _refuse(self, msg: wire.Hello, addr: tuple[str, int], reason: int, now: float) -> None:
-        peer = self.peer
-        if peer.budget.spend(now):
-            refusal = wire.Refuse(peer.me.incarnation, msg.sender_inc, reason, peer.me.name)
-            peer.send(wire.encode(refusal), addr)
+    def drop(self, hs: pairing.Handshake, now: float, cooldown: float = 0.0) -> None:
+        self._forget(hs)
+        if cooldown:
+            self.cool(hs.peer_inc, now + cooldown)
+
+    def clear(self) -> None:
+        """A handshake became the relationship: nothing else under way is wanted."""
+        self.attempts.clear()
+        self.late.clear()
 
     # ---------------------------------------------------------------- routing
-    def on_handshake(self, msg: wire.Message, addr: tuple[str, int], now: float) -> DropReason | None:
-        """A Reply, Reveal, Confirm or Refuse addressed to us: to the handshake it belongs to."""
-        hs = self.hs
-        if isinstance(msg, wire.Reveal) and hs is None and self.done_hs is not None:
-            if msg.sender_inc == self.done_hs.peer_inc and not self.done_hs.initiator:
-                self.peer.send(self.done_hs.last_sent, addr)   # our confirmation was lost
-                return None
-        if hs is None or msg.sender_inc != hs.peer_inc:  # type: ignore[attr-defined]
-            return DropReason.NOT_FOR_US
-        first = (isinstance(msg, wire.Reply) and hs.state is pairing.HsState.HELLO_SENT) or \
-            (isinstance(msg, wire.Reveal) and hs.state is pairing.HsState.REPLY_SENT)
-        if self.peer.state is State.PAIRING and first and self._rival(hs, now):
-            self.abandon(hs, now, COOLDOWN)       # before we commit to it: a namesake showed up
-            return None
-        return self._advance(hs, msg, addr, now)
+    def route(self, msg: wire.Message, addr: tuple[str, int], now: float,
+              admit: Admit) -> tuple[DropReason | None, pairing.Handshake | None]:
+        """A Reply, Reveal, Confirm or Refuse addressed to us: to the handshake it belongs to.
 
-    def _advance(self, hs: pairing.Handshake, msg: wire.Message, addr: tuple[str, int],
-                 now: float) -> DropReason | None:
-        """Take the handshake one step; only a failure its own peer proved ends it."""
+        ``admit(hs)`` is asked before we commit to a handshake (reveal or confirm); a
+        refused one is dropped.  Returns a drop reason, and the handshake if it finished.
+        """
+        match msg:
+            case wire.Reply():
+                return self._on_reply(msg, now, admit)
+            case wire.Reveal():
+                return self._on_reveal(msg, addr, admit, now)
+            case wire.Confirm():
+                return self._on_confirm(msg)
+            case wire.Refuse():
+                return self._on_refuse(msg)
+        return DropReason.UNEXPECTED, None
+
+    def _on_reply(self, msg: wire.Reply, now: float, admit: Admit) -> tuple[DropReason | None, None]:
+        mine = [hs for hs in self.with_peer(msg.sender_inc) if hs.initiator and hs.nonce_i == msg.hello_nonce]
+        if not mine:
+            return DropReason.NOT_FOR_US, None
+        first = mine[0]
         try:
-            match msg:
-                case wire.Reply() if hs.initiator:
-                    self.peer.send(pairing.on_reply(hs, msg, now), hs.peer_addr)
-                case wire.Reveal() if not hs.initiator:
-                    self.peer.send(pairing.on_reveal(hs, msg), addr)
-                case wire.Confirm() if hs.initiator:
-                    pairing.on_confirm(hs, msg)
-                case wire.Refuse() if hs.initiator:
-                    self._on_refuse(hs, msg, now)
-                    return None
-                case _:
-                    return DropReason.UNEXPECTED
-        except pairing.HandshakeError as exc:
-            if not exc.fatal:
-                return DropReason.VIOLATION
-            self._handshake_failed(hs, exc, addr, now)
-            return None
-        if hs.state is pairing.HsState.DONE:
-            self.peer.complete(hs, now)
+            if first.state is pairing.HsState.HELLO_SENT:
+                verdict = admit(first)
+                if verdict is not Admission.YES:
+                    return self._refused(first, verdict, now), None
+                self.out.append((pairing.on_reply(first, msg, now), first.peer_addr))
+                return None, None
+            same = [hs for hs in mine if (hs.pub_r, hs.nonce_r, hs.share_r) == (msg.public_key, msg.nonce, msg.share)]
+            if same:
+                self.out.append((same[0].last_sent, first.peer_addr))      # our reveal was lost
+                return None, None
+            if len(mine) >= MAX_BRANCHES:
+                return DropReason.UNEXPECTED, None
+            branched = pairing.branch(first, msg, now)
+        except pairing.HandshakeError:
+            return DropReason.VIOLATION, None
+        if branched is None:
+            return DropReason.UNEXPECTED, None
+        twin, reveal = branched
+        self._add(twin)
+        self.out.append((reveal, first.peer_addr))
+        return None, None
+
+    def _on_reveal(self, msg: wire.Reveal, addr: tuple[str, int], admit: Admit,
+                   now: float) -> tuple[DropReason | None, pairing.Handshake | None]:
+        done = self.done.get(msg.sender_inc)
+        if done is not None and not done.initiator and pairing.commitment_of(msg, done.nonce_i) == done.commitment:
+            self.out.append((done.last_sent, addr))       # our confirmation was lost
+            return None, None
+        for hs in self.with_peer(msg.sender_inc):
+            if hs.initiator or pairing.commitment_of(msg, hs.nonce_i) != hs.commitment:
+                continue
+            verdict = admit(hs)
+            if verdict is not Admission.YES:
+                return self._refused(hs, verdict, now), None
+            try:
+                confirm = pairing.on_reveal(hs, msg)
+            except pairing.HandshakeError as exc:
+                return self._bad_reveal(hs, exc, addr, now), None
+            self.out.append((confirm, addr))
+            return None, hs
+        return DropReason.NOT_FOR_US, None
+
+    def _refused(self, hs: pairing.Handshake, verdict: Admission, now: float) -> DropReason | None:
+        if verdict is Admission.LATER:
+            return DropReason.UNEXPECTED          # it is sent again; by then we may say yes
+        self.drop(hs, now, COOLDOWN)
         return None
 
-    def _rival(self, hs: pairing.Handshake, now: float) -> bool:
-        """Another live peer answers to the same name: pair with neither, and say so."""
-        peer = self.peer
-        rivals = matching.handshake_rivals(hs.peer_name, hs.peer_inc, peer.candidates(now), peer.table.alive(now))
-        return peer.conflicted(hs.peer_name, rivals) if rivals else False
+    def _bad_reveal(self, hs: pairing.Handshake, exc: pairing.HandshakeError, addr: tuple[str, int],
+                    now: float) -> DropReason | None:
+        """The initiator revealed, but the keys disagree: a different --code, or a reveal meant
+        for a forged reply.  Say so once; the handshake still runs to its deadline."""
+        if exc.fatal:
+            self.events.append(events.PairingFailed(hs.peer_name, exc.reason))
+            self.drop(hs, now, COOLDOWN)
+            return None
+        if not exc.bad_code:
+            return DropReason.VIOLATION
+        if not hs.bad_tag:                    # a typo in the code is a user's mistake, not an attack
+            hs.bad_tag = True
+            refusal = wire.Refuse(hs.me.incarnation, hs.peer_inc, wire.R_BAD_CODE, hs.me.name)
+            self.out.append((wire.encode(refusal), addr))
+            self.events.append(events.PairingFailed(hs.peer_name, exc.reason))
+        return None
 
-    def on_sealed(self, msg: wire.Sealed, now: float) -> None:
-        """Sealed traffic may finish a handshake: the one under way, or one given up on."""
-        hs = self.hs
-        if hs is not None and hs.initiator and hs.keys is not None and msg.session_id == hs.keys.session_id:
-            pairing.confirm_implicitly(hs)     # the responder already uses the new keys
-            if hs.state is pairing.HsState.DONE:
-                self.peer.complete(hs, now)
-        late = self.late_hs
-        if late is not None and late.keys is not None and msg.session_id == late.keys.session_id \
-                and crypto.open_sealed(late.keys.recv_key, msg.counter, msg.header, msg.ciphertext) is not None:
-            self._finish_late(late, now)          # it opens: the peer really holds these keys
+    def _on_confirm(self, msg: wire.Confirm) -> tuple[DropReason | None, pairing.Handshake | None]:
+        mine = [hs for hs in self.with_peer(msg.sender_inc) if hs.initiator]
+        for hs in mine:
+            try:
+                pairing.on_confirm(hs, msg)
+            except pairing.HandshakeError:
+                continue
+            return None, hs
+        return (DropReason.VIOLATION if mine else DropReason.NOT_FOR_US), None
 
-    # ---------------------------------------------------------------- ending
-    def _on_refuse(self, hs: pairing.Handshake, msg: wire.Refuse, now: float) -> None:
-        """Tell the user at once, but let the handshake run to its deadline: a refusal
-        is unauthenticated, and a forged one must not stop a genuine pairing."""
-        if hs.refusal:
-            return
-        hs.refusal = wire.REFUSE_TEXT.get(msg.reason, "refused")
-        event: events.Event
-        if msg.reason == wire.R_BAD_CODE:
-            event = events.PairingFailed(hs.peer_name, hs.refusal)
-        else:
-            event = events.PairingRefused(hs.peer_name, hs.refusal)
-        self.peer.emit(event)
+    def _on_refuse(self, msg: wire.Refuse) -> tuple[DropReason | None, None]:
+        """Tell the user at once, but let the handshake run to its deadline: a refusal is
+        unauthenticated, and a forged one must not stop a genuine pairing."""
+        mine = [hs for hs in self.with_peer(msg.sender_inc) if hs.initiator]
+        if not mine:
+            return DropReason.NOT_FOR_US, None
+        hs = mine[0]
+        if not hs.refusal:
+            hs.refusal = wire.REFUSE_TEXT.get(msg.reason, "refused")
+            kind = events.PairingFailed if msg.reason == wire.R_BAD_CODE else events.PairingRefused
+            self.events.append(kind(hs.peer_name, hs.refusal))
+        return None, None
 
-    def _handshake_failed(self, hs: pairing.Handshake, exc: pairing.HandshakeError, addr: tuple[str, int],
-                          now: float) -> None:
-        peer = self.peer
-        if exc.bad_code and not hs.initiator:
-            refusal = wire.Refuse(peer.me.incarnation, hs.peer_inc, wire.R_BAD_CODE, peer.me.name)
-            peer.send(wire.encode(refusal), addr)
-        peer.emit(events.PairingFailed(hs.peer_name, exc.reason))
-        self.abandon(hs, now, COOLDOWN)
+    def on_sealed(self, msg: wire.Sealed) -> pairing.Handshake | None:
+        """Sealed traffic may finish a handshake we initiated: the responder uses the new keys
+        (its confirmation was lost), or one we gave up on after revealing."""
+        for hs in list(self.attempts.values()):
+            if hs.initiator and hs.keys is not None and msg.session_id == hs.keys.session_id \
+                    and hs.state is pairing.HsState.REVEAL_SENT and _opens(hs, msg):
+                pairing.confirm_implicitly(hs)
+                return hs
+        for hs in self.late:
+            if hs.keys is not None and msg.session_id == hs.keys.session_id and _opens(hs, msg):
+                self.late.remove(hs)
+                return hs
+        return None
 
-    def abandon(self, hs: pairing.Handshake, now: float, cooldown: float) -> None:
-        peer = self.peer
-        self.prune(now)
-        self.cool(hs.peer_inc, now + cooldown)
-        self.hs = None
-        if peer.state is State.PAIRING:
-            peer.move(State.LOOKING)
-        elif peer.state is State.REPAIRING:
-            peer.probe = None
-            peer.move(State.PAIRED)
+    def finished(self, hs: pairing.Handshake) -> None:
+        """``hs`` became a session: remember it (to answer a repeated reveal), forget its attempt."""
+        self._forget(hs)
+        self.done[hs.peer_inc] = hs
+        while len(self.done) > MAX_LATE:
+            del self.done[next(iter(self.done))]
 
-    def completed(self, hs: pairing.Handshake) -> None:
-        """``hs`` finished: nothing under way, and nothing given up on is worth taking up again."""
-        self.hs, self.done_hs, self.late_hs = None, hs, None
-
-    def _finish_late(self, hs: pairing.Handshake, now: float) -> None:
-        """Sealed traffic under keys of a handshake we gave up on: the responder did finish it.
-
-        Taking it up again keeps the two sides from ending up one paired, one not,
-        after a loss that outlasted the handshake deadline.
-        """
-        peer = self.peer
-        self.late_hs = None
-        if self.hs is not None:
-            return
-        if peer.state is State.LOOKING and not hs.handing_back:
-            peer.move(State.PAIRING)
-            peer.complete(hs, now)
-        elif peer.state is State.PAIRED and hs.handing_back and peer.session is not None \
-                and peer.session.info.name == hs.peer_name:
-            peer.complete(hs, now)
-
+    # ---------------------------------------------------------------- time
     def timer(self, now: float) -> None:
-        """Retransmit, or give up at the deadline (keeping a handshake we revealed in:
-        the responder may have finished it, and its sealed traffic will say so)."""
-        hs = self.hs
-        if hs is None:
-            return
-        again = hs.timer(now)
-        if again is not None:
-            self.peer.send(again, hs.peer_addr)
-        if hs.state is pairing.HsState.FAILED:
+        """Retransmit, or give up at the deadline; only handshakes we started are reported."""
+        for key, hs in list(self.attempts.items()):
+            again = hs.timer(now)
+            if again is not None:
+                self.out.append((again, hs.peer_addr))
+            if hs.state is not pairing.HsState.FAILED:
+                continue
+            del self.attempts[key]
             if hs.initiator and hs.keys is not None:
-                self.late_hs = hs
-            if not hs.refusal:
-                self.peer.emit(events.PairingFailed(hs.peer_name, f"{hs.peer_name} stopped answering"))
-            self.abandon(hs, now, REFUSED_COOLDOWN if hs.refusal else COOLDOWN)
+                self.late = (self.late + [hs])[-MAX_LATE:]
+            if hs.initiator and not hs.refusal:
+                self.events.append(events.PairingFailed(hs.peer_name, f"{hs.peer_name} stopped answering"))
+            if hs.initiator or hs.bad_tag:
+                self.cool(hs.peer_inc, now + (REFUSED_COOLDOWN if hs.refusal else COOLDOWN))
+
+    def next_timeout(self) -> float | None:
+        return min((t for hs in self.attempts.values() if (t := hs.next_timeout()) is not None), default=None)
+
+
+def _opens(hs: pairing.Handshake, msg: wire.Sealed) -> bool:
+    assert hs.keys is not None
+    return crypto.open_sealed(hs.keys.recv_key, msg.counter, msg.header, msg.ciphertext) is not None

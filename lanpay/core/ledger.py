@@ -2,23 +2,28 @@
 
 The balance moves only on facts: an incoming payment applied here, or an
 outgoing payment the counterpart acknowledged.  Pending and in-doubt payments are
-listed but not counted.  Incoming sequence numbers are remembered as a
-cumulative mark plus a bounded set above it, so a duplicate is recognised (and
-its amount checked) however late it arrives.
+listed but not counted.  Incoming payments are applied strictly in sequence
+order (one arriving early waits, unacknowledged, for the gap to fill), so a
+payment is judged against the same balance whenever it is judged, and the
+acknowledgement is a single cumulative mark: everything at or below it was
+applied or refused, nothing above it was.
 """
 
 from __future__ import annotations
 
-import hashlib
 import enum
+import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from . import wire
 from .amounts import MAX_PAYMENT_CENTS
 
 MAX_AHEAD = 256          # an incoming seq further past the cumulative mark is refused
-HANDBACK_ENTRIES = 16    # history lines carried in a hand-back
 SANE = 2**53             # no real relationship gets near this many cents or payments
+PART_BYTES = 1000        # entry bytes in one hand-back part: one datagram, no IP fragments
+MAX_PARTS = 1 << 20      # a hand-back claiming more parts cannot describe a real relationship
+_ENTRY_FIXED = 25        # encoded size of a hand-back entry without its memo
 
 
 class Status(str, enum.Enum):
@@ -30,10 +35,9 @@ class Status(str, enum.Enum):
 
 
 class Outcome(enum.Enum):
-    APPLIED = "applied"
-    REJECTED = "rejected"
+    PROCESSED = "processed"     # new: applied or refused now, or held until the gap below fills
     DUPLICATE = "duplicate"
-    CONFLICT = "conflict"       # same seq, different amount: a protocol violation
+    CONFLICT = "conflict"       # same seq, different amount or memo: a protocol violation
     INVALID = "invalid"         # beyond the window, or an amount no honest peer can send
 
 
@@ -54,7 +58,8 @@ class Ledger:
         self.balance = 0
         self.out_next = 1
         self.in_cum = 0
-        self.in_above: set[int] = set()
+        self.peer_issued = 0                       # the highest seq the counterpart gave out, as far as we know
+        self.waiting: dict[int, tuple[int, str, float]] = {}   # early arrivals: seq -> (amount, memo, at)
         self.in_rejected: dict[int, int] = {}     # seq -> reason, pruned by the sender's floor
         self.out_settled = 0
         self.in_settled = 0
@@ -69,6 +74,11 @@ class Ledger:
         self.out_next += 1
         return entry
 
+    @property
+    def issued(self) -> int:
+        """The highest payment number this side has given out."""
+        return self.out_next - 1
+
     def pending(self) -> list[HistoryEntry]:
         """Unresolved outgoing payments, oldest first."""
         return [self._entries[("out", seq)] for seq in self._unresolved]
@@ -78,8 +88,8 @@ class Ledger:
 
     def floor(self) -> int:
         """Every outgoing seq at or below this is resolved."""
-        pend = self.pending()
-        return (pend[0].seq if pend else self.out_next) - 1
+        first = next(iter(self._unresolved), self.out_next)
+        return first - 1
 
     def mark_in_doubt(self, seq: int) -> HistoryEntry | None:
         return self._resolve(seq, Status.IN_DOUBT, only_from=(Status.PENDING,))
@@ -108,34 +118,51 @@ class Ledger:
 
     # ------------------------------------------------------------ incoming
     def processed(self, seq: int) -> bool:
-        return seq <= self.in_cum or seq in self.in_above
+        return seq <= self.in_cum
 
-    def receive(self, seq: int, amount: int, memo: str, now: float) -> Outcome:
-        """Apply an incoming payment exactly once, or say why not."""
+    def receive(self, seq: int, amount: int, memo: str, now: float) -> tuple[Outcome, list[HistoryEntry]]:
+        """Take an incoming payment; return the outcome and the entries processed now, in order.
+
+        A payment arriving before the one below it is held, not acknowledged, and
+        processed when the gap fills: the balance it is judged against never
+        depends on the order in which the network delivered.
+        """
         if seq < 1 or not 1 <= amount <= MAX_PAYMENT_CENTS or seq > self.in_cum + MAX_AHEAD:
-            return Outcome.INVALID
-        if self.processed(seq):
+            return Outcome.INVALID, []
+        if seq <= self.in_cum:
             known = self._entries.get(("in", seq))
             if known is not None and (known.amount != amount or known.memo != memo):
-                return Outcome.CONFLICT
-            return Outcome.DUPLICATE
+                return Outcome.CONFLICT, []
+            return Outcome.DUPLICATE, []
+        held = self.waiting.get(seq)
+        if held is not None:
+            return (Outcome.DUPLICATE if held[:2] == (amount, memo) else Outcome.CONFLICT), []
+        self.peer_issued = max(self.peer_issued, seq)
+        self.waiting[seq] = (amount, memo, now)
+        done = []
+        while self.in_cum + 1 in self.waiting:
+            self.in_cum += 1
+            amount_, memo_, at = self.waiting.pop(self.in_cum)
+            done.append(self._judge(self.in_cum, amount_, memo_, at))
+        return Outcome.PROCESSED, done
+
+    def _judge(self, seq: int, amount: int, memo: str, at: float) -> HistoryEntry:
+        """Apply the next incoming payment, or refuse it if it would pass our limit."""
         if self.limit is not None and self.balance + amount > self.limit:
             self.in_rejected[seq] = wire.REJECT_OVER_LIMIT
-            self._entries[("in", seq)] = HistoryEntry(seq, "in", amount, memo, now, Status.REJECTED,
-                                                      wire.REJECT_TEXT[wire.REJECT_OVER_LIMIT])
-            self._mark_processed(seq)
-            return Outcome.REJECTED
-        self.balance += amount
-        self.in_settled += 1
-        self._entries[("in", seq)] = HistoryEntry(seq, "in", amount, memo, now, Status.RECEIVED)
-        self._mark_processed(seq)
-        return Outcome.APPLIED
+            entry = HistoryEntry(seq, "in", amount, memo, at, Status.REJECTED,
+                                 wire.REJECT_TEXT[wire.REJECT_OVER_LIMIT])
+        else:
+            self.balance += amount
+            self.in_settled += 1
+            entry = HistoryEntry(seq, "in", amount, memo, at, Status.RECEIVED)
+        self._entries[("in", seq)] = entry
+        return entry
 
-    def _mark_processed(self, seq: int) -> None:
-        self.in_above.add(seq)
-        while self.in_cum + 1 in self.in_above:
-            self.in_cum += 1
-            self.in_above.discard(self.in_cum)
+    def heard_issued(self, issued: int) -> None:
+        """The counterpart says it gave out payment numbers up to ``issued``."""
+        if issued < SANE:
+            self.peer_issued = max(self.peer_issued, issued)
 
     def forget_rejections(self, floor: int) -> None:
         """The sender has resolved everything up to ``floor``; stop repeating those rejections."""
@@ -150,13 +177,11 @@ class Ledger:
         read as accepted.
         """
         rejections = [wire.Rejection(s, r) for s, r in sorted(self.in_rejected.items())]
-        cum, above = self.in_cum, self.in_above
+        cum = self.in_cum
         if len(rejections) > wire.MAX_LIST:
-            bound = rejections[wire.MAX_LIST].seq
+            cum = min(cum, rejections[wire.MAX_LIST].seq - 1)
             rejections = rejections[:wire.MAX_LIST]
-            cum = min(cum, bound - 1)
-            above = {seq for seq in above if seq < bound}
-        return wire.Ack(cum, tuple(_ranges(above)[:wire.MAX_LIST]), tuple(rejections))
+        return wire.Ack(cum, tuple(rejections))
 
     # ------------------------------------------------------------ views
     def history(self) -> list[HistoryEntry]:
@@ -171,75 +196,133 @@ class Ledger:
         return hashlib.sha256(text).digest()[:16]
 
     # ------------------------------------------------------------ hand-back
-    def snapshot(self, now: float) -> wire.Resume:
-        recent = self.history()[-HANDBACK_ENTRIES:]
-        entries = tuple(
-            wire.Entry(int(e.direction == "out"), e.seq, e.amount, int(e.status == Status.REJECTED),
-                       min(int(max(0.0, now - e.at) * 1000), 2**32 - 1), e.memo)
-            for e in recent if e.status in (Status.CONFIRMED, Status.RECEIVED, Status.REJECTED))
-        in_high = max([self.in_cum, *self.in_above])
-        return wire.Resume(self.balance, self.out_next, tuple(_ranges(e.seq for e in self.pending())),
-                           in_high, self.out_settled, self.in_settled, entries)
+    def snapshot(self, now: float) -> list[wire.Resume]:
+        """The whole record, in parts of one datagram each, for a restarted counterpart."""
+        chunks = list(_chunks(_entry(e, now) for e in self._entries.values()))
+        head = (self.balance, self.out_next, self.in_cum, max(self.peer_issued, self.in_cum),
+                self.out_settled, self.in_settled)
+        return [wire.Resume(i, len(chunks), *head, chunk) for i, chunk in enumerate(chunks)]
 
     def adopt_handback(self) -> None:
-        """After handing back, gaps in what we received from the lost process are abandoned."""
-        self.in_cum = max([self.in_cum, *self.in_above])
-        self.in_above.clear()
+        """After handing back: what the lost process sent but we never applied is void, and
+        its numbers are never used again (the restarted side numbers from past them)."""
+        self.in_cum = max(self.in_cum, self.peer_issued)
+        self.peer_issued = self.in_cum
+        self.waiting.clear()
         self.in_rejected.clear()
 
-    @classmethod
-    def restored(cls, snap: wire.Resume, limit: int | None, now: float) -> "Ledger":
-        """This side's ledger rebuilt, mirrored, from the counterpart's record."""
-        if not (abs(snap.balance) < SANE and snap.in_high < SANE and snap.out_next < SANE
-                and snap.out_settled < SANE and snap.in_settled < SANE):
-            raise BadHandback("numbers beyond any real relationship")
-        led = cls(limit)
-        led.balance = -snap.balance
-        led.out_next = snap.in_high + 1
-        led.out_settled, led.in_settled = snap.in_settled, snap.out_settled
-        led.in_cum, led.in_above = _processed_from_pending(snap.out_pending, snap.out_next)
-        for e in snap.entries:
-            direction = "in" if e.outgoing else "out"
-            if e.rejected:
-                status = Status.REJECTED
-            else:
-                status = Status.RECEIVED if direction == "in" else Status.CONFIRMED
-            at = now - e.age_ms / 1000
-            led._entries[(direction, e.seq)] = HistoryEntry(e.seq, direction, e.amount, e.memo, at, status)
-        return led
+
+def _entry(e: HistoryEntry, now: float) -> wire.Entry:
+    if e.status is Status.REJECTED:
+        status, reason = wire.E_REJECTED, _reason_code(e.reason)
+    elif e.status in (Status.PENDING, Status.IN_DOUBT):
+        status, reason = wire.E_PENDING, 0
+    else:
+        status, reason = wire.E_SETTLED, 0
+    age = min(int(max(0.0, now - e.at) * 1000), 2**32 - 1)
+    return wire.Entry(int(e.direction == "out"), e.seq, e.amount, status, reason, age, e.memo)
+
+
+def _reason_code(text: str) -> int:
+    for code, words in wire.REJECT_TEXT.items():
+        if words == text:
+            return code
+    return wire.REJECT_REFUSED
+
+
+def _chunks(entries: Iterable[wire.Entry]) -> Iterator[tuple[wire.Entry, ...]]:
+    """Entries grouped so each part fits one datagram; always at least one part."""
+    chunk: list[wire.Entry] = []
+    size = 0
+    for e in entries:
+        cost = _ENTRY_FIXED + len(e.memo.encode())
+        if chunk and (size + cost > PART_BYTES or len(chunk) == wire.MAX_LIST):
+            yield tuple(chunk)
+            chunk, size = [], 0
+        chunk.append(e)
+        size += cost
+    yield tuple(chunk)
 
 
 class BadHandback(ValueError):
     """A hand-back that cannot describe a real relationship."""
 
 
-def _ranges(seqs) -> list[wire.Range]:  # type: ignore[no-untyped-def]
-    out: list[wire.Range] = []
-    for seq in sorted(seqs):
-        if out and out[-1].last + 1 == seq:
-            out[-1] = wire.Range(out[-1].first, seq)
-        else:
-            out.append(wire.Range(seq, seq))
-    return out
+@dataclass(frozen=True)
+class Restored:
+    """What a completed hand-back gives the restarted side."""
+
+    ledger: Ledger
+    judged: list[HistoryEntry]          # the survivor's pending payments, processed here now
+    voided: tuple[int, int] | None      # our lost process's payments that never arrived
 
 
-def _processed_from_pending(pending: tuple[wire.Range, ...], out_next: int) -> tuple[int, set[int]]:
-    """Which of the counterpart's seqs count as processed here: all below out_next but the pending ones."""
-    if out_next < 1:
-        raise BadHandback("out_next below 1")
-    if not pending:
-        return out_next - 1, set()
-    ranges = sorted(pending, key=lambda r: r.first)
-    above: set[int] = set()
-    prev_last = ranges[0].first - 1
-    for r in ranges:
-        if not (1 <= r.first and prev_last < r.first <= r.last < out_next):
-            raise BadHandback("pending ranges out of order")
-        above.update(range(prev_last + 1, r.first))
-        prev_last = r.last
-        if len(above) > MAX_AHEAD:
-            raise BadHandback("too many gaps")
-    if out_next - 1 - prev_last > MAX_AHEAD:
-        raise BadHandback("too many gaps")
-    above.update(range(prev_last + 1, out_next))
-    return ranges[0].first - 1, above
+class Restore:
+    """The restarted side collecting the parts of a hand-back, in any order."""
+
+    def __init__(self) -> None:
+        self.head: tuple[int, ...] | None = None
+        self.parts: dict[int, tuple[wire.Entry, ...]] = {}
+
+    @property
+    def complete(self) -> bool:
+        return self.head is not None and len(self.parts) == self.head[0]
+
+    def add(self, msg: wire.Resume) -> None:
+        """Keep one part; raise BadHandback if it contradicts the others or no relationship fits it."""
+        head = (msg.parts, msg.balance, msg.out_next, msg.in_cum, msg.peer_issued, msg.out_settled, msg.in_settled)
+        if self.head is None:
+            if not (1 <= msg.parts <= MAX_PARTS and abs(msg.balance) < SANE
+                    and all(0 <= n < SANE for n in head[2:]) and msg.out_next >= 1
+                    and msg.peer_issued >= msg.in_cum):
+                raise BadHandback("numbers beyond any real relationship")
+            self.head = head
+        elif head != self.head:
+            raise BadHandback("parts disagree")
+        if msg.part >= msg.parts:
+            raise BadHandback("part beyond the count")
+        self.parts.setdefault(msg.part, msg.entries)
+
+    def build(self, limit: int | None, now: float) -> Restored:
+        """This side's ledger, mirrored from the survivor's record, with its pending payments judged."""
+        assert self.head is not None and self.complete
+        _, balance, out_next, in_cum, peer_issued, out_settled, in_settled = self.head
+        led = Ledger(limit)
+        led.balance = -balance
+        led.out_settled, led.in_settled = in_settled, out_settled
+        pending: dict[int, wire.Entry] = {}
+        for part in range(len(self.parts)):
+            for e in self.parts[part]:
+                _check_entry(e, out_next, in_cum)
+                if e.outgoing and e.status == wire.E_PENDING:
+                    pending[e.seq] = e
+                else:
+                    _mirror(led, e, now)
+        if sorted(pending) != list(range(out_next - len(pending), out_next)):
+            raise BadHandback("pending payments are not the newest ones")
+        judged = [led._judge(seq, e.amount, e.memo, now - e.age_ms / 1000) for seq, e in sorted(pending.items())]
+        led.in_cum = out_next - 1
+        led.out_next = peer_issued + 1
+        led.peer_issued = out_next - 1
+        voided = (in_cum + 1, peer_issued) if peer_issued > in_cum else None
+        return Restored(led, judged, voided)
+
+
+def _check_entry(e: wire.Entry, out_next: int, in_cum: int) -> None:
+    limit = out_next if e.outgoing else in_cum + 1
+    if not (1 <= e.seq < limit and 1 <= e.amount <= MAX_PAYMENT_CENTS) or e.status > wire.E_PENDING:
+        raise BadHandback("an entry no relationship can hold")
+    if not e.outgoing and e.status == wire.E_PENDING:
+        raise BadHandback("a received payment cannot be pending")
+
+
+def _mirror(led: Ledger, e: wire.Entry, now: float) -> None:
+    direction = "in" if e.outgoing else "out"
+    if e.status == wire.E_REJECTED:
+        status, reason = Status.REJECTED, wire.REJECT_TEXT.get(e.reason, "refused")
+    else:
+        status, reason = (Status.RECEIVED if direction == "in" else Status.CONFIRMED), ""
+    key = (direction, e.seq)
+    if key in led._entries:
+        raise BadHandback("an entry given twice")
+    led._entries[key] = HistoryEntry(e.seq, direction, e.amount, e.memo, now - e.age_ms / 1000, status, reason)

@@ -23,8 +23,8 @@ class Terms:
 
 
 def accepts(terms: Terms, name: str, wants: str) -> bool:
-    """Pairing is mutual: each side must accept the other's name."""
-    return (terms.want_peer in (None, name)) and wants in ("", terms.name)
+    """Pairing is mutual: each side must accept the other's name; nobody pairs with its own name."""
+    return name != terms.name and (terms.want_peer in (None, name)) and wants in ("", terms.name)
 
 
 def wanted(terms: Terms, rec: PeerRecord) -> bool:
@@ -57,6 +57,13 @@ def candidates(terms: Terms, alive: Iterable[PeerRecord], cooldown: dict[int, fl
             continue
         found.append(rec)
     return found, wrong_code
+
+
+def survivors(terms: Terms, alive: Iterable[PeerRecord]) -> list[PeerRecord]:
+    """Peers that say they are paired with someone of our name: after a restart, one of
+    them holds our relationship, and it comes before any stranger."""
+    return [r for r in alive if r.paired and r.partner == terms.name and wanted(terms, r)
+            and r.uses_code == terms.code]
 
 
 def namesakes(name: str, group: Iterable[PeerRecord]) -> list[PeerRecord]:

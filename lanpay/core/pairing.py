@@ -22,6 +22,7 @@ never cross handshakes.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import random
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from .peers import PeerRecord
 HELLO_RETRY = 0.25      # first retransmission of a handshake message
 HELLO_RETRY_CAP = 2.0
 HANDSHAKE_DEADLINE = 10.0
+HELLO_DEADLINE = 4.0    # a hello nobody answers in this long went to no one: try elsewhere
 
 
 class HsState(enum.Enum):
@@ -105,6 +107,7 @@ class Handshake:
     next_send: float | None = None
     retries: int = 0
     refusal: str = ""        # what a refusal said; the handshake still waits for its deadline
+    bad_tag: bool = False    # responder: a reveal matched the commitment but not the keys (wrong --code?)
 
     def move(self, new: HsState) -> None:
         if new not in TRANSITIONS[self.state]:
@@ -189,7 +192,7 @@ class Handshake:
 def initiate(me: Identity, rec: PeerRecord, resuming: bool, rng: random.Random, now: float) -> tuple[Handshake, bytes]:
     flags = (wire.F_CODE if me.code else 0) | (wire.F_RESUMING if resuming else 0)
     hs = Handshake(me, True, rec.name, rec.incarnation, rec.addr, rec.public_key, HsState.HELLO_SENT,
-                   flags, now + HANDSHAKE_DEADLINE)
+                   flags, now + HELLO_DEADLINE)
     hs.dh_private = crypto.new_private_key(rng)
     hs.pub_i = crypto.public_key(hs.dh_private)
     hs.nonce_i = rng.randbytes(16)
@@ -201,6 +204,8 @@ def initiate(me: Identity, rec: PeerRecord, resuming: bool, rng: random.Random, 
 
 def on_reply(hs: Handshake, msg: wire.Reply, now: float) -> bytes:
     """Initiator: the responder's key and nonce are in; derive keys and reveal ours."""
+    if msg.hello_nonce != hs.nonce_i:
+        raise HandshakeError("the reply answers another hello")
     if hs.state is HsState.REVEAL_SENT:
         return hs.last_sent              # our reveal was lost; the reply came again
     if hs.expected_key is not None and msg.public_key != hs.expected_key:
@@ -238,8 +243,24 @@ def respond(me: Identity, msg: wire.Hello, addr: tuple[str, int], resuming: bool
     hs.pub_r = me.public_key
     hs.nonce_r = rng.randbytes(16)
     hs.share_r = hs._pake_share(rng)
-    reply = wire.Reply(me.incarnation, msg.sender_inc, flags, me.name, hs.pub_r, hs.nonce_r, hs.share_r)
+    reply = wire.Reply(me.incarnation, msg.sender_inc, flags, me.name, msg.nonce, hs.pub_r, hs.nonce_r, hs.share_r)
     return hs, hs._send(reply, now)
+
+
+def branch(hs: Handshake, msg: wire.Reply, now: float) -> tuple[Handshake, bytes] | None:
+    """Initiator: a second, different reply to our hello.  One of the two may be forged by
+    someone who saw the hello; reveal to both (a copy of the handshake each) rather than let
+    the first to arrive decide.  None when the reply is the one we have (a repeat)."""
+    if hs.state is not HsState.REVEAL_SENT or (msg.public_key, msg.nonce, msg.share) == (hs.pub_r, hs.nonce_r, hs.share_r):
+        return None
+    twin = dataclasses.replace(hs, state=HsState.HELLO_SENT, keys=None, pub_r=b"", nonce_r=b"", share_r=b"",
+                               peer_flags=0, refusal="")
+    return twin, on_reply(twin, msg, now)
+
+
+def commitment_of(msg: wire.Reveal, nonce_i: bytes) -> bytes:
+    """The commitment a reveal opens, given the hello's nonce."""
+    return _commit(msg.public_key, msg.share, nonce_i)
 
 
 def on_reveal(hs: Handshake, msg: wire.Reveal) -> bytes:
@@ -252,7 +273,7 @@ def on_reveal(hs: Handshake, msg: wire.Reveal) -> bytes:
     hs._derive(hs.pub_i, hs.share_i)
     if not crypto.tags_equal(msg.tag, hs._tag(b"initiator")):
         raise HandshakeError(wire.REFUSE_TEXT[wire.R_BAD_CODE] if hs.me.code else "the handshake does not verify",
-                             fatal=True, bad_code=bool(hs.me.code))
+                             fatal=False, bad_code=bool(hs.me.code))
     hs.move(HsState.DONE)
     confirm = wire.Confirm(hs.me.incarnation, hs.peer_inc, hs._tag(b"responder"))
     hs.last_sent = wire.encode(confirm)

@@ -2,11 +2,15 @@
 
 Every datagram is sealed with ChaCha20-Poly1305 under a per-direction key, its
 64-bit counter both the nonce and the replay-window position.  Payments carry
-per-direction sequence numbers; the receiver applies each exactly once and
-acknowledges duplicates again.  The sender retransmits on its timer only (never
-because an acknowledgement came twice), with an RFC 6298 timeout, and reports a
-payment *in doubt* when it stays unacknowledged for a while: it may have
-arrived, so it is neither failed nor forgotten, only retried.
+per-direction sequence numbers; the receiver applies them once each, in order,
+and acknowledges duplicates again.  The sender retransmits on its timer only
+(never because an acknowledgement came twice), with an RFC 6298 timeout, and
+reports a payment *in doubt* when it stays unacknowledged for a while: it may
+have arrived, so it is neither failed nor forgotten, only retried.
+
+A session is in one of a few modes (``Mode``): carrying payments, waiting for
+the user's consent before a hand-back, handing the record back, waiting for the
+record, or fenced off because the relationship went to a newer process.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from dataclasses import dataclass
 
 from . import crypto, events, wire
 from .errors import DecodeError, DropReason, NotPaired, PeerUnavailable
-from .ledger import MAX_AHEAD, BadHandback, Ledger, Outcome, Status
+from .handback import Handback
+from .ledger import MAX_AHEAD, BadHandback, Ledger, Outcome, Restore, Restored, Status
+from .retry import Retry
 from .rtt import RttEstimator
 
 WINDOW = 32             # payments in flight at once
@@ -28,12 +34,16 @@ IN_DOUBT_AFTER = 3.0
 BYE_COPIES = 3
 MAX_PINGS = 32          # remembered pings: a probe sends one every PROBE_SPACING
 CHALLENGE_SPACING = 0.5
+FENCE_SPACING = 0.5     # a fenced session answers its old process at most this often
+VOID = "void"           # the reason recorded for a payment that never reached the counterpart
 
 
 class Mode(enum.Enum):
     NORMAL = "normal"
+    CONSENT = "consent"             # a restarted counterpart, not yet accepted by our user: keepalives only
     HANDING_BACK = "handing-back"   # we survived a restart of the counterpart: send our record first
     AWAITING = "awaiting"           # we restarted: wait for the counterpart's record
+    FENCED = "fenced"               # the relationship went to a newer process of the counterpart
 
 
 @dataclass(frozen=True)
@@ -45,13 +55,6 @@ class PeerInfo:
     incarnation: int
 
 
-@dataclass
-class Flight:
-    first_sent: float
-    next_at: float
-    retries: int = 0
-
-
 class Session:
     def __init__(self, keys: crypto.SessionKeys, info: PeerInfo, ledger: Ledger, rtt: RttEstimator,
                  mode: Mode, now: float, emit: Callable[[events.Event], None]) -> None:
@@ -61,12 +64,13 @@ class Session:
         self.window = crypto.ReplayWindow()
         self.send_counter = 0
         self.outbox: list[tuple[bytes, tuple[str, int]]] = []
-        self.flights: dict[int, Flight] = {}
+        self.flights: dict[int, Retry] = {}
         self.last_heard = now
         self.challenge: tuple[int, tuple[str, int], float] | None = None   # (ping id, new address, sent at)
         self.silent = False
         self.left = False
         self.closed = False
+        self.fenced_out = False                 # our counterpart handed the relationship to a newer us
         self.agree: bool | None = None
         self.next_ping = now
         self.ping_id = 0
@@ -74,12 +78,13 @@ class Session:
         self.answered_ping_at = float("-inf")   # when the newest ping that got a pong was sent
         self.probe_until = float("-inf")
         self.probe_spacing = PING_INTERVAL
-        self.handback_at: float | None = None
-        self.handback_retries = 0
+        self.handback: Handback | None = None
+        self.restore = Restore()
+        self.final_ack: wire.Fenced | None = None
+        self.fence_sent_at = float("-inf")
+        self.old_heard = False
         if mode is Mode.HANDING_BACK:
-            self._handback = ledger.snapshot(now)
-            ledger.adopt_handback()
-            self.handback_at = now
+            self.begin_handback(now)
         self.handle_timeout(now)
 
     # ------------------------------------------------------------------ status
@@ -93,8 +98,10 @@ class Session:
 
     def check_can_pay(self) -> None:
         name = self.info.name
-        if self.mode is Mode.AWAITING:
-            raise NotPaired(f"restoring the relationship from {name}'s record; try again in a moment")
+        if self.mode in (Mode.AWAITING, Mode.CONSENT, Mode.HANDING_BACK):
+            raise NotPaired(f"restoring the relationship with {name}; try again in a moment")
+        if self.fenced_out or self.mode is Mode.FENCED:
+            raise NotPaired(f"this relationship with {name} was handed to another process")
         if self.left:
             raise PeerUnavailable(f"{name} left — nothing was sent")
         if self.silent:
@@ -126,14 +133,37 @@ class Session:
             if len(self.flights) >= WINDOW or entry.seq > span_end:
                 break
             if entry.seq not in self.flights:
-                self.flights[entry.seq] = Flight(now, now + self.rtt.rto)
+                self.flights[entry.seq] = Retry.start(now, self.rtt.rto)
                 self._send(wire.Pay(entry.seq, self.ledger.floor(), entry.amount, entry.memo))
 
     def close(self) -> None:
         if not self.closed:
-            for _ in range(BYE_COPIES):
-                self._send(wire.Bye())
+            if self.mode is not Mode.FENCED:
+                for _ in range(BYE_COPIES):
+                    self._send(wire.Bye())
             self.closed = True
+
+    # ------------------------------------------------------------------ hand-back
+    def begin_handback(self, now: float) -> None:
+        """Consent given (or proof shown): send our whole record, then carry payments."""
+        self.mode = Mode.HANDING_BACK
+        self.handback = Handback(self.ledger.snapshot(now))
+        self.ledger.adopt_handback()
+        self._send_parts(now)
+
+    def _send_parts(self, now: float) -> None:
+        assert self.handback is not None
+        for part in self.handback.due(now, self.rtt.rto, self.rtt.cap):
+            self._send(part)
+
+    def fence(self) -> None:
+        """The relationship goes to a newer process of the counterpart: remember what this
+        one had applied, and from now on only tell it so."""
+        led = self.ledger
+        rejections = tuple(wire.Rejection(s, r) for s, r in sorted(led.in_rejected.items())[:wire.MAX_LIST])
+        self.final_ack = wire.Fenced(led.in_cum, rejections)
+        self.mode = Mode.FENCED
+        self.flights.clear()
 
     # ------------------------------------------------------------------ receiving
     def receive(self, msg: wire.Sealed, addr: tuple[str, int], now: float) -> DropReason | None:
@@ -144,6 +174,8 @@ class Session:
         if plain is None:
             return DropReason.AUTH
         self.window.mark(msg.counter)
+        if self.mode is Mode.FENCED:
+            return self._fenced(addr, now)
         if addr != self.peer_addr:
             self._challenge(addr, now)
         self.last_heard = now
@@ -156,6 +188,16 @@ class Session:
             return DropReason.VIOLATION
         return self._dispatch(inner, addr, now)
 
+    def _fenced(self, addr: tuple[str, int], now: float) -> DropReason | None:
+        """The old process spoke: tell our user once, and tell it (not too often) where things stand."""
+        if not self.old_heard:
+            self.old_heard = True
+            self.emit(events.OldProcessBack(self.info.name, addr))
+        if self.final_ack is not None and now >= self.fence_sent_at + FENCE_SPACING:
+            self.fence_sent_at = now
+            self._send(self.final_ack, to=addr)
+        return None
+
     def _challenge(self, addr: tuple[str, int], now: float) -> None:
         """An authentic datagram from a new address: prove the peer is there before moving.
 
@@ -166,11 +208,21 @@ class Session:
             return
         ping_id = self._next_ping_id()
         self.challenge = (ping_id, addr, now)
-        self._send(wire.Ping(ping_id, self._quiet(), self.ledger.out_settled, self.ledger.in_settled,
-                             self.ledger.digest()), to=addr)
+        self._send(self._keepalive(wire.Ping, ping_id), to=addr)
+
+    def _keepalive(self, kind: type[wire.Ping] | type[wire.Pong], ping_id: int) -> wire.Ping | wire.Pong:
+        led = self.ledger
+        return kind(ping_id, self._quiet(), led.out_settled, led.in_settled, led.issued, led.digest())
+
+    _ALLOWED = {
+        Mode.AWAITING: (wire.Resume, wire.Ping, wire.Pong, wire.Bye),
+        Mode.CONSENT: (wire.Ping, wire.Pong, wire.Bye),
+        Mode.HANDING_BACK: (wire.Resumed, wire.Ack, wire.Ping, wire.Pong, wire.Bye),
+    }
 
     def _dispatch(self, msg: wire.Message, addr: tuple[str, int], now: float) -> DropReason | None:
-        if self.mode is Mode.AWAITING and not isinstance(msg, (wire.Resume, wire.Ping, wire.Pong, wire.Bye)):
+        allowed = self._ALLOWED.get(self.mode)
+        if allowed is not None and not isinstance(msg, allowed):
             return DropReason.UNEXPECTED
         match msg:
             case wire.Pay():
@@ -178,9 +230,8 @@ class Session:
             case wire.Ack():
                 return self._on_ack(msg, now)
             case wire.Ping():
-                self._send(wire.Pong(msg.ping_id, self._quiet(), self.ledger.out_settled,
-                                     self.ledger.in_settled, self.ledger.digest()))
-                self._compare(msg)
+                self._send(self._keepalive(wire.Pong, msg.ping_id))
+                self._heard_keepalive(msg)
             case wire.Pong():
                 if self.challenge is not None and (msg.ping_id, addr) == self.challenge[:2]:
                     self.peer_addr, self.challenge = addr, None      # the peer answered from there: follow it
@@ -188,7 +239,7 @@ class Session:
                 if sent is not None:
                     self.rtt.sample(now - sent)
                     self.answered_ping_at = max(self.answered_ping_at, sent)
-                self._compare(msg)
+                self._heard_keepalive(msg)
             case wire.Bye():
                 if not self.left:
                     self.left = True
@@ -196,61 +247,118 @@ class Session:
             case wire.Resume():
                 return self._on_resume(msg, now)
             case wire.Resumed():
-                return self._on_resumed(now)
+                return self._on_resumed(msg, now)
+            case wire.Fenced():
+                return self._on_fenced(msg)
         return None
 
+    def _heard_keepalive(self, msg: wire.Ping | wire.Pong) -> None:
+        if self.mode is Mode.NORMAL:
+            self.ledger.heard_issued(msg.issued)
+            self._compare(msg)
+
     def _on_pay(self, msg: wire.Pay, now: float) -> DropReason | None:
-        outcome = self.ledger.receive(msg.seq, msg.amount, msg.memo, now)
+        outcome, done = self.ledger.receive(msg.seq, msg.amount, msg.memo, now)
         if outcome in (Outcome.CONFLICT, Outcome.INVALID):
             return DropReason.VIOLATION
-        if outcome is Outcome.APPLIED:
-            self.emit(events.PaymentReceived(msg.seq, msg.amount, msg.memo, self.ledger.balance))
+        for entry in done:
+            if entry.status is Status.RECEIVED:
+                self.emit(events.PaymentReceived(entry.seq, entry.amount, entry.memo, self.ledger.balance))
+            else:
+                self.emit(events.PaymentDeclined(entry.seq, entry.amount, entry.memo, entry.reason))
         self.ledger.forget_rejections(min(msg.floor, msg.seq - 1))
         self._send(self.ledger.ack())
         return None
 
     def _on_ack(self, msg: wire.Ack, now: float) -> DropReason | None:
-        if msg.cumulative >= self.ledger.out_next or any(r.last >= self.ledger.out_next for r in msg.ranges):
+        if msg.cumulative >= self.ledger.out_next or any(r.seq > msg.cumulative for r in msg.rejections):
             return DropReason.VIOLATION
-        rejected = {r.seq: r.reason for r in msg.rejections}
+        self._settle_up_to(msg.cumulative, {r.seq: r.reason for r in msg.rejections}, now)
+        self._fill_window(now)
+        return None
+
+    def _settle_up_to(self, cumulative: int, rejected: dict[int, int], now: float) -> None:
+        """The counterpart processed everything up to ``cumulative``: each pending one is
+        confirmed, or rejected if it says so."""
         for entry in self.ledger.pending():
             seq = entry.seq
-            if not (seq <= msg.cumulative or any(r.first <= seq <= r.last for r in msg.ranges)):
-                continue
+            if seq > cumulative:
+                break
             flight = self.flights.pop(seq, None)
             if seq in rejected:
-                self.ledger.reject(seq, wire.REJECT_TEXT.get(rejected[seq], "refused"))
-                self.emit(events.PaymentRejected(seq, entry.amount, wire.REJECT_TEXT.get(rejected[seq], "refused")))
+                reason = wire.REJECT_TEXT.get(rejected[seq], "refused")
+                self.ledger.reject(seq, reason)
+                self.emit(events.PaymentRejected(seq, entry.amount, reason))
                 continue
             if flight is not None and flight.retries == 0:
                 self.rtt.sample(now - flight.first_sent)     # Karn: only sends never repeated
             self.ledger.confirm(seq)
             self.emit(events.PaymentConfirmed(seq, entry.amount, entry.memo, self.ledger.balance,
                                               was_in_doubt=entry.status is Status.IN_DOUBT))
-        self._fill_window(now)
+
+    def _on_fenced(self, msg: wire.Fenced) -> DropReason | None:
+        """Our counterpart gave the relationship to a newer process of ours: settle what it
+        applied, void the rest, and stop."""
+        if self.fenced_out:
+            return None
+        if msg.cumulative >= self.ledger.out_next:
+            return DropReason.VIOLATION
+        self._settle_up_to(msg.cumulative, {r.seq: r.reason for r in msg.rejections}, self.last_heard)
+        rest = self.ledger.pending()
+        for entry in rest:
+            self.ledger.reject(entry.seq, VOID)
+        if rest:
+            self.emit(events.PaymentsVoided(rest[0].seq, rest[-1].seq))
+        self.fenced_out = self.closed = True
+        self.flights.clear()
+        self.emit(events.Fenced(self.info.name))
         return None
 
     def _on_resume(self, msg: wire.Resume, now: float) -> DropReason | None:
+        if self.mode is Mode.HANDING_BACK:
+            return DropReason.UNEXPECTED
         if self.mode is Mode.AWAITING:
             try:
-                self.ledger = Ledger.restored(msg, self.ledger.limit, now)
+                self.restore.add(msg)
+                done = self.restore.build(self.ledger.limit, now) if self.restore.complete else None
             except BadHandback:
                 return DropReason.VIOLATION
-            self.mode = Mode.NORMAL
-            self.emit(events.Paired(self.info.name, self.info.addr, self.info.code, restored=True,
-                                    verified=self.info.verified, balance=self.ledger.balance))
-        elif self.mode is Mode.HANDING_BACK:
-            return DropReason.UNEXPECTED
-        self._send(wire.Resumed())
+            self._send(wire.Resumed(msg.part))
+            if done is not None:
+                self._restored(done)
+            return None
+        if msg.part >= len(self.restore.parts):
+            return DropReason.UNEXPECTED          # not a part of the hand-back we took
+        self._send(wire.Resumed(msg.part))
         return None
 
-    def _on_resumed(self, now: float) -> DropReason | None:
-        if self.mode is not Mode.HANDING_BACK:
-            return None
+    def _restored(self, done: Restored) -> None:
+        self.ledger = done.ledger
         self.mode = Mode.NORMAL
-        self.handback_at = None
-        self.emit(events.PeerRestarted(self.info.name, self.info.addr, self.info.code, self.info.verified))
-        self._fill_window(now)
+        self.emit(events.Paired(self.info.name, self.info.addr, self.info.code, restored=True,
+                                verified=self.info.verified, balance=self.ledger.balance))
+        if done.voided is not None:
+            self.emit(events.PaymentsVoided(*done.voided))
+        balance = self.ledger.balance - sum(e.amount for e in done.judged if e.status is Status.RECEIVED)
+        for entry in done.judged:
+            if entry.status is Status.REJECTED:
+                self.emit(events.PaymentDeclined(entry.seq, entry.amount, entry.memo, entry.reason))
+            else:
+                balance += entry.amount
+                self.emit(events.PaymentReceived(entry.seq, entry.amount, entry.memo, balance, resent=True))
+        self._send(self.ledger.ack())
+
+    def _on_resumed(self, msg: wire.Resumed, now: float) -> DropReason | None:
+        if self.mode is not Mode.HANDING_BACK or self.handback is None:
+            return None
+        if not self.handback.acked(msg.part):
+            return DropReason.VIOLATION
+        if self.handback.done:
+            self.mode = Mode.NORMAL
+            self.emit(events.PeerRestarted(self.info.name, self.info.addr, self.info.code, self.info.verified))
+            self._fill_window(now)
+        else:
+            self._send_parts(now)
         return None
 
     def _quiet(self) -> int:
@@ -273,7 +381,7 @@ class Session:
 
     # ------------------------------------------------------------------ time
     def handle_timeout(self, now: float) -> None:
-        if self.closed:
+        if self.closed or self.mode is Mode.FENCED:
             return
         if not self.left and not self.silent and now >= self.last_heard + SILENT_AFTER:
             self.silent = True
@@ -282,20 +390,20 @@ class Session:
             return
         if now >= self.next_ping:
             self._ping(now)
-        if self.handback_at is not None and now >= self.handback_at:
-            self._send(self._handback)
-            self.handback_retries += 1
-            self.handback_at = now + self.rtt.backoff(self.handback_retries)
-        for entry in self.ledger.pending():
-            if entry.status is Status.PENDING and now >= entry.at + IN_DOUBT_AFTER:
-                self.ledger.mark_in_doubt(entry.seq)
-                self.emit(events.PaymentInDoubt(entry.seq, entry.amount))
+        if self.mode is Mode.HANDING_BACK:
+            self._send_parts(now)
+        for entry in self.ledger.pending() if self.mode is Mode.NORMAL else ():
+            if entry.status is not Status.PENDING:
+                continue
+            if now < entry.at + IN_DOUBT_AFTER:
+                break
+            self.ledger.mark_in_doubt(entry.seq)
+            self.emit(events.PaymentInDoubt(entry.seq, entry.amount))
         for seq, flight in list(self.flights.items()):
-            if now >= flight.next_at:
+            if flight.due(now):
                 entry = self.ledger.outgoing(seq)
                 assert entry is not None
-                flight.retries += 1
-                flight.next_at = now + self.rtt.backoff(flight.retries)
+                flight.fire(now, self.rtt.rto, self.rtt.cap)
                 self._send(wire.Pay(seq, self.ledger.floor(), entry.amount, entry.memo))
         self._fill_window(now)
 
@@ -312,19 +420,23 @@ class Session:
         self.pings[self._next_ping_id()] = now
         while len(self.pings) > MAX_PINGS:
             del self.pings[next(iter(self.pings))]
-        self._send(wire.Ping(self.ping_id, self._quiet(), self.ledger.out_settled, self.ledger.in_settled,
-                             self.ledger.digest()))
+        self._send(self._keepalive(wire.Ping, self.ping_id))
         self.next_ping = now + (self.probe_spacing if now < self.probe_until else PING_INTERVAL)
 
     def next_timeout(self) -> float | None:
-        if self.closed:
+        if self.closed or self.mode is Mode.FENCED:
             return None
         times = [] if self.silent or self.left else [self.last_heard + SILENT_AFTER]
         if self.left:
             return min(times, default=None)
         times.append(self.next_ping)
-        if self.handback_at is not None:
-            times.append(self.handback_at)
+        if self.handback is not None and self.mode is Mode.HANDING_BACK:
+            t = self.handback.next_timeout()
+            if t is not None:
+                times.append(t)
         times += [f.next_at for f in self.flights.values()]
-        times += [e.at + IN_DOUBT_AFTER for e in self.ledger.pending() if e.status is Status.PENDING]
+        if self.mode is Mode.NORMAL:
+            first = next((e for e in self.ledger.pending() if e.status is Status.PENDING), None)
+            if first is not None:
+                times.append(first.at + IN_DOUBT_AFTER)
         return min(times)

@@ -209,15 +209,19 @@ class Hello(Message):
 
 @dataclass(frozen=True)
 class Reply(Message):
+    """Responder → initiator; ``hello_nonce`` echoes the hello's, so only someone who saw
+    that hello can answer it."""
+
     TYPE = 3
     sender_inc: int
     target_inc: int
     flags: int
     name: str
+    hello_nonce: bytes
     public_key: bytes
     nonce: bytes
     share: bytes
-    SPEC = (INC, INC, U8, NAME, KEY, NONCE, SHARE)
+    SPEC = (INC, INC, U8, NAME, NONCE, KEY, NONCE, SHARE)
 
 
 @dataclass(frozen=True)
@@ -280,13 +284,6 @@ OUTER: dict[int, type] = {c.TYPE: c for c in (Announce, Hello, Reply, Reveal, Co
 # ---------------------------------------------------------------- inner messages
 
 @dataclass(frozen=True)
-class Range(Message):
-    first: int
-    last: int
-    SPEC = (U64, U64)
-
-
-@dataclass(frozen=True)
 class Rejection(Message):
     seq: int
     reason: int
@@ -311,13 +308,13 @@ class Pay(Message):
 
 @dataclass(frozen=True)
 class Ack(Message):
-    """Cumulative + selective acknowledgement; ``rejections`` lists every rejected seq above the sender's floor."""
+    """Cumulative acknowledgement (payments are applied in order, so nothing above it is
+    held); ``rejections`` lists every rejected seq up to it above the sender's floor."""
 
     TYPE = 2
     cumulative: int
-    ranges: tuple[Range, ...]
     rejections: tuple[Rejection, ...]
-    SPEC = (U64, ListOf(Range), ListOf(Rejection))
+    SPEC = (U64, ListOf(Rejection))
 
 
 @dataclass(frozen=True)
@@ -327,8 +324,9 @@ class Ping(Message):
     quiet: int          # 1 when the sender has nothing outstanding
     out_settled: int    # payments the sender sent and saw confirmed
     in_settled: int     # payments the sender received and applied
+    issued: int         # the highest payment number the sender has given out
     digest: bytes
-    SPEC = (U32, U8, U64, U64, NONCE)
+    SPEC = (U32, U8, U64, U64, U64, NONCE)
 
 
 @dataclass(frozen=True)
@@ -338,8 +336,9 @@ class Pong(Message):
     quiet: int
     out_settled: int
     in_settled: int
+    issued: int
     digest: bytes
-    SPEC = (U32, U8, U64, U64, NONCE)
+    SPEC = (U32, U8, U64, U64, U64, NONCE)
 
 
 @dataclass(frozen=True)
@@ -348,41 +347,71 @@ class Bye(Message):
     SPEC = ()
 
 
+E_SETTLED, E_REJECTED, E_PENDING = 0, 1, 2
+
+
 @dataclass(frozen=True)
 class Entry(Message):
-    """One history line in a hand-back, from the sender's point of view."""
+    """One history line in a hand-back, from the sender's point of view.
+
+    ``status`` is ``E_SETTLED`` (confirmed or received), ``E_REJECTED`` (with
+    ``reason``, a REJECT_* code) or ``E_PENDING`` (the sender's payment not yet
+    acknowledged: the receiver of the hand-back judges it as it would the payment).
+    """
 
     outgoing: int
     seq: int
     amount: int
-    rejected: int
+    status: int
+    reason: int
     age_ms: int
     memo: str
-    SPEC = (U8, U64, U64, U8, U32, MEMO)
+    SPEC = (U8, U64, U64, U8, U8, U32, MEMO)
 
 
 @dataclass(frozen=True)
 class Resume(Message):
-    """The survivor's record of the relationship, handed to a restarted counterpart."""
+    """One part of the survivor's record, handed to a restarted counterpart.
+
+    Every part carries the same summary, so the parts may arrive in any order;
+    ``in_cum`` is the last of the counterpart's payments the survivor applied,
+    ``peer_issued`` the highest number it knows the lost process gave out.
+    """
 
     TYPE = 6
+    part: int
+    parts: int
     balance: int
     out_next: int
-    out_pending: tuple[Range, ...]
-    in_high: int
+    in_cum: int
+    peer_issued: int
     out_settled: int
     in_settled: int
     entries: tuple[Entry, ...]
-    SPEC = (I64, U64, ListOf(Range), U64, U64, U64, ListOf(Entry))
+    SPEC = (U32, U32, I64, U64, U64, U64, U64, U64, ListOf(Entry))
 
 
 @dataclass(frozen=True)
 class Resumed(Message):
+    """The restarted side holds part ``part`` of the hand-back."""
+
     TYPE = 7
-    SPEC = ()
+    part: int
+    SPEC = (U32,)
 
 
-INNER: dict[int, type] = {c.TYPE: c for c in (Pay, Ack, Ping, Pong, Bye, Resume, Resumed)}
+@dataclass(frozen=True)
+class Fenced(Message):
+    """Sent under an old session's keys: the relationship went to a newer process of the
+    receiver; ``cumulative`` is the last of its payments that was applied."""
+
+    TYPE = 8
+    cumulative: int
+    rejections: tuple[Rejection, ...]
+    SPEC = (U64, ListOf(Rejection))
+
+
+INNER: dict[int, type] = {c.TYPE: c for c in (Pay, Ack, Ping, Pong, Bye, Resume, Resumed, Fenced)}
 
 
 # ---------------------------------------------------------------- entry points

@@ -1,0 +1,444 @@
+"""Who the counterpart is: the relationship's state, and every rule that may change it.
+
+Discovery and unauthenticated handshake messages are hints: they may start work
+(a handshake, a restart probe), never cancel, block or redirect one.  The
+counterpart changes only on proof or consent:
+
+* A first pairing: the handshake (the pairing code on both screens, or the PAKE
+  of ``--code``) decides; namesakes without ``--code`` are refused, since nothing
+  could tell them apart.
+* A restart of the counterpart: a newcomer with its name is a new key for a
+  known name.  Once the old process is found gone (``restart.Probe``), the
+  newcomer's handshake is admitted; with ``--code`` it proves itself and the
+  relationship is handed back at once; without it, the user is shown the new
+  code and the request, and nothing is handed over until ``accept``.  The old
+  session is then fenced: if its process reappears, both users are told.
+* A restart of ours: we prefer the survivor paired with our name over any
+  stranger, and wait for its record (``RESTORING``), for a bounded time.
+
+Every intermediate state ends within a bounded time, in agreement or in a fresh
+start with a notice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import events, matching, pairing, wire
+from .errors import DropReason
+from .handshakes import COOLDOWN, MAX_BLOCKED, Admission
+from .ledger import Ledger
+from .peers import PeerRecord
+from .restart import IMPOSTOR_COOLDOWN, PROBE_SPACING, REPAIR_WINDOW, Probe, Verdict, probe_time
+from .session import Mode, PeerInfo, Session
+from .state import State
+
+if TYPE_CHECKING:
+    from .peer import Peer
+
+SETTLE = 0.25            # wait this long after first hearing a candidate, so a namesake can show up too
+CONSENT_WAIT = 120.0     # how long a request for the relationship waits for the user's accept
+RESTORE_WAIT = CONSENT_WAIT + 30.0
+RESTORE_SILENCE = 10.0   # the other side of a hand-back silent this long: it is gone
+MAX_SUCCESSORS = 4       # newcomers waiting for consent at once
+MAX_FENCED = 4
+MAX_SURVIVOR_MISSES = 2
+MAX_INITIATING = 4       # hellos of ours under way at once (namesakes with --code, newcomers)  # handshakes a "survivor" may fail before we stop preferring it
+
+
+class Counterpart:
+    """The relationship: its state, its session, and who may take it over.
+
+    Reads its context from the peer (identity, terms, peer table, handshakes);
+    sends and tells through the peer's queues.
+    """
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.state = State.LOOKING
+        self.session: Session | None = None
+        self.successors: dict[int, Session] = {}      # newcomers awaiting consent, by incarnation
+        self.consent_until: dict[int, float] = {}
+        self.fenced: list[Session] = []
+        self.probe: Probe | None = None
+        self.repair_until = 0.0
+        self.restore_until = 0.0
+        self.past_partners: set[int] = set()          # incarnations we were paired with: never "restarts"
+        self.survivor_misses: dict[int, int] = {}
+
+    # ---------------------------------------------------------------- context
+    @property
+    def me(self) -> pairing.Identity:
+        return self.peer.me
+
+    def sessions(self) -> list[Session]:
+        out = [self.session] if self.session is not None else []
+        return out + list(self.successors.values()) + self.fenced
+
+    def _new_session(self, hs: pairing.Handshake, ledger: Ledger, mode: Mode, now: float) -> Session:
+        assert hs.keys is not None
+        info = PeerInfo(hs.peer_name, hs.peer_addr, hs.keys.code, bool(self.me.code), hs.peer_inc)
+        return Session(hs.keys, info, ledger, self.peer.rtt, mode, now, self.peer.emit)
+
+    def _move(self, new: State) -> None:
+        self.peer.move(new)
+
+    # ---------------------------------------------------------------- hellos
+    def on_hello(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
+        pairer = self.peer.pairer
+        if pairer.answered(msg, addr):
+            return None                                  # our reply was lost
+        if msg.name == self.me.name:
+            return DropReason.UNEXPECTED                 # never pair with our own name
+        if self.state in (State.LOOKING, State.PAIRING):
+            return self._hello_while_looking(msg, addr, now)
+        if self.session is None:
+            return DropReason.UNEXPECTED
+        return self._hello_while_holding(self.session, msg, addr, now)
+
+    def _respond(self, msg: wire.Hello, addr: tuple[str, int], resuming: bool, now: float) -> DropReason | None:
+        """Answer a hello: at once if its sender announced itself from that host, else only
+        within the budget for strangers, so a flood of made-up hellos draws bounded answers
+        and cannot crowd out a peer we have heard."""
+        rec = self.peer.table.get(msg.sender_inc)
+        known = rec is not None and rec.addr[0] == addr[0] and rec.name == msg.name
+        if not (known or self.peer.budget.spend(now)):
+            return DropReason.RATE
+        self.peer.pairer.respond(self.me, msg, addr, resuming, self.peer.rng, now)
+        self.peer._collect()
+        return None
+
+    def _hello_while_looking(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
+        terms = self.peer.terms
+        if msg.sender_inc > self.me.incarnation:
+            return DropReason.UNEXPECTED                     # we initiate with this one, not it
+        if not matching.accepts(terms, msg.name, msg.wants):
+            self._refuse(msg, addr, wire.R_NOT_WANTED, now)
+            return None
+        if bool(msg.flags & wire.F_CODE) != bool(self.me.code):
+            self._refuse(msg, addr, wire.R_CODE_MISMATCH, now)
+            return None
+        if self.peer.pairer.cooling(msg.sender_inc, now):
+            return DropReason.RATE
+        survivors = self._survivors(now)
+        if survivors and msg.sender_inc not in {r.incarnation for r in survivors}:
+            return DropReason.UNEXPECTED                     # our relationship is out there: it comes first
+        if not self.me.code:
+            rivals = matching.hello_rivals(msg.name, msg.sender_inc, self.candidates(now), self.peer.table.alive(now))
+            if rivals:
+                self.conflicted(msg.name, rivals)
+                return DropReason.UNEXPECTED
+        return self._respond(msg, addr, resuming=False, now=now)
+
+    def _hello_while_holding(self, session: Session, msg: wire.Hello, addr: tuple[str, int],
+                             now: float) -> DropReason | None:
+        inc = msg.sender_inc
+        mine = session if inc == session.info.incarnation else self.successors.get(inc)
+        if mine is not None:
+            # The same process again: it lost the session we hold (a handshake it gave up on,
+            # a restore it gave up on). Start again, in the role that session had.
+            fresh = mine.mode in (Mode.HANDING_BACK, Mode.CONSENT, Mode.AWAITING) or mine.window.highest < 0
+            if not fresh:
+                return DropReason.UNEXPECTED
+            return self._respond(msg, addr, resuming=mine.mode in (Mode.HANDING_BACK, Mode.CONSENT), now=now)
+        if self.state is not State.RESTORING and msg.name == session.info.name:
+            if not self._newcomer(inc, msg.name, msg.wants, bool(msg.flags & wire.F_CODE), now):
+                return DropReason.UNEXPECTED
+            if self.state is State.PAIRED and self.probe is None:
+                self._start_probe(msg.name, addr, inc, now)           # a hint may start work
+            return self._respond(msg, addr, resuming=True, now=now)       # committing waits for the probe
+        self._refuse(msg, addr, wire.R_TAKEN, now)
+        return None
+
+    def _refuse(self, msg: wire.Hello, addr: tuple[str, int], reason: int, now: float) -> None:
+        if self.peer.budget.spend(now):
+            refusal = wire.Refuse(self.me.incarnation, msg.sender_inc, reason, self.me.name)
+            self.peer.send(wire.encode(refusal), addr)
+
+    # ---------------------------------------------------------------- who to pair with
+    def candidates(self, now: float) -> list[PeerRecord]:
+        found, wrong_code = matching.candidates(self.peer.terms, self.peer.table.alive(now), self.peer.cooldown, now)
+        for rec in wrong_code:
+            self.peer.warn_once(("code", rec.incarnation),
+                                events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]))
+        return found
+
+    def _survivors(self, now: float) -> list[PeerRecord]:
+        """Peers that say they hold our relationship, and have not failed us too often."""
+        return [r for r in matching.survivors(self.peer.terms, self.peer.table.alive(now))
+                if self.survivor_misses.get(r.incarnation, 0) < MAX_SURVIVOR_MISSES]
+
+    def conflicted(self, name: str, group: list[PeerRecord]) -> bool:
+        """Several live peers answer to ``name``: pair with none, and tell the user once."""
+        same = matching.namesakes(name, group)
+        if same:
+            key = ("conflict", frozenset(r.incarnation for r in same))
+            self.peer.warn_once(key, events.NameConflict(name, tuple(r.addr for r in same)))
+            return True
+        return False
+
+    def choose(self, now: float) -> float | None:
+        """Looking: initiate where ours is the lower incarnation (else its hello will come).
+
+        The survivor of our restart comes before any stranger.  With ``--code`` every
+        namesake of the first candidate is tried at once (the PAKE tells them apart);
+        without it, a candidate is tried once it has settled with no namesake beside it.
+        Returns when to look again (a candidate still settling), if ever.
+        """
+        found = self.candidates(now)
+        survivors = [r for r in self._survivors(now) if r in found]
+        if survivors:
+            found = survivors
+        if not found:
+            return None
+        if self.me.code:
+            for rec in (r for r in found if r.name == found[0].name):
+                self._initiate(rec, now)
+            return None
+        for rec in found:
+            if self.conflicted(rec.name, found):
+                continue
+            if now < rec.first_seen + SETTLE:
+                return rec.first_seen + SETTLE
+            self._initiate(rec, now)
+            return None
+        return None
+
+    def _initiate(self, rec: PeerRecord, now: float, resuming: bool = False) -> None:
+        """Say hello to ``rec`` if the tie-break makes it ours to start; a hello to someone
+        known only from an announce is sent unasked, so it spends the budget for strangers."""
+        pairer = self.peer.pairer
+        if self.me.incarnation > rec.incarnation or pairer.cooling(rec.incarnation, now) \
+                or pairer.initiating(rec.incarnation) or pairer.initiators() >= MAX_INITIATING:
+            return
+        if self.peer.budget.spend(now):
+            pairer.initiate(self.me, rec, resuming, self.peer.rng, now)
+
+    def _newcomer(self, inc: int, name: str, wants: str, code: bool, now: float) -> bool:
+        """Could this incarnation be our counterpart restarted?"""
+        s = self.session
+        return (s is not None and name == s.info.name and inc != s.info.incarnation
+                and inc not in self.past_partners and matching.accepts(self.peer.terms, name, wants)
+                and code == bool(self.me.code) and not self.peer.pairer.cooling(inc, now))
+
+    def look_for_restart(self, now: float) -> None:
+        """Holding a relationship: a newcomer with our counterpart's name may be its restarted process."""
+        s = self.session
+        if s is None or self.state not in (State.PAIRED, State.REPAIRING):
+            return
+        for rec in self.peer.table.alive(now):
+            if rec.paired or not self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now):
+                continue
+            if self.state is State.PAIRED and self.probe is None:
+                self._start_probe(rec.name, rec.addr, rec.incarnation, now)
+            elif self.state is State.REPAIRING and rec.incarnation not in self.successors:
+                self._initiate(rec, now, resuming=True)
+
+    def _start_probe(self, name: str, addr: tuple[str, int], inc: int, now: float) -> None:
+        """Before anyone may take the relationship, check the old process is really gone."""
+        assert self.session is not None
+        wait = probe_time(self.session.left, self.peer.rtt.rto)
+        self.probe = Probe(name, addr, inc, now, now + wait)
+        if wait:
+            self.session.probe(now, until=now + wait, spacing=PROBE_SPACING)
+        self._check_probe(now)
+
+    def _check_probe(self, now: float) -> None:
+        """Act on the probe's verdict: the probe judges, we move."""
+        probe, s = self.probe, self.session
+        if probe is None or s is None:
+            return
+        verdict = probe.check(now, s)
+        if verdict is Verdict.ALIVE:
+            self.probe = None
+            self.peer.pairer.cool(probe.incarnation, now + IMPOSTOR_COOLDOWN)
+            self.peer.warn_once(("impostor", probe.incarnation), events.ImpostorSuspected(probe.name, probe.addr))
+        elif verdict is Verdict.GONE:
+            self.probe = None
+            self.repair_until = now + REPAIR_WINDOW
+            self._move(State.REPAIRING)
+
+    # ---------------------------------------------------------------- committing
+    def admit(self, hs: pairing.Handshake, now: float) -> Admission:
+        """May we commit to ``hs`` now (reveal, or confirm)?"""
+        if self.state in (State.LOOKING, State.PAIRING):
+            survivors = self._survivors(now)
+            if survivors and hs.peer_inc not in {r.incarnation for r in survivors}:
+                return Admission.NO
+            if not self.me.code and self._rival(hs, now):
+                return Admission.NO
+            return Admission.YES
+        if self.state is State.RESTORING:
+            return Admission.YES if self.session and hs.peer_inc == self.session.info.incarnation else Admission.NO
+        s = self.session
+        if s is None or self.state is State.CLOSED:
+            return Admission.NO
+        if hs.peer_inc == s.info.incarnation or hs.peer_inc in self.successors:
+            return Admission.YES
+        if self.state is State.PAIRED:
+            return Admission.LATER if self.probe is not None else Admission.NO
+        return Admission.YES if hs.peer_name == s.info.name else Admission.NO
+
+    def _rival(self, hs: pairing.Handshake, now: float) -> bool:
+        """Another live peer answers to the same name: pair with neither, and say so."""
+        table = self.peer.table
+        rivals = matching.handshake_rivals(hs.peer_name, hs.peer_inc, self.candidates(now), table.alive(now))
+        return self.conflicted(hs.peer_name, rivals) if rivals else False
+
+    def complete(self, hs: pairing.Handshake, now: float) -> None:
+        """A handshake finished: it becomes the relationship, a request for it, or our restore."""
+        self.peer.pairer.finished(hs)
+        if hs.handing_back:
+            self._successor(hs, now)
+        elif hs.resuming:
+            self._restoring(hs, now)
+        else:
+            self._paired(hs, now)
+
+    def _paired(self, hs: pairing.Handshake, now: float) -> None:
+        again = self.session is not None and self.session.info.incarnation == hs.peer_inc
+        if not (again or self.state in (State.LOOKING, State.PAIRING)):
+            return
+        ledger = self.session.ledger if again and self.session else self.peer._ledger
+        self.session = self._new_session(hs, ledger, Mode.NORMAL, now)
+        self.peer.pairer.clear()
+        if self.state is State.LOOKING:
+            self._move(State.PAIRING)
+        if self.state is State.PAIRING:
+            self._move(State.PAIRED)
+        s = self.session
+        self.peer.emit(events.Paired(s.info.name, s.info.addr, s.info.code, verified=s.info.verified,
+                                     balance=s.ledger.balance, again=again))
+        self.peer.announce_change(now)
+
+    def _restoring(self, hs: pairing.Handshake, now: float) -> None:
+        """We restarted and the peer holds our relationship: wait for its record."""
+        if self.state not in (State.LOOKING, State.PAIRING, State.RESTORING):
+            return
+        self.peer._ledger = Ledger(self.peer.config.limit)
+        self.session = self._new_session(hs, self.peer._ledger, Mode.AWAITING, now)
+        self.peer.pairer.clear()
+        self.restore_until = now + RESTORE_WAIT
+        if self.state is State.LOOKING:
+            self._move(State.PAIRING)
+        if self.state is not State.RESTORING:
+            self._move(State.RESTORING)
+        s = self.session
+        if not s.info.verified:
+            self.peer.emit(events.HandbackAwaited(s.info.name, s.info.addr, s.info.code))
+        self.peer.announce_change(now)
+
+    def _successor(self, hs: pairing.Handshake, now: float) -> None:
+        """A newcomer proved (``--code``) or claims to be our counterpart restarted."""
+        s = self.session
+        if s is None or self.state not in (State.PAIRED, State.REPAIRING):
+            return
+        new = self._new_session(hs, s.ledger, Mode.CONSENT, now)
+        if new.info.verified:
+            self.hand_over(new, now)
+            return
+        old = self.successors.pop(hs.peer_inc, None)
+        if old is None and len(self.successors) >= MAX_SUCCESSORS:
+            return
+        self.successors[hs.peer_inc] = new
+        self.consent_until[hs.peer_inc] = now + CONSENT_WAIT
+        if self.state is State.PAIRED:
+            self._move(State.REPAIRING)
+        led = s.ledger
+        self.peer.emit(events.HandbackRequested(new.info.name, new.info.addr, new.info.code, led.balance,
+                                                len(led.history()), len(led.pending())))
+
+    def hand_over(self, new: Session, now: float) -> None:
+        """Consent given or proof shown: fence the old session, send the record, carry on."""
+        old = self.session
+        if old is not None and old.info.incarnation != new.info.incarnation:
+            old.fence()
+            self.fenced = (self.fenced + [old])[-MAX_FENCED:]
+            self._retire(old.info.incarnation)
+        self.successors.clear()
+        self.consent_until.clear()
+        self.probe = None
+        self.session = new
+        new.begin_handback(now)
+        if self.state is State.REPAIRING:
+            self._move(State.PAIRED)
+        self.peer.announce_change(now)
+
+    def _retire(self, incarnation: int) -> None:
+        """A counterpart process we are done with: never mistake it for a newcomer again."""
+        if len(self.past_partners) >= MAX_BLOCKED:
+            self.past_partners.pop()
+        self.past_partners.add(incarnation)
+        self.peer.table.forget(incarnation)
+
+    # ---------------------------------------------------------------- following the sessions
+    def heard(self, s: Session, now: float) -> None:
+        """An authentic datagram opened in ``s``."""
+        if s is self.session and self.state is State.REPAIRING and s.mode is Mode.NORMAL:
+            self._old_is_alive(s, now)
+
+    def _old_is_alive(self, s: Session, now: float) -> None:
+        """The process we thought gone spoke: whoever claimed its place is not it."""
+        for inc, succ in list(self.successors.items()):
+            self.peer.pairer.cool(inc, now + IMPOSTOR_COOLDOWN)
+            self.peer.warn_once(("impostor", inc), events.ImpostorSuspected(succ.info.name, succ.info.addr))
+        self.successors.clear()
+        self.consent_until.clear()
+        self._move(State.PAIRED)
+
+    def settle(self, now: float) -> None:
+        """State changes that follow from what the sessions did."""
+        s = self.session
+        if s is None:
+            return
+        if s.fenced_out and self.state is not State.CLOSED:
+            self._move(State.CLOSED)
+        elif self.state is State.RESTORING and s.ready:
+            self._move(State.PAIRED)
+            self.peer.announce_change(now)
+
+    def timer(self, now: float) -> None:
+        for s in self.sessions():
+            s.handle_timeout(now)
+        self._check_probe(now)
+        self._check_restore(now)
+        self._check_consent(now)
+        if self.state is State.REPAIRING and not self.successors and now >= self.repair_until:
+            self._move(State.PAIRED)       # nobody came: a newcomer's announce starts a new probe
+
+    def _check_restore(self, now: float) -> None:
+        s = self.session
+        if self.state is not State.RESTORING or s is None:
+            return
+        if now >= self.restore_until or now >= s.last_heard + RESTORE_SILENCE:
+            reason = "timeout" if now >= self.restore_until else "silent"
+            self.peer.emit(events.RestoreFailed(s.info.name, reason))
+            self.peer.pairer.cool(s.info.incarnation, now + COOLDOWN)
+            self.survivor_misses[s.info.incarnation] = self.survivor_misses.get(s.info.incarnation, 0) + 1
+            self.session = None
+            self.peer._ledger = Ledger(self.peer.config.limit)
+            self._move(State.LOOKING)
+            self.peer.announce_change(now)
+
+    def _check_consent(self, now: float) -> None:
+        for inc, succ in list(self.successors.items()):
+            expired = now >= self.consent_until[inc]
+            if expired or now >= succ.last_heard + RESTORE_SILENCE:
+                del self.successors[inc], self.consent_until[inc]
+                self.peer.pairer.cool(inc, now + COOLDOWN)
+                reason = "expired" if expired else "silent"
+                self.peer.emit(events.RestoreFailed(succ.info.name, reason))
+
+    def next_timeout(self) -> float | None:
+        times = [t for s in self.sessions() if (t := s.next_timeout()) is not None]
+        if self.probe is not None:
+            times.append(self.probe.deadline)
+        s = self.session
+        if self.state is State.RESTORING and s is not None:
+            times += [self.restore_until, s.last_heard + RESTORE_SILENCE]
+        for inc, succ in self.successors.items():
+            times += [self.consent_until[inc], succ.last_heard + RESTORE_SILENCE]
+        if self.state is State.REPAIRING and not self.successors:
+            times.append(self.repair_until)
+        return min(times, default=None)
+
