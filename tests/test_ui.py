@@ -40,9 +40,7 @@ from lanpay.core.events import (
     PeerSilent,
     RestoreFailed,
 )
-from lanpay.ui import (
-    InteractiveShell,
-    LineShell,
+from lanpay.render import (
     balance_text,
     complete_word,
     error_text,
@@ -52,9 +50,9 @@ from lanpay.ui import (
     record,
     render,
     shown,
-    stdin_lines,
     toolbar_text,
 )
+from lanpay.ui import InteractiveShell, LineShell, stdin_lines
 
 BOB = ("127.0.0.1", 40001)
 
