@@ -14,7 +14,7 @@ import pytest
 
 from netlan import DEADLINE, REPO, LanpayProcess, netns_lan, require_tools
 
-pytestmark = [pytest.mark.netns]
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 TOOL = [sys.executable, str(REPO / "tools" / "netns_lan.py")]
 

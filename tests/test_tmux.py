@@ -20,7 +20,7 @@ import pytest
 
 from netlan import DEADLINE, lanpay_command, require_tools
 
-pytestmark = [pytest.mark.tmux, pytest.mark.e2e, pytest.mark.netns]
+pytestmark = [pytest.mark.tmux, pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 
 
 class Pane:
