@@ -212,7 +212,44 @@ def test_two_peers_pay_and_leave(lanpay, loopback_ns) -> None:
     assert bob.wait() == 1            # its last payment was refused
 
 
-@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_timeout_gives_up_on_pairing_with_one_error_and_status_1(lanpay, netns_ok) -> None:
+    alice = lanpay("alice", *lo("alice", "--timeout", "0.5"))
+    alice.send("balance")
+    alice.send("pay 1")
+    alice.expect(r"^Goodbye\.$")
+    assert alice.wait() == 1
+    assert alice.lines == ["Looking for a peer on the LAN…",
+                           "Error: not paired within 0.5 s (--timeout); giving up", "Goodbye."]
+    assert [line for line in alice.log if line.startswith("err|")] == [
+        "err| Error: not paired within 0.5 s (--timeout); giving up"]
+
+
+def test_json_lines_for_a_whole_session(lanpay, loopback_ns) -> None:
+    import json
+
+    alice = lanpay("alice", *lo("alice", "--json", "--timeout", "20"), netns=loopback_ns)
+    bob = lanpay("bob", *lo("bob"), netns=loopback_ns)
+    alice.send("pay 2.50 tea")
+    alice.send("balance")
+    alice.send("pay lots")
+    alice.close_input()
+    bob.expect(r"^You were paid 2\.50! — tea$")
+    alice.expect(r'"type": "goodbye"')
+    assert alice.wait() == 1                      # "pay lots" was refused
+    records = [json.loads(line) for line in alice.lines]
+    types = [r["type"] for r in records]
+    assert types[:2] == ["looking", "paired"] and types[-1] == "goodbye"
+    sent = next(r for r in records if r["type"] == "payment_confirmed")
+    assert (sent["amount"], sent["amount_cents"], sent["memo"], sent["balance_cents"]) == (
+        "2.50", 250, "tea", -250)
+    assert next(r for r in records if r["type"] == "balance")["balance"] == "-2.50"
+    assert next(r for r in records if r["type"] == "error")["message"].startswith("'lots'")
+    bob.close_input()
+    assert bob.wait() == 0
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                             (signal.SIGHUP, 129)])
 def test_a_signal_leaves_cleanly_and_tells_the_peer(lanpay, loopback_ns, sig, status) -> None:
     alice = lanpay("alice", *lo("alice"), netns=loopback_ns)
     bob = lanpay("bob", *lo("bob"), netns=loopback_ns)
