@@ -295,13 +295,14 @@ def _state(entry: HistoryEntry) -> str:
     return str(getattr(entry.status, "value", entry.status))
 
 
-def peer_text(status: Status, left: bool = False) -> str:
-    """Who the counterpart is and how the link is doing."""
+def peer_text(status: Status, left: bool = False, why_not: str | None = None) -> str:
+    """Who the counterpart is and how the link is doing; before pairing, what stands in the way."""
+    last = f"\nLast:     {shown(why_not)}" if why_not else ""
     if status.peer_name is None:
-        return "Not paired yet: looking for a peer on the LAN…"
+        return "Not paired yet: looking for a peer on the LAN…" + last
     name = shown(status.peer_name)
     if status.peer_addr is None:
-        return f"Not paired yet: pairing with {name}…"
+        return f"Not paired yet: pairing with {name}…" + last
     host, port = status.peer_addr
     check = "verified by the shared code" if status.verified else f"compare with {name}'s screen"
     agree = {True: "agree", False: "DISAGREE", None: "not compared yet"}[status.agree]
@@ -316,14 +317,15 @@ def peer_text(status: Status, left: bool = False) -> str:
     )
 
 
-def peer_record(status: Status, left: bool = False) -> dict[str, Any]:
-    """``peer`` for scripts."""
+def peer_record(status: Status, left: bool = False, why_not: str | None = None) -> dict[str, Any]:
+    """``peer`` for scripts (``why_not``: the last notice that stood in the way of pairing)."""
     host, port = status.peer_addr or (None, None)
     return {"state": status.state, "name": shown(status.peer_name) if status.peer_name else None,
             "addr": host, "port": port, "code": status.code, "verified": status.verified,
             "link": _link(status, left) if status.peer_addr else None,
             "rtt_ms": None if status.rtt is None else round(status.rtt * 1000, 3),
-            "agree": status.agree, **money("balance", status.balance)}
+            "agree": status.agree, **money("balance", status.balance),
+            "why_not": shown(why_not) if why_not else None}
 
 
 def _link(status: Status, left: bool) -> str:

@@ -37,13 +37,19 @@ from lanpay.core.amounts import format_amount
 from lanpay.core.errors import UserError
 from lanpay.core.events import (
     Event,
+    Fenced,
+    HandbackAwaited,
+    NameConflict,
     Paired,
+    PairingFailed,
+    PairingRefused,
     PaymentInDoubt,
     PaymentRejected,
     PeerBack,
     PeerLeft,
     PeerRestarted,
     PeerSilent,
+    RestoreFailed,
 )
 from lanpay.render import (
     GOODBYE,
@@ -110,6 +116,8 @@ class Shell:
         self.paired = asyncio.Event()
         self.refused = False          # some command was refused: line mode exits with 1
         self._left = False
+        self._fenced = False          # a newer process of ours holds the relationship now
+        self.why_not: str | None = None   # the last thing the core said stands in the way of pairing
         self._done = False            # Goodbye. was printed: nothing follows it
         self._doubted: dict[int, asyncio.Future[None]] = {}   # payments a waiting command is told of
 
@@ -138,8 +146,13 @@ class Shell:
             return
         match event:
             case Paired(peer_name=name) | PeerRestarted(name=name):
-                self.peer_name, self._left = name, False
+                self.peer_name, self._left, self.why_not = name, False, None
                 self.paired.set()
+            case PairingRefused() | PairingFailed() | NameConflict() | HandbackAwaited() | RestoreFailed():
+                if not self.paired.is_set():
+                    self.why_not = render(event, self.peer_name)
+            case Fenced():
+                self._fenced = True
             case PeerLeft():
                 self._left = True
             case PeerSilent() if self._left:
@@ -173,7 +186,8 @@ class Shell:
                           **history_record(entries, node.wall_time))
             case PeerInfo():
                 status = node.status()
-                self.emit("peer", peer_text(status, self._left), **peer_record(status, self._left))
+                self.emit("peer", peer_text(status, self._left, self.why_not),
+                          **peer_record(status, self._left, self.why_not))
             case Accept():
                 self.accept(node)
             case Pay(cents=cents, memo=memo):
@@ -200,7 +214,11 @@ class Shell:
         try:
             return node.send_payment(cents, memo)
         except UserError as exc:
-            self.fail(error_text(exc, self.peer_name, self._left))
+            if self._fenced:
+                self.fail("Error: a newer lanpay of yours holds the relationship now; this one can no "
+                          "longer pay — nothing was sent")
+            else:
+                self.fail(error_text(exc, self.peer_name, self._left))
             return None
 
     def parse(self, line: str) -> Command | None:
@@ -260,7 +278,8 @@ class LineShell(Shell):
         try:
             await asyncio.wait_for(self.paired.wait(), self.timeout)
         except asyncio.TimeoutError:
-            self._give_up(f"Error: not paired within {self.timeout:g} s (--timeout); giving up")
+            why = f" (last: {self.why_not})" if self.why_not else ""
+            self._give_up(f"Error: not paired within {self.timeout:g} s (--timeout); giving up{why}")
             return False
         return True
 

@@ -767,3 +767,24 @@ async def test_stdin_lines_reads_a_regular_file_and_dev_null_directly(tmp_path) 
         assert [line async for line in stdin_lines(f.fileno())] == ["pay 2 tea", "history", "exit"]
     with open(os.devnull, "rb") as f:
         assert [line async for line in stdin_lines(f.fileno())] == []
+
+
+@sync
+async def test_why_pairing_cannot_happen_is_kept_for_peer_and_the_timeout() -> None:
+    shell, node, out, err = script_shell(timeout=0.05)
+    shell.on_event(PairingRefused("bob", wire.REFUSE_TEXT[wire.R_NOT_WANTED]))
+    assert await shell.run(node, lines_of("help", "peer")) == 1
+    assert err == ["Error: not paired within 0.05 s (--timeout); giving up (last: bob refused to pair: "
+                   "it is waiting for someone else (its --peer names another); lanpay keeps looking)"]
+    assert peer_text(FakeStatus(), why_not="bob refused to pair: x").split("\n") == [
+        "Not paired yet: looking for a peer on the LAN…", "Last:     bob refused to pair: x"]
+
+
+@sync
+async def test_a_fenced_process_says_why_it_cannot_pay() -> None:
+    shell, node, out = line_shell(refuse=NotPaired("no"))
+    shell.on_event(Paired("alice", BOB, "1"))
+    shell.on_event(Fenced("alice"))
+    assert await shell.run(node, lines_of("pay 1")) == 1
+    assert out[-2] == ("Error: a newer lanpay of yours holds the relationship now; this one can no "
+                       "longer pay — nothing was sent")
