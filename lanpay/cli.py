@@ -131,7 +131,7 @@ def parse_connect(text: str, default_port: int) -> tuple[str, int]:
         infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UsageError(f"cannot resolve {host!r} to an IPv4 address for --connect: {exc}") from None
-    return infos[0][4][0], port
+    return str(infos[0][4][0]), port
 
 
 def _port(text: str, what: str) -> int:

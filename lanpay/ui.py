@@ -16,7 +16,7 @@ import os
 import stat
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lanpay.commands import (
@@ -302,7 +302,12 @@ class LineShell(Shell):
         if outcome.done():
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        outcome.add_done_callback(lambda _: waiter.done() or waiter.set_result(None))
+
+        def settled(_: object) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        outcome.add_done_callback(settled)
         if self.timeout is None:
             self._doubted[seq] = waiter
         try:
@@ -315,7 +320,7 @@ class LineShell(Shell):
             self._doubted.pop(seq, None)
 
 
-async def stdin_lines(fd: int = 0) -> AsyncIterator[str]:
+async def stdin_lines(fd: int = 0) -> AsyncGenerator[str, None]:
     """Lines from a file descriptor without blocking the loop and without a thread, then end at EOF.
 
     A pipe, socket or terminal is watched by the loop (``add_reader``); a
