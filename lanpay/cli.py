@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--json", action="store_true", dest="as_json",
         help="line mode, one JSON object per line on stdout for every event and command result")
     add("--timeout", metavar="SECONDS",
-        help="line mode: give up (status 1) when pairing, or a payment's outcome, takes longer")
+        help="line mode: give up (status 1) when pairing, or a payment's outcome, takes longer "
+        "than SECONDS")
     add("-v", "--verbose", action="count", default=0,
         help="log to stderr (-vv for protocol detail)")
     add("--log", metavar="FILE", dest="log_file", help="write the log to FILE instead of stderr")
