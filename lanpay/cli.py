@@ -2,29 +2,24 @@
 
 Everything that can be refused before a socket opens is refused here, with one
 clear line on stderr and a non-zero status, so a script (or a person) sees why
-nothing started.  Exit statuses: 0 after ``exit``/EOF, 1 when the machine
-refuses (a port), 2 for bad arguments, 130 after Ctrl-C.
+nothing started.  Exit statuses: 0 after ``exit``/EOF, 1 when a command of a
+script was refused (or timed out) or the machine refuses something (a port),
+2 for bad arguments, 130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP.
+
+Only argparse is imported at the top: ``--version`` and ``--help`` must not pay
+for asyncio, the core, cryptography or prompt_toolkit.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
-import signal
-import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from lanpay import __version__
-from lanpay.core.amounts import parse_amount
-from lanpay.core.errors import AmountError, UserError
-from lanpay.discovery import InterfaceError, broadcast_targets, local_adapters
 
 DEFAULT_PORT = 47474
-MAX_NAME = 32
 
 EPILOG = """\
 examples:
@@ -32,11 +27,18 @@ examples:
   lanpay --name bob --peer alice          pair only with alice (she must not name someone else)
   lanpay --name alice --code 'blue piano' both sides give the same words: no one else can pair
   lanpay --name bob --connect 10.0.1.2    also announce to a host broadcast cannot reach
-  printf 'pay 10 lunch\\nbalance\\n' | lanpay --name alice --interface lo
+  printf 'pay 10 lunch\\nbalance\\n' | lanpay --name alice --timeout 30
 
-When stdin is not a terminal, lanpay reads one command per line, writes plain
-lines, and runs each command once paired.  Commands: balance, pay AMOUNT [MEMO],
-history, peer, help, exit.
+line mode (when stdin is not a terminal, or with --json or --timeout):
+  lanpay reads one command per line and writes plain lines (--json: one JSON
+  object per line); each command runs once paired; errors are one line starting
+  "Error:", on stdout and on stderr.  Commands: balance, pay AMOUNT [MEMO],
+  history, peer, accept, help, exit.
+
+exit status: 0 when every command succeeded; 1 when a command was refused, a
+wait passed --timeout, a payment was still unconfirmed at exit, or the machine
+refused a port; 2 for bad arguments; 130 after Ctrl-C; 143 after SIGTERM; 129
+after SIGHUP (each of these still tells the peer goodbye).
 """
 
 
@@ -44,9 +46,11 @@ class UsageError(Exception):
     """An argument that cannot work; reported as one line, exit status 2."""
 
 
-@dataclass(frozen=True)
 class Options:
-    """The checked arguments."""
+    """The checked arguments (a plain class: importing dataclasses would slow ``--version``)."""
+
+    __slots__ = ("name", "peer", "port", "interfaces", "connect", "code", "limit", "verbose",
+                 "log_file", "as_json", "timeout")
 
     name: str
     peer: str | None
@@ -57,6 +61,15 @@ class Options:
     limit: int | None
     verbose: int
     log_file: str | None
+    as_json: bool
+    timeout: float | None
+
+    def __init__(self, **values: object) -> None:
+        values = {"as_json": False, "timeout": None, **values}
+        for key in self.__slots__:
+            setattr(self, key, values.pop(key))
+        if values:
+            raise TypeError(f"unknown options {sorted(values)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,18 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--name", required=True, help="your name as the peer will see it (up to 32 bytes)")
+    add("--name", required=True, help="your name as the peer will see it (1 to 32 bytes of UTF-8, no spaces)")
     add("--peer", metavar="NAME", help="pair only with the peer of this name")
     add("--port", type=int, default=DEFAULT_PORT, metavar="DISCOVERY_PORT",
         help=f"UDP port for discovery broadcasts (default {DEFAULT_PORT})")
     add("--interface", action="append", default=[], metavar="IFACE",
         help="announce only on this interface (repeatable; default: every IPv4 interface)")
     add("--connect", action="append", default=[], metavar="HOST[:PORT]",
-        help="also announce to this host, for a peer broadcast cannot reach (repeatable)")
+        help="also announce to this IPv4 host, for a peer broadcast cannot reach (repeatable)")
     add("--code", metavar="WORDS",
         help="a secret both sides give: pairing then requires it and proves who the peer is")
     add("--limit", metavar="AMOUNT",
         help="refuse payments that would take the balance past -AMOUNT or +AMOUNT")
+    add("--json", action="store_true", dest="as_json",
+        help="line mode, one JSON object per line on stdout for every event and command result")
+    add("--timeout", metavar="SECONDS",
+        help="line mode: give up (status 1) when pairing, or a payment's outcome, takes longer "
+        "than SECONDS")
     add("-v", "--verbose", action="count", default=0,
         help="log to stderr (-vv for protocol detail)")
     add("--log", metavar="FILE", dest="log_file", help="write the log to FILE instead of stderr")
@@ -89,18 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_name(name: str, what: str = "name") -> str:
-    """A name is shown on the other screen: short, printable, without spaces."""
-    if not name:
-        raise UsageError(f"{what} must not be empty")
-    if len(name.encode("utf-8")) > MAX_NAME:
-        raise UsageError(f"{what} is too long (at most {MAX_NAME} bytes of UTF-8)")
-    if not name.isprintable() or any(ch.isspace() for ch in name):
-        raise UsageError(f"{what} must be printable and contain no spaces")
-    return name
+    """A name is shown on the other screen: one word, 1 to 32 bytes, nothing that acts on a terminal."""
+    from lanpay.core.text import TextError
+    from lanpay.core.text import check_name as check
+
+    try:
+        return check(name, what)
+    except TextError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def parse_connect(text: str, default_port: int) -> tuple[str, int]:
-    """Resolve ``HOST[:PORT]`` once, now, to an IPv4 address."""
+    """Resolve ``HOST[:PORT]`` once, now, to an IPv4 address (discovery is IPv4 broadcast)."""
+    import socket
+
+    if text.startswith("[") or text.count(":") > 1:
+        raise UsageError(f"--connect {text}: lanpay speaks IPv4 only; give an IPv4 address "
+                         "or a host name with one")
     host, sep, port_text = text.rpartition(":")
     if not sep:
         host, port_text = text, str(default_port)
@@ -108,8 +131,8 @@ def parse_connect(text: str, default_port: int) -> tuple[str, int]:
     try:
         infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UsageError(f"cannot resolve {host!r} for --connect: {exc}") from None
-    return infos[0][4][0], port
+        raise UsageError(f"cannot resolve {host!r} to an IPv4 address for --connect: {exc}") from None
+    return str(infos[0][4][0]), port
 
 
 def _port(text: str, what: str) -> int:
@@ -118,8 +141,24 @@ def _port(text: str, what: str) -> int:
     return int(text)
 
 
+def _timeout(text: str | None) -> float | None:
+    """Seconds, a positive number (fractions allowed)."""
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 10**9:
+        raise UsageError(f"--timeout: {text!r} is not a number of seconds above 0")
+    return seconds
+
+
 def check_options(ns: argparse.Namespace) -> Options:
     """Turn parsed arguments into Options, or raise UsageError."""
+    from lanpay.core.amounts import parse_amount
+    from lanpay.core.errors import AmountError
+
     port = _port(str(ns.port), "--port")
     limit = None
     if ns.limit is not None:
@@ -139,22 +178,25 @@ def check_options(ns: argparse.Namespace) -> Options:
         limit=limit,
         verbose=ns.verbose,
         log_file=ns.log_file,
+        as_json=ns.as_json,
+        timeout=_timeout(ns.timeout),
     )
-
-
-class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is now, so a patched stderr keeps the prompt intact."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.setStream(sys.stderr)
-        super().emit(record)
 
 
 def setup_logging(verbose: int, log_file: str | None) -> None:
     """Quiet by default; -v for info, -vv for debug; to a file if asked."""
+    import logging
+
+    class CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+        """Writes to whatever sys.stderr is now, so a patched stderr keeps the prompt intact."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.setStream(sys.stderr)
+            super().emit(record)
+
     level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
     handler: logging.Handler = (
-        logging.FileHandler(log_file) if log_file else _CurrentStderr(sys.stderr)
+        logging.FileHandler(log_file) if log_file else CurrentStderr(sys.stderr)
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     handler.set_name("lanpay")
@@ -177,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
+    from lanpay.discovery import InterfaceError, broadcast_targets, local_adapters
+
     try:
         opts = check_options(ns)
         targets = broadcast_targets(local_adapters(), opts.interfaces)
@@ -188,12 +232,20 @@ def _main(argv: Sequence[str] | None) -> int:
     except OSError as exc:
         print(f"lanpay: cannot open log file: {exc}", file=sys.stderr)
         return 2
+    return _run(opts, targets)
+
+
+def _run(opts: Options, targets: Sequence[str]) -> int:
+    """The event loop around :func:`run`; a signal becomes its conventional status."""
+    import asyncio
+
+    signals: list[int] = []
     try:
-        return asyncio.run(run(opts, targets))
+        return asyncio.run(run(opts, targets, signals))
     except KeyboardInterrupt:
         return 130
-    except asyncio.CancelledError:  # SIGTERM
-        return 143
+    except asyncio.CancelledError:  # SIGTERM or SIGHUP: the peer was told goodbye
+        return 128 + (signals[0] if signals else 15)
     except StartupError as exc:
         print(f"lanpay: {exc}", file=sys.stderr)
         return exc.status
@@ -207,14 +259,25 @@ class StartupError(Exception):
         self.status = status
 
 
-async def run(opts: Options, targets: Sequence[str]) -> int:
+def line_mode(opts: Options) -> bool:
+    """Line mode unless a person is at a terminal and asked for neither JSON nor a timeout."""
+    return opts.as_json or opts.timeout is not None or not (sys.stdin.isatty() and sys.stdout.isatty())
+
+
+async def run(opts: Options, targets: Sequence[str], signals: list[int] | None = None) -> int:
     """Start the node, run the shell that fits stdin/stdout, leave cleanly."""
+    import logging
+
+    from lanpay.core.errors import UserError
     from lanpay.core.peer import Config
     from lanpay.node import Node
     from lanpay.ui import InteractiveShell, LineShell, looking_text, stdin_lines
 
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    shell = InteractiveShell(opts.name) if interactive else LineShell(_print_line)
+    shell: InteractiveShell | LineShell
+    if line_mode(opts):
+        shell = LineShell(_print_line, as_json=opts.as_json, err=_print_error, timeout=opts.timeout)
+    else:
+        shell = InteractiveShell(opts.name)
     config = Config(name=opts.name, want_peer=opts.peer, code=opts.code,
                     limit=opts.limit, connect=opts.connect)
     node = Node(config, targets, opts.port, on_event=shell.on_event)
@@ -226,12 +289,16 @@ async def run(opts: Options, targets: Sequence[str]) -> int:
         raise StartupError(str(exc), status=2) from None
     log = logging.getLogger(__name__)
     log.info("session socket %s; announcing to %s", node.session_address, ", ".join(targets))
-    _cancel_on_sigterm()
-    shell.out(looking_text(opts.peer))
+    _leave_on_signals(signals if signals is not None else [])
+    shell.emit("looking", looking_text(opts.peer), peer=opts.peer)
     try:
         if isinstance(shell, InteractiveShell):
             return await shell.run(node)
-        return await shell.run(node, stdin_lines())
+        lines = stdin_lines()
+        try:
+            return await shell.run(node, lines)
+        finally:
+            await lines.aclose()
     finally:
         await node.close(0)
 
@@ -248,11 +315,31 @@ def _print_line(text: str) -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
-def _cancel_on_sigterm() -> None:
-    """SIGTERM leaves like Ctrl-C: the peer still gets its BYE."""
+def _print_error(text: str) -> None:
+    """Line mode: an ``Error:`` line also goes to stderr, where scripts look for errors."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
+def _leave_on_signals(received: list[int]) -> None:
+    """SIGTERM and SIGHUP leave like Ctrl-C: the peer still gets its BYE; the signal is kept
+    so the exit status can name it (128 + its number)."""
+    import asyncio
+    import signal
+
     task = asyncio.current_task()
-    if task is not None:
+    if task is None:
+        return
+
+    def leave(signum: int) -> None:
+        received.append(signum)
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
         try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        except (NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, leave, int(signum))
+        except (NotImplementedError, RuntimeError, AttributeError):
             pass

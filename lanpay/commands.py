@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lanpay.core import text
 from lanpay.core.amounts import parse_amount
 from lanpay.core.errors import AmountError, UserError
 
 #: A memo travels inside one datagram, so its size is capped in bytes, not characters.
-MAX_MEMO_BYTES = 64
+MAX_MEMO_BYTES = text.MAX_MEMO_BYTES
 
 
 class CommandError(UserError):
@@ -45,6 +46,11 @@ class PeerInfo:
 
 
 @dataclass(frozen=True)
+class Accept:
+    """Consent to hand the relationship back to a restarted counterpart, codes compared."""
+
+
+@dataclass(frozen=True)
 class Help:
     """List the commands."""
 
@@ -59,7 +65,7 @@ class Empty:
     """A blank line: nothing to do."""
 
 
-Command = Balance | Pay | History | PeerInfo | Help | Exit | Empty
+Command = Balance | Pay | History | PeerInfo | Accept | Help | Exit | Empty
 
 
 @dataclass(frozen=True)
@@ -76,17 +82,19 @@ HELP: tuple[CommandHelp, ...] = (
     CommandHelp("pay AMOUNT [MEMO]", "pay the peer, e.g. 'pay 10.50 lunch'"),
     CommandHelp("history", "list payments made and received"),
     CommandHelp("peer", "show the peer's name, address, pairing code and link"),
+    CommandHelp("accept", "hand the relationship back to a restarted peer, once the codes match"),
     CommandHelp("help", "show this list (also '?')"),
     CommandHelp("exit", "finish pending payments, say goodbye and quit (also 'quit', Ctrl-D)"),
 )
 
 #: Every word the parser accepts, for completion.
-WORDS: tuple[str, ...] = ("balance", "pay", "history", "peer", "help", "exit", "quit")
+WORDS: tuple[str, ...] = ("balance", "pay", "history", "peer", "accept", "help", "exit", "quit")
 
 _NO_ARGS: dict[str, Command] = {
     "balance": Balance(),
     "history": History(),
     "peer": PeerInfo(),
+    "accept": Accept(),
     "help": Help(),
     "?": Help(),
     "exit": Exit(),
@@ -129,16 +137,14 @@ def _split(text: str) -> tuple[str, str]:
 
 
 def check_memo(memo: str) -> str:
-    """Return the memo if it fits in a datagram and prints cleanly, else raise."""
-    if not memo.isprintable():
-        raise CommandError("memo must be printable text")
-    size = len(memo.encode("utf-8"))
-    if size > MAX_MEMO_BYTES:
-        raise CommandError(f"memo is too long ({size} bytes; at most {MAX_MEMO_BYTES})")
-    return memo
+    """Return the memo if it fits in a datagram and prints cleanly on the other screen, else raise."""
+    try:
+        return text.check_memo(memo)
+    except text.TextError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _shown(word: str) -> str:
     """Quote an unknown word for an error line, cut short and without control codes."""
     cut = word if len(word) <= 20 else word[:20] + "…"
-    return "'" + "".join(ch if ch.isprintable() else "?" for ch in cut) + "'"
+    return "'" + text.escape(cut) + "'"

@@ -1,24 +1,27 @@
-"""What the user sees: events as sentences, and the two ways of typing commands.
+"""The two ways of typing commands: the interactive shell and line mode.
 
-``render`` turns each core event into the line a person reads; it is pure, so
-every sentence is pinned down by a test.  Two shells run commands against a
-node: the interactive one (prompt_toolkit, notices above the prompt, a status
-toolbar) when a person sits at a terminal, and line mode (plain lines, commands
-wait for pairing, ``pay`` waits for its outcome) when a script feeds stdin.
+Both run commands against a node and show its events through :mod:`lanpay.render`
+(sentences, JSON records, and the one sanitiser for network text).  The
+interactive shell (prompt_toolkit, notices above the prompt, a status toolbar)
+serves a person at a terminal; line mode (plain or JSON lines, commands wait
+for pairing, ``pay`` waits for its outcome, errors also on stderr, a bounded
+wait with ``--timeout``) serves a script feeding stdin.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import threading
+import stat
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lanpay.commands import (
     HELP,
-    WORDS,
+    Accept,
     Balance,
     Command,
     CommandError,
@@ -31,32 +34,55 @@ from lanpay.commands import (
     parse,
 )
 from lanpay.core.amounts import format_amount
-from lanpay.core.errors import NotPaired, PeerUnavailable, UserError
+from lanpay.core.errors import UserError
 from lanpay.core.events import (
     Event,
-    ImpostorSuspected,
-    LedgerAgreement,
+    Fenced,
+    HandbackAwaited,
     NameConflict,
     Paired,
     PairingFailed,
     PairingRefused,
-    PaymentConfirmed,
     PaymentInDoubt,
-    PaymentReceived,
     PaymentRejected,
     PeerBack,
     PeerLeft,
     PeerRestarted,
     PeerSilent,
+    RestoreFailed,
+)
+from lanpay.render import (
+    GOODBYE,
+    WELCOME,
+    balance_record,
+    balance_text,
+    complete_word,
+    error_text,
+    help_text,
+    history_record,
+    history_text,
+    looking_text,
+    money,
+    peer_record,
+    peer_text,
+    record,
+    render,
+    shown,
+    toolbar_text,
 )
 
 if TYPE_CHECKING:
     from lanpay.core.peer import HistoryEntry, Status
 
-WELCOME = "Welcome to your peering relationship!"
-GOODBYE = "Goodbye."
+__all__ = ["GOODBYE", "WELCOME", "InteractiveShell", "LineShell", "Shell", "looking_text",
+           "render", "shown", "stdin_lines"]
+
 #: How long ``exit`` waits for in-flight payments before saying BYE anyway.
 EXIT_GRACE = 3.0
+#: A second Ctrl-C on an empty line within this many seconds leaves the shell.
+INTERRUPT_WINDOW = 2.0
+#: How often the shell looks whether the toolbar's text changed (it redraws only then).
+TOOLBAR_CHECK = 1.0
 
 Out = Callable[[str], None]
 
@@ -68,210 +94,80 @@ class NodeLike(Protocol):
     def history(self) -> list[HistoryEntry]: ...
     def wall_time(self, at: float) -> float: ...
     def send_payment(self, cents: int, memo: str = "") -> tuple[int, asyncio.Future[Any]]: ...
+    def accept(self) -> None: ...
     async def close(self, grace: float = EXIT_GRACE) -> None: ...
-
-
-# -- sentences ------------------------------------------------------------------
-
-
-def render(event: Event, peer: str | None = None) -> str | None:
-    """The text a person reads for ``event``; None for events that need no notice.
-
-    ``peer`` is the counterpart's name for events that do not carry it.
-    """
-    who = peer or "the peer"
-    match event:
-        case Paired():
-            return _paired(event)
-        case PaymentReceived(amount=amount, memo=memo):
-            return f"You were paid {format_amount(amount)}!" + _memo(memo)
-        case PaymentConfirmed(seq=seq, amount=amount, memo=memo, was_in_doubt=late):
-            after = " (confirmed after the delay)" if late else ""
-            return f"Sent {format_amount(amount)} to {who} (#{seq})" + _memo(memo) + after
-        case PaymentInDoubt(seq=seq, amount=amount):
-            return (
-                f"Payment #{seq} of {format_amount(amount)} is in doubt: "
-                f"{who} has not confirmed it yet; still trying"
-            )
-        case PaymentRejected(seq=seq, amount=amount, reason=reason):
-            return f"Error: {who} refused payment #{seq} of {format_amount(amount)}: {reason}"
-        case PeerSilent(name=name):
-            return f"{name} is not responding"
-        case PeerBack(name=name):
-            return f"{name} is back"
-        case PeerLeft(name=name):
-            return f"{name} left"
-        case PeerRestarted(name=name, code=code, verified=verified):
-            return f"{name} restarted; the relationship was handed back (code {code}{_checked(verified)})"
-        case NameConflict(name=name, addrs=addrs):
-            where = ", ".join(host for host, _ in addrs)
-            return f"Warning: more than one peer is called {name} ({where}); pairing with neither"
-        case ImpostorSuspected(name=name, addr=(host, _)):
-            return f"Warning: {host} claims to be {name} restarted, but {name} still answers; ignored"
-        case PairingRefused(peer_name=name, reason=reason):
-            return f"{name} refused to pair: {reason}"
-        case PairingFailed(peer_name=name, reason=reason):
-            return f"Pairing with {name} failed: {reason}"
-        case LedgerAgreement(agree=False):
-            return f"Warning: your ledger and {who}'s disagree (check 'balance' on both sides)"
-        case _:
-            return None
-
-
-def _paired(event: Paired) -> str:
-    host = event.peer_addr[0]
-    if event.again:
-        return (f"Paired again with {event.peer_name} ({host}) · new code {event.code}{_checked(event.verified)}"
-                f" — the first pairing never completed on {event.peer_name}'s side; compare this code")
-    lines = [
-        f"Paired with {event.peer_name} ({host}) · code {event.code}{_checked(event.verified)}",
-        WELCOME,
-    ]
-    if event.restored:
-        lines.append(
-            f"Restored from {event.peer_name}'s record: balance {format_amount(event.balance)}"
-        )
-    return "\n".join(lines)
-
-
-def _memo(memo: str) -> str:
-    return f" — {memo}" if memo else ""
-
-
-def _checked(verified: bool) -> str:
-    return ", verified by the shared code" if verified else ""
-
-
-def error_text(exc: UserError, peer: str | None, left: bool = False) -> str:
-    """The one ``Error:`` line for a request the core refused; nothing moved."""
-    who = peer or "the peer"
-    match exc:
-        case NotPaired():
-            return "Error: not paired yet"
-        case PeerUnavailable():
-            state = "has left" if left else "is not responding"
-            return f"Error: {who} {state} — nothing was sent"
-        case _:
-            return f"Error: {exc}"
-
-
-def help_text() -> str:
-    """One line per command: usage, then what it is for."""
-    width = max(len(entry.usage) for entry in HELP)
-    return "\n".join(f"  {entry.usage.ljust(width)}  {entry.summary}" for entry in HELP)
-
-
-def balance_text(status: Status) -> str:
-    """The balance alone on the first line (scripts read it); pending detail after."""
-    lines = [format_amount(status.balance)]
-    if status.pending:
-        total = sum(amount for _, amount, _ in status.pending)
-        count = len(status.pending)
-        doubt = sum(1 for *_, in_doubt in status.pending if in_doubt)
-        detail = f"(pending: {format_amount(total)} in {count} payment{'s' * (count != 1)}"
-        lines.append(detail + (f", {doubt} in doubt)" if doubt else ")"))
-    return "\n".join(lines)
-
-
-def history_text(entries: Sequence[HistoryEntry], wall: Callable[[float], float]) -> str:
-    """A table of payments, oldest first, with local wall-clock times."""
-    if not entries:
-        return "No payments yet."
-    rows = [("#", "dir", "amount", "status", "time", "memo")]
-    for e in entries:
-        clock = time.strftime("%H:%M:%S", time.localtime(wall(e.at)))
-        state = str(getattr(e.status, "value", e.status))
-        rows.append((str(e.seq), e.direction, format_amount(e.amount), state, clock, e.memo))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = []
-    for row in rows:
-        cells = [
-            cell.rjust(width) if i in (0, 2) else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths))
-        ]
-        lines.append("  ".join([*cells, row[5]]).rstrip())
-    return "\n".join(lines)
-
-
-def peer_text(status: Status) -> str:
-    """Who the counterpart is and how the link is doing."""
-    if status.peer_name is None:
-        return "Not paired yet: looking for a peer on the LAN…"
-    name = status.peer_name
-    if status.peer_addr is None:
-        return f"Not paired yet: pairing with {name}…"
-    host, port = status.peer_addr
-    check = "verified by the shared code" if status.verified else f"compare with {name}'s screen"
-    agree = {True: "agree", False: "DISAGREE", None: "not compared yet"}[status.agree]
-    return "\n".join(
-        [
-            f"Peer:     {name} at {host}:{port} ({status.state})",
-            f"Code:     {status.code} ({check})",
-            f"Link:     {'online' if status.online else 'not responding'}, RTT {_rtt(status.rtt)}",
-            f"Views:    {agree}",
-            f"Balance:  {format_amount(status.balance)}",
-        ]
-    )
-
-
-def toolbar_text(status: Status) -> str:
-    """The one-line status under the prompt."""
-    parts: list[str] = []
-    if status.peer_name is None:
-        parts.append("looking for a peer…")
-    else:
-        host = status.peer_addr[0] if status.peer_addr else "?"
-        parts.append(f"{status.peer_name} ({host})")
-        parts.append("online" if status.online else "silent")
-        parts.append(f"RTT {_rtt(status.rtt)}")
-    parts.append(f"balance {format_amount(status.balance)}")
-    if status.pending:
-        parts.append(f"{len(status.pending)} pending")
-    return " · ".join(parts)
-
-
-def _rtt(rtt: float | None) -> str:
-    return "unknown" if rtt is None else f"{rtt * 1000:.1f} ms"
-
-
-def looking_text(want: str | None) -> str:
-    """The first line, so the user knows lanpay is waiting for someone."""
-    return f"Looking for {want} on the LAN…" if want else "Looking for a peer on the LAN…"
 
 
 # -- the shells -----------------------------------------------------------------
 
 
 class Shell:
-    """Runs commands against a node and renders its events; shared by both modes."""
+    """Runs commands against a node and shows its events; shared by both modes.
 
-    def __init__(self, out: Out) -> None:
+    ``as_json`` prints one JSON object per line instead of text; ``err``, when
+    given, also receives every ``Error:`` line (line mode sends them to stderr).
+    """
+
+    def __init__(self, out: Out, as_json: bool = False, err: Out | None = None) -> None:
         self.out = out
+        self.as_json = as_json
+        self.err = err
         self.peer_name: str | None = None
         self.paired = asyncio.Event()
+        self.refused = False          # some command was refused: line mode exits with 1
         self._left = False
-        self._doubted: dict[int, asyncio.Event] = {}    # payments a waiting command is told are in doubt
+        self._fenced = False          # a newer process of ours holds the relationship now
+        self.why_not: str | None = None   # the last thing the core said stands in the way of pairing
+        self._done = False            # Goodbye. was printed: nothing follows it
+        self._doubted: dict[int, asyncio.Future[None]] = {}   # payments a waiting command is told of
+
+    # -- output ---------------------------------------------------------------------
+
+    def emit(self, kind: str, text: str | None, **fields: Any) -> None:
+        """Show one result: its text lines, or one JSON object; errors also to ``err``."""
+        if self._done:
+            return
+        if self.as_json:
+            self.out(json.dumps({"type": kind, **fields, "text": text}, ensure_ascii=False))
+        elif text is not None:
+            for line in text.split("\n"):
+                self.out(shown(line))
+        if text is not None and text.startswith("Error:") and self.err is not None:
+            self.err(shown(text))
+
+    def fail(self, text: str) -> None:
+        """A command was refused: one ``Error:`` line, and the script's status becomes 1."""
+        self.refused = True
+        self.emit("error", text, message=text.removeprefix("Error: "))
 
     def on_event(self, event: Event) -> None:
         """Given to the node: remember who the peer is, then show the notice."""
+        if self._done:
+            return
         match event:
             case Paired(peer_name=name) | PeerRestarted(name=name):
-                self.peer_name, self._left = name, False
+                self.peer_name, self._left, self.why_not = name, False, None
                 self.paired.set()
+            case PairingRefused() | PairingFailed() | NameConflict() | HandbackAwaited() | RestoreFailed():
+                if not self.paired.is_set():
+                    self.why_not = render(event, self.peer_name)
+            case Fenced():
+                self._fenced = True
             case PeerLeft():
                 self._left = True
+            case PeerSilent() if self._left:
+                return                # it left: one wording for that state, not two
             case PeerBack():
                 self._left = False
+            case PaymentRejected():
+                self.refused = True
             case PaymentInDoubt(seq=seq) if seq in self._doubted:
-                self._doubted[seq].set()
-        text = render(event, self.peer_name)
-        if text is not None:
-            self.say(text)
+                if not self._doubted[seq].done():
+                    self._doubted[seq].set_result(None)
+        shown_as = record(event, self.peer_name)
+        self.emit(shown_as.pop("type"), shown_as.pop("text"), **shown_as)
 
-    def say(self, text: str) -> None:
-        """Output text one line at a time (line mode's readers count lines)."""
-        for line in text.split("\n"):
-            self.out(line)
+    # -- commands -------------------------------------------------------------------
 
     async def execute(self, node: NodeLike, command: Command) -> bool:
         """Run one command; False means the user asked to leave."""
@@ -279,18 +175,35 @@ class Shell:
             case Exit():
                 return False
             case Help():
-                self.say(help_text())
+                self.emit("help", help_text(),
+                          commands=[{"usage": e.usage, "summary": e.summary} for e in HELP])
             case Balance():
-                self.say(balance_text(node.status()))
+                status = node.status()
+                self.emit("balance", balance_text(status), **balance_record(status))
             case History():
-                self.say(history_text(node.history(), node.wall_time))
+                entries = node.history()
+                self.emit("history", history_text(entries, node.wall_time),
+                          **history_record(entries, node.wall_time))
             case PeerInfo():
-                self.say(peer_text(node.status()))
+                status = node.status()
+                self.emit("peer", peer_text(status, self._left, self.why_not),
+                          **peer_record(status, self._left, self.why_not))
+            case Accept():
+                self.accept(node)
             case Pay(cents=cents, memo=memo):
                 await self.pay(node, cents, memo)
             case Empty():
                 pass
         return True
+
+    def accept(self, node: NodeLike) -> None:
+        """Consent to a hand-back; the core says when there is nothing to accept."""
+        try:
+            node.accept()
+        except UserError as exc:
+            self.fail(error_text(exc, self.peer_name, self._left))
+            return
+        self.emit("accepted", "Accepted: handing the relationship back")
 
     async def pay(self, node: NodeLike, cents: int, memo: str) -> None:
         """Start a payment; the shells differ in whether they wait for its outcome."""
@@ -301,7 +214,11 @@ class Shell:
         try:
             return node.send_payment(cents, memo)
         except UserError as exc:
-            self.out(error_text(exc, self.peer_name, self._left))
+            if self._fenced:
+                self.fail("Error: a newer lanpay of yours holds the relationship now; this one can no "
+                          "longer pay — nothing was sent")
+            else:
+                self.fail(error_text(exc, self.peer_name, self._left))
             return None
 
     def parse(self, line: str) -> Command | None:
@@ -309,92 +226,199 @@ class Shell:
         try:
             return parse(line)
         except CommandError as exc:
-            self.out(f"Error: {exc}")
+            self.fail(f"Error: {exc}")
             return None
 
     async def leave(self, node: NodeLike) -> None:
-        """Let in-flight payments finish (briefly), say BYE, and say goodbye."""
+        """Let in-flight payments finish (briefly), say BYE, and say goodbye; then stay quiet."""
         await node.close(EXIT_GRACE)
         pending = node.status().pending
         if pending:
+            self.refused = True       # their outcome is unknown: the script did not succeed
             listed = ", ".join(f"#{seq} {format_amount(amount)}" for seq, amount, _ in pending)
-            who = self.peer_name or "the peer"
-            self.out(f"Warning: leaving with {len(pending)} payment(s) not confirmed ({listed}); "
-                     f"{who} may or may not have received them")
-        self.out(GOODBYE)
+            who = shown(self.peer_name) if self.peer_name else "the peer"
+            self.emit("unconfirmed",
+                      f"Warning: leaving with {len(pending)} payment(s) not confirmed ({listed}); "
+                      f"{who} may or may not have received them",
+                      payments=[{"seq": s, **money("amount", a)} for s, a, _ in pending])
+        self.emit("goodbye", GOODBYE)
+        self._done = True
 
 
 class LineShell(Shell):
-    """Plain lines for scripts: commands wait for pairing, ``pay`` for its outcome."""
+    """Plain (or JSON) lines for scripts: commands wait for pairing, ``pay`` for its outcome.
+
+    ``timeout`` bounds each wait, for pairing and for a payment's outcome: past
+    it, one ``Error:`` line, and the script ends with status 1.
+    """
+
+    def __init__(self, out: Out, as_json: bool = False, err: Out | None = None,
+                 timeout: float | None = None) -> None:
+        super().__init__(out, as_json, err)
+        self.timeout = timeout
+        self._gave_up = False
 
     async def run(self, node: NodeLike, lines: AsyncIterator[str]) -> int:
-        """Read commands until ``exit`` or end of input; return the exit status."""
+        """Read commands until ``exit``, end of input or a timeout; return the exit status."""
         async for line in lines:
             command = self.parse(line)
             if command is None:
                 continue
-            if not isinstance(command, (Help, Exit, Empty)):
-                await self.paired.wait()
-            if not await self.execute(node, command):
+            if isinstance(command, (Balance, Pay, History, PeerInfo)) and not await self._wait_paired():
+                break
+            if not await self.execute(node, command) or self._gave_up:
                 break
         await self.leave(node)
-        return 0
+        return 1 if self.refused else 0
+
+    async def _wait_paired(self) -> bool:
+        """Wait for a peer, for ever or up to the timeout (then say so and give up)."""
+        if self.paired.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self.paired.wait(), self.timeout)
+        except asyncio.TimeoutError:
+            why = f" (last: {self.why_not})" if self.why_not else ""
+            self._give_up(f"Error: not paired within {self.timeout:g} s (--timeout); giving up{why}")
+            return False
+        return True
+
+    def _give_up(self, text: str) -> None:
+        self._gave_up = True
+        self.fail(text)
 
     async def pay(self, node: NodeLike, cents: int, memo: str) -> None:
-        """Wait for the outcome (its notice, ``Sent`` or ``Error``, is the event's), or until
-        the payment is reported in doubt: a script must not hang on a peer that is gone.
-        The outcome of a payment in doubt is still printed when it is known."""
+        """Wait for the outcome (its notice, ``Sent`` or ``Error``, is the event's).
+
+        Without a timeout the next command runs once the payment is reported in
+        doubt, so a script does not hang on a peer that is gone (the outcome is
+        still printed when known); with one, the wait is for the outcome, up to
+        the timeout.
+        """
         started = self.start_payment(node, cents, memo)
         if started is None:
             return
         seq, outcome = started
-        doubted = self._doubted.setdefault(seq, asyncio.Event())
-        told = asyncio.ensure_future(doubted.wait())
+        if outcome.done():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def settled(_: object) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        outcome.add_done_callback(settled)
+        if self.timeout is None:
+            self._doubted[seq] = waiter
         try:
-            await asyncio.wait({outcome, told}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait_for(waiter, self.timeout)
+        except asyncio.TimeoutError:
+            who = shown(self.peer_name) if self.peer_name else "the peer"
+            self._give_up(f"Error: payment #{seq} of {format_amount(cents)} not confirmed by {who} "
+                          f"within {self.timeout:g} s (--timeout); giving up (it may still arrive)")
         finally:
-            told.cancel()
-            del self._doubted[seq]
+            self._doubted.pop(seq, None)
 
 
-async def stdin_lines(fd: int = 0) -> AsyncIterator[str]:
-    """Lines from a file descriptor without blocking the loop, then end at EOF.
+async def stdin_lines(fd: int = 0) -> AsyncGenerator[str, None]:
+    """Lines from a file descriptor without blocking the loop and without a thread, then end at EOF.
 
-    A daemon thread reads with ``os.read`` (it works for pipes, files and
-    terminals alike, and holds no interpreter-level lock that could block exit).
+    A pipe, socket or terminal is watched by the loop (``add_reader``); a
+    regular file (or /dev/null) cannot be polled, but never blocks either, so
+    it is read directly, a chunk at a time.  The descriptor's blocking mode is
+    restored at the end.
     """
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-
-    def reader() -> None:
-        pending = b""
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        async for line in _file_lines(fd):
+            yield line
+        return
+    was_blocking = os.get_blocking(fd)
+    reader = _Reader(fd, loop)
+    try:
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, reader.readable)
+    except PermissionError:              # epoll refuses it (/dev/null): it never blocks
+        os.set_blocking(fd, was_blocking)
+        async for line in _file_lines(fd):
+            yield line
+        return
+    try:
         while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                break
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for raw in complete:
-                loop.call_soon_threadsafe(queue.put_nowait, raw.decode("utf-8", "replace"))
-        if pending:
-            loop.call_soon_threadsafe(queue.put_nowait, pending.decode("utf-8", "replace"))
-        loop.call_soon_threadsafe(queue.put_nowait, None)
+            while reader.lines:
+                yield reader.lines.popleft()
+            if reader.eof:
+                return
+            reader.waiter = loop.create_future()
+            await reader.waiter
+    finally:
+        loop.remove_reader(fd)
+        os.set_blocking(fd, was_blocking)
 
-    threading.Thread(target=reader, name="lanpay-stdin", daemon=True).start()
-    while (line := await queue.get()) is not None:
-        yield line
+
+async def _file_lines(fd: int) -> AsyncIterator[str]:
+    """A file that cannot block: read it in chunks, letting the loop run between lines."""
+    pending = b""
+    while chunk := _read(fd):
+        *complete, pending = (pending + chunk).split(b"\n")
+        for raw in complete:
+            yield raw.decode("utf-8", "replace")
+            await asyncio.sleep(0)
+    if pending:
+        yield pending.decode("utf-8", "replace")
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        raise
+    except OSError:
+        return b""
+
+
+class _Reader:
+    """Called by the loop when the descriptor is readable: split what arrived into lines."""
+
+    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.fd, self.loop = fd, loop
+        self.lines: deque[str] = deque()
+        self.pending = b""
+        self.eof = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def readable(self) -> None:
+        try:
+            chunk = _read(self.fd)
+        except BlockingIOError:
+            return
+        if chunk:
+            *complete, self.pending = (self.pending + chunk).split(b"\n")
+            self.lines.extend(raw.decode("utf-8", "replace") for raw in complete)
+        else:
+            self.eof = True
+            self.loop.remove_reader(self.fd)
+            if self.pending:
+                self.lines.append(self.pending.decode("utf-8", "replace"))
+        if self.waiter is not None and not self.waiter.done() and (self.lines or self.eof):
+            self.waiter.set_result(None)
 
 
 class InteractiveShell(Shell):
-    """A prompt_toolkit prompt; notices appear above it, status below it."""
+    """A prompt_toolkit prompt; notices appear above it, status below it.
 
-    def __init__(self, name: str, out: Out | None = None, **session_args: Any) -> None:
+    ``clock`` tells when two Ctrl-C presses are close enough to leave (tests pass their own).
+    """
+
+    def __init__(self, name: str, out: Out | None = None,
+                 clock: Callable[[], float] = time.monotonic, **session_args: Any) -> None:
         super().__init__(out or self._print)
         self.name = name
+        self.clock = clock
         self._session_args = session_args
+        self._session: Any = None
+        self._drawn: str | None = None
+        self._interrupted_at: float | None = None
 
     @staticmethod
     def _print(text: str) -> None:
@@ -407,39 +431,93 @@ class InteractiveShell(Shell):
             style = "ansigreen bold"
         print_formatted_text(FormattedText([(style, text)]))
 
+    def on_event(self, event: Event) -> None:
+        """Show the notice, then redraw the toolbar: an event is when it changes."""
+        super().on_event(event)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        app = getattr(self._session, "app", None)
+        if app is not None and app.is_running:
+            app.invalidate()
+
+    def _toolbar(self, node: NodeLike) -> str:
+        self._drawn = toolbar_text(node.status(), self._left)
+        return self._drawn
+
+    async def _watch_toolbar(self, node: NodeLike) -> None:
+        """Redraw only when the toolbar's text changed (the RTT, say), never on a timer alone."""
+        while True:
+            await asyncio.sleep(TOOLBAR_CHECK)
+            if toolbar_text(node.status(), self._left) != self._drawn:
+                self._redraw()
+
     def session(self, node: NodeLike) -> Any:
-        """The prompt session: completion, in-memory history, live toolbar."""
+        """The prompt session: Tab completion, in-memory history, the toolbar, Ctrl-C."""
         from prompt_toolkit import PromptSession
-        from prompt_toolkit.completion import WordCompleter
         from prompt_toolkit.history import InMemoryHistory
+        from prompt_toolkit.key_binding import KeyBindings
+
+        keys = KeyBindings()
+
+        @keys.add("tab")
+        def _complete(event: Any) -> None:
+            rest = complete_word(event.current_buffer.document.text_before_cursor)
+            if rest:
+                event.current_buffer.insert_text(rest)
+
+        @keys.add("c-c")
+        def _interrupt(event: Any) -> None:
+            if event.current_buffer.text:
+                event.current_buffer.reset()          # a typed line: just clear it
+            else:
+                event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
 
         return PromptSession(
             f"{self.name}> ",
-            completer=WordCompleter(list(WORDS), ignore_case=True),
             history=InMemoryHistory(),
-            bottom_toolbar=lambda: toolbar_text(node.status()),
-            refresh_interval=0.5,
+            bottom_toolbar=lambda: self._toolbar(node),
+            key_bindings=keys,
             **self._session_args,
         )
 
+    def interrupted(self) -> bool:
+        """Ctrl-C on an empty line: the first says how to leave, a second within 2 s leaves."""
+        now = self.clock()
+        if self._interrupted_at is not None and now - self._interrupted_at <= INTERRUPT_WINDOW:
+            return True
+        self._interrupted_at = now
+        self.emit("hint", "(To leave, type exit or press Ctrl-D, or Ctrl-C again within 2 s)")
+        return False
+
     async def run(self, node: NodeLike) -> int:
-        """Prompt until ``exit``/``quit``/Ctrl-D; Ctrl-C only clears the line."""
+        """Prompt until ``exit``/``quit``/Ctrl-D or a second Ctrl-C; then leave politely."""
         from prompt_toolkit.patch_stdout import patch_stdout
 
-        session = self.session(node)
-        with patch_stdout(raw=True):
-            while True:
-                try:
-                    line = await session.prompt_async()
-                except KeyboardInterrupt:
-                    continue
-                except EOFError:
-                    break
-                command = self.parse(line)
-                if command is not None and not await self.execute(node, command):
-                    break
-            pending = len(node.status().pending)
-            if pending:
-                self.out(f"Waiting for {pending} payment{'s' * (pending != 1)} to be confirmed…")
-            await self.leave(node)
+        self._session = self.session(node)
+        watcher = asyncio.ensure_future(self._watch_toolbar(node))
+        try:
+            with patch_stdout(raw=True):
+                await self._prompt_loop(node)
+                pending = len(node.status().pending)
+                if pending:
+                    self.emit("waiting", f"Waiting for {pending} payment{'s' * (pending != 1)} to be confirmed…")
+                await self.leave(node)
+        finally:
+            watcher.cancel()
         return 0
+
+    async def _prompt_loop(self, node: NodeLike) -> None:
+        while True:
+            try:
+                line = await self._session.prompt_async()
+            except KeyboardInterrupt:
+                if self.interrupted():
+                    return
+                continue
+            except EOFError:
+                return
+            self._interrupted_at = None
+            command = self.parse(line)
+            if command is not None and not await self.execute(node, command):
+                return

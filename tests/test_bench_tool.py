@@ -70,6 +70,7 @@ def test_core_only_run_needs_no_namespace(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.netns
+@pytest.mark.slow
 def test_quick_run_reports_every_metric_against_its_floor(tmp_path: Path) -> None:
     require_tools("ip", "unshare", "nft")
     report, table = run_bench(tmp_path)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -30,18 +32,51 @@ def test_help_shows_every_option_and_examples(capsys: pytest.CaptureFixture[str]
         main(["--help"])
     text = capsys.readouterr().out
     for option in ("--name", "--peer", "--port", "--interface", "--connect", "--code",
-                   "--limit", "-v", "--version"):
+                   "--limit", "--json", "--timeout", "-v", "--version"):
         assert option in text
     assert "examples:" in text and "lanpay --name alice" in text
+    for status in ("130 after Ctrl-C", "143 after SIGTERM", "129", "2 for bad arguments"):
+        assert status in " ".join(text.split())
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"]])
+def test_version_and_help_import_only_what_they_need(args: list[str]) -> None:
+    """They print and leave: asyncio, the core, cryptography and prompt_toolkit stay unloaded."""
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['lanpay', *{args!r}]\n"
+        "try:\n    runpy.run_module('lanpay', run_name='__main__')\n"
+        "except SystemExit as exit:\n    code = exit.code\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('asyncio', 'cryptography', 'prompt_toolkit', 'netifaces', 'socket') or m.startswith('lanpay.core'))\n"
+        "print('LOADED', heavy, code, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stderr.strip().splitlines()[-1] == "LOADED [] 0", done.stderr
+    assert done.stdout.startswith("lanpay 0.1.0" if args == ["--version"] else "usage: lanpay")
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--name", "a b"], "lanpay: name must be printable and contain no spaces"),
+    (["--name", "a b"], "lanpay: name must not contain spaces (U+0020 SPACE)"),
     (["--name", ""], "lanpay: name must not be empty"),
-    (["--name", "x" * 33], "lanpay: name is too long (at most 32 bytes of UTF-8)"),
-    (["--name", "é" * 17], "lanpay: name is too long (at most 32 bytes of UTF-8)"),
-    (["--name", "tab\there"], "lanpay: name must be printable and contain no spaces"),
-    (["--name", "a", "--peer", "b c"], "lanpay: --peer must be printable and contain no spaces"),
+    (["--name", "x" * 33], "lanpay: name is too long (33 bytes; at most 32 bytes)"),
+    (["--name", "é" * 17], "lanpay: name is too long (34 bytes; at most 32 bytes)"),
+    (["--name", "tab\there"], "lanpay: name contains a control character (U+0009 CHARACTER TABULATION)"),
+    (["--name", "bob\u202egro"],
+     "lanpay: name contains a bidirectional control (U+202E RIGHT-TO-LEFT OVERRIDE)"),
+    (["--name", "x\x9b2J"],
+     "lanpay: name contains a C1 control character (U+009B CONTROL SEQUENCE INTRODUCER)"),
+    (["--name", "a", "--peer", "b c"], "lanpay: --peer must not contain spaces (U+0020 SPACE)"),
+    (["--name", "a", "--peer", "b\u2066"],
+     "lanpay: --peer contains a bidirectional control (U+2066 LEFT-TO-RIGHT ISOLATE)"),
+    (["--name", "a", "--timeout", "0"], "lanpay: --timeout: '0' is not a number of seconds above 0"),
+    (["--name", "a", "--timeout", "soon"],
+     "lanpay: --timeout: 'soon' is not a number of seconds above 0"),
+    (["--name", "a", "--timeout", "nan"], "lanpay: --timeout: 'nan' is not a number of seconds above 0"),
+    (["--name", "a", "--connect", "[::1]:47474"],
+     "lanpay: --connect [::1]:47474: lanpay speaks IPv4 only; give an IPv4 address or a host name with one"),
+    (["--name", "a", "--connect", "::1"],
+     "lanpay: --connect ::1: lanpay speaks IPv4 only; give an IPv4 address or a host name with one"),
     (["--name", "a", "--port", "0"], "lanpay: --port: port must be a number from 1 to 65535"),
     (["--name", "a", "--port", "70000"], "lanpay: --port: port must be a number from 1 to 65535"),
     (["--name", "a", "--limit", "-5"], "lanpay: --limit: amount must be positive"),
@@ -77,7 +112,8 @@ def test_missing_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_names_people_use_are_accepted() -> None:
-    for name in ("alice", "Bob", "zoë", "x" * 32, "the-kitchen.pc"):
+    family = "\U0001F468\u200D\U0001F469\u200D\U0001F467"
+    for name in ("alice", "Bob", "zoë", "x" * 32, "the-kitchen.pc", family, "José"):
         assert check_name(name) == name
 
 
@@ -94,7 +130,8 @@ def test_connect_to_an_unknown_host_is_a_clear_error(monkeypatch: pytest.MonkeyP
     with pytest.raises(UsageError) as info:
         parse_connect("nosuch.invalid:47474", 47474)
     assert str(info.value) == (
-        "cannot resolve 'nosuch.invalid' for --connect: [Errno -2] Name or service not known"
+        "cannot resolve 'nosuch.invalid' to an IPv4 address for --connect: "
+        "[Errno -2] Name or service not known"
     )
 
 
@@ -131,7 +168,8 @@ def test_line_mode_without_a_peer(lanpay, netns_ok) -> None:
     alice.expect(r"^  balance ")
     alice.close_input()
     alice.expect(r"^Goodbye\.$")
-    assert alice.wait() == 0
+    assert alice.wait() == 1          # commands were refused: the script did not succeed
+    assert "err| Error: amount must be positive" in alice.log      # errors go to stderr too
     assert not any("Traceback" in line for line in alice.log)
 
 
@@ -171,10 +209,47 @@ def test_two_peers_pay_and_leave(lanpay, loopback_ns) -> None:
     assert bob.balance() == 750
     bob.close_input()
     bob.expect(r"^Goodbye\.$")
+    assert bob.wait() == 1            # its last payment was refused
+
+
+def test_timeout_gives_up_on_pairing_with_one_error_and_status_1(lanpay, netns_ok) -> None:
+    alice = lanpay("alice", *lo("alice", "--timeout", "0.5"))
+    alice.send("balance")
+    alice.send("pay 1")
+    alice.expect(r"^Goodbye\.$")
+    assert alice.wait() == 1
+    assert alice.lines == ["Looking for a peer on the LAN…",
+                           "Error: not paired within 0.5 s (--timeout); giving up", "Goodbye."]
+    assert [line for line in alice.log if line.startswith("err|")] == [
+        "err| Error: not paired within 0.5 s (--timeout); giving up"]
+
+
+def test_json_lines_for_a_whole_session(lanpay, loopback_ns) -> None:
+    import json
+
+    alice = lanpay("alice", *lo("alice", "--json", "--timeout", "20"), netns=loopback_ns)
+    bob = lanpay("bob", *lo("bob"), netns=loopback_ns)
+    alice.send("pay 2.50 tea")
+    alice.send("balance")
+    alice.send("pay lots")
+    alice.close_input()
+    bob.expect(r"^You were paid 2\.50! — tea$")
+    alice.expect(r'"type": "goodbye"')
+    assert alice.wait() == 1                      # "pay lots" was refused
+    records = [json.loads(line) for line in alice.lines]
+    types = [r["type"] for r in records]
+    assert types[:2] == ["looking", "paired"] and types[-1] == "goodbye"
+    sent = next(r for r in records if r["type"] == "payment_confirmed")
+    assert (sent["amount"], sent["amount_cents"], sent["memo"], sent["balance_cents"]) == (
+        "2.50", 250, "tea", -250)
+    assert next(r for r in records if r["type"] == "balance")["balance"] == "-2.50"
+    assert next(r for r in records if r["type"] == "error")["message"].startswith("'lots'")
+    bob.close_input()
     assert bob.wait() == 0
 
 
-@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                             (signal.SIGHUP, 129)])
 def test_a_signal_leaves_cleanly_and_tells_the_peer(lanpay, loopback_ns, sig, status) -> None:
     alice = lanpay("alice", *lo("alice"), netns=loopback_ns)
     bob = lanpay("bob", *lo("bob"), netns=loopback_ns)

@@ -13,7 +13,7 @@ import pytest
 
 from netlan import DEADLINE, LanpayProcess, lanpay_command, money
 
-pytestmark = [pytest.mark.e2e, pytest.mark.netns]
+pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 
 WELCOME = r"^Welcome to your peering relationship!$"
 

@@ -18,7 +18,7 @@ import pytest
 from netlan import (DEADLINE, LanpayProcess, Spawn, cents, iter_frames, money, netns_lan,
                     require_tools, udp_fields)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.netns]
+pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 
 WELCOME = r"^Welcome to your peering relationship!$"
 PAID = r"You were paid (\d+\.\d\d)!"

@@ -29,6 +29,7 @@ LAYER = {
     "lanpay": 0, "lanpay.core": 0,
     "lanpay.commands": 1, "lanpay.discovery": 1, "lanpay.transport": 1,
     "lanpay.node": 2,
+    "lanpay.render": 2,
     "lanpay.ui": 3,
     "lanpay.cli": 4,
     "lanpay.__main__": 5,

@@ -619,3 +619,4 @@ class UnreliableDelivery(RuleBasedStateMachine):
 
 TestUnreliableDelivery = UnreliableDelivery.TestCase
 TestUnreliableDelivery.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+TestUnreliableDelivery.pytestmark = [pytest.mark.slow]   # 150 stateful runs: in the full suite, not the quick one

@@ -14,7 +14,7 @@ import pytest
 
 from netlan import DEADLINE, REPO, LanpayProcess, netns_lan, require_tools
 
-pytestmark = [pytest.mark.netns]
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 TOOL = [sys.executable, str(REPO / "tools" / "netns_lan.py")]
 
@@ -126,3 +126,18 @@ def test_a_build_that_fails_halfway_leaves_no_namespace(netns_ok, monkeypatch) -
 def test_bad_names_and_percentages_are_refused_before_anything_is_built(hosts, options) -> None:
     with pytest.raises(netns_lan.LanError):
         netns_lan.Lan(hosts, **options)
+
+
+def test_the_default_tag_is_one_per_user_and_help_shows_defaults(monkeypatch) -> None:
+    monkeypatch.setenv("SUDO_UID", "1000")
+    first = netns_lan.default_tag()
+    monkeypatch.setenv("SUDO_UID", "1001")
+    assert first == "u1000" and netns_lan.default_tag() == "u1001"
+    monkeypatch.delenv("SUDO_UID")
+    import os
+    assert netns_lan.default_tag() == f"u{os.getuid()}"
+    shown = subprocess.run([*TOOL, "up", "--help"], capture_output=True, text=True, timeout=DEADLINE,
+                           env={**os.environ, "SUDO_UID": "1234"})
+    text = " ".join(shown.stdout.split())
+    for default in ("(default: alice,bob)", "(default: 0)", "(default: u1234, one per user"):
+        assert default in text, text

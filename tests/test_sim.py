@@ -307,6 +307,7 @@ def seeds_to_run() -> list[int]:
 CHUNKS = 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_random_seeds(chunk: int) -> None:
     """Chaos, then calm: every invariant holds for every seed (all failures listed)."""

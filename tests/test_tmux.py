@@ -20,7 +20,7 @@ import pytest
 
 from netlan import DEADLINE, lanpay_command, require_tools
 
-pytestmark = [pytest.mark.tmux, pytest.mark.e2e, pytest.mark.netns]
+pytestmark = [pytest.mark.tmux, pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 
 
 class Pane:
@@ -129,3 +129,23 @@ def test_a_payment_arrives_above_a_half_typed_command(pane, lanpay, loopback_ns)
     pane.enter()
     pane.wait_text(r"^Goodbye\.$")
     pane.wait_text(r"^\[exit status 0\]$")
+
+
+def test_tab_in_a_paste_completes_and_ctrl_c_twice_leaves(pane, lanpay, loopback_ns) -> None:
+    pane.start(lanpay_command(["--name", "alice", "--interface", "lo"], netns=loopback_ns))
+    bob = lanpay("bob", "--name", "bob", "--interface", "lo", netns=loopback_ns)
+    bob.expect(r"^Welcome to your peering relationship!$")
+    pane.wait_text(r"Welcome to your peering relationship!")
+    bob.send("pay 3")
+    pane.wait_text(r"You were paid 3\.00!")
+
+    pane.type("bal\t\t")                       # one burst, as a paste arrives; the second Tab adds nothing
+    pane.wait_for(lambda s: s[pane.cursor_row()].rstrip().endswith("alice> balance"), "the completion")
+    pane.enter()
+    pane.wait_text(r"^3\.00$")
+
+    pane.tmux("send-keys", "-t", pane.target, "C-c", "C-c")   # together: well within the 2 s
+    pane.wait_text(r"^Goodbye\.$")
+    pane.wait_text(r"To leave, type exit or press Ctrl-D, or Ctrl-C again within 2 s")
+    pane.wait_text(r"^\[exit status 0\]$")
+    bob.expect(r"^alice left$")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,36 +14,45 @@ from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from lanpay.core.errors import NotPaired, OverLimit, PeerUnavailable
+from lanpay.core.errors import NotPaired, OverLimit, PeerUnavailable, UserError
+from lanpay.core import wire
 from lanpay.core.events import (
     Event,
+    Fenced,
+    HandbackAwaited,
+    HandbackRequested,
     ImpostorSuspected,
     LedgerAgreement,
     NameConflict,
+    OldProcessBack,
     Paired,
     PairingFailed,
     PairingRefused,
     PaymentConfirmed,
+    PaymentDeclined,
     PaymentInDoubt,
     PaymentReceived,
     PaymentRejected,
+    PaymentsVoided,
     PeerBack,
     PeerLeft,
     PeerRestarted,
     PeerSilent,
+    RestoreFailed,
 )
-from lanpay.ui import (
-    InteractiveShell,
-    LineShell,
+from lanpay.render import (
     balance_text,
+    complete_word,
     error_text,
     help_text,
     history_text,
     peer_text,
+    record,
     render,
-    stdin_lines,
+    shown,
     toolbar_text,
 )
+from lanpay.ui import InteractiveShell, LineShell, stdin_lines
 
 BOB = ("127.0.0.1", 40001)
 
@@ -106,6 +116,54 @@ RENDERED: list[tuple[Event, str | None]] = [
     (PairingRefused("carol", "already paired"), "carol refused to pair: already paired"),
     (PairingFailed("carol", "wrong code"), "Pairing with carol failed: wrong code"),
     (
+        PairingFailed("bob", wire.REFUSE_TEXT[wire.R_BAD_CODE]),
+        "Pairing with bob failed: the code words differ (or someone on the network interfered); "
+        "agree on the words again, then start both sides with the same --code",
+    ),
+    (
+        PairingRefused("bob", wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]),
+        "bob refused to pair: one side uses --code and the other does not; "
+        "start both with the same --code, or both without",
+    ),
+    (
+        PairingRefused("bob", wire.REFUSE_TEXT[wire.R_NOT_WANTED]),
+        "bob refused to pair: it is waiting for someone else (its --peer names another); "
+        "lanpay keeps looking",
+    ),
+    (
+        PairingRefused("bob", wire.REFUSE_TEXT[wire.R_TAKEN]),
+        "bob refused to pair: it is already paired with someone else; lanpay keeps looking",
+    ),
+    (
+        PaymentDeclined(4, 5000, "rent", "it would exceed your limit of 20.00"),
+        "Refused bob's payment #4 of 50.00 — rent: it would exceed your limit of 20.00; nothing moved",
+    ),
+    (
+        HandbackRequested("bob", ("10.0.0.5", 40001), "12-34-56", 1000, 4, 1),
+        "bob (10.0.0.5) restarted and asks for the relationship back (balance 10.00, 4 payments, "
+        "1 pending). Compare code 12-34-56 with bob's screen, then type accept",
+    ),
+    (
+        HandbackAwaited("alice", ("10.0.0.4", 40002), "12-34-56"),
+        "alice (10.0.0.4) still holds the relationship; waiting for alice to type accept. "
+        "Compare code 12-34-56 with alice's screen",
+    ),
+    (PaymentsVoided(3, 5), "Your payments #3..#5 never reached bob: not paid"),
+    (PaymentsVoided(3, 3), "Your payment #3 never reached bob: not paid"),
+    (
+        RestoreFailed("alice", "timeout"),
+        "Warning: getting the relationship back from alice failed: timeout",
+    ),
+    (
+        OldProcessBack("bob", ("10.0.0.5", 40001)),
+        "Warning: bob's old process (10.0.0.5) spoke again after the hand-back; ignored",
+    ),
+    (
+        Fenced("alice"),
+        "Warning: alice handed the relationship to a newer lanpay of yours; this one can no longer "
+        "pay (type exit)",
+    ),
+    (
         LedgerAgreement(False),
         "Warning: your ledger and bob's disagree (check 'balance' on both sides)",
     ),
@@ -127,6 +185,65 @@ def test_every_event_type_is_covered() -> None:
         if isinstance(obj, type) and issubclass(obj, events.Event) and obj is not events.Event
     }
     assert types == {type(event) for event, _ in RENDERED}
+
+
+HOSTILE = "x\x9b2J\u202eevil"
+
+
+def test_network_text_is_never_printed_raw() -> None:
+    """A forged name or memo with a C1 CSI and a bidi override is shown escaped, everywhere."""
+    events: list[Event] = [
+        PairingFailed(HOSTILE, "stopped\x1b[2J answering"),
+        PaymentReceived(1, 100, HOSTILE, 100),
+        PaymentDeclined(1, 100, HOSTILE, "over\u2066 limit"),
+        NameConflict(HOSTILE, (("10.0.0.2", 1), ("10.0.0.3", 1))),
+        HandbackRequested(HOSTILE, ("10.0.0.5", 1), "1", 0, 0, 0),
+        PaymentConfirmed(1, 100, "\u202dmemo", -100),
+    ]
+    for event in events:
+        text = render(event, HOSTILE)
+        assert text is not None
+        assert not any(ch in text for ch in "\x9b\x1b\u202e\u202d\u2066"), text
+        assert "x\\u009b2J\\u202eevil" in text or "\\u202dmemo" in text, text
+        rec = record(event, HOSTILE)
+        assert not any(isinstance(v, str) and any(ch in v for ch in "\x9b\u202e") for v in rec.values())
+    assert render(PaymentReceived(1, 100, HOSTILE, 100)) == "You were paid 1.00! — x\\u009b2J\\u202eevil"
+    assert shown("zoë \U0001F468\u200D\U0001F469") == "zoë \U0001F468\u200D\U0001F469"
+    entries = [FakeEntry(1, "in", 100, HOSTILE, 0.0, "received")]
+    assert "x\\u009b2J\\u202eevil" in history_text(entries, lambda t: t)
+    named = FakeStatus("paired", HOSTILE, BOB, "1", True, None, 0)
+    assert "\u202e" not in peer_text(named) and "\u202e" not in toolbar_text(named)
+
+
+def test_every_event_has_a_json_record_with_amounts_as_text_and_cents() -> None:
+    for event, text in RENDERED:
+        rec = record(event, "bob")
+        assert rec["text"] == text and isinstance(rec["type"], str)
+        assert json.loads(json.dumps(rec)) == rec
+    assert record(PaymentReceived(2, 5, "lunch", -1005), "bob") == {
+        "type": "payment_received", "seq": 2, "amount": "0.05", "amount_cents": 5, "memo": "lunch",
+        "balance": "-10.05", "balance_cents": -1005, "text": "You were paid 0.05! — lunch",
+    }
+    assert record(Paired("bob", BOB, "41-87-03")) == {
+        "type": "paired", "peer_name": "bob", "addr": "127.0.0.1", "port": 40001, "code": "41-87-03",
+        "restored": False, "verified": False, "balance": "0.00", "balance_cents": 0, "again": False,
+        "text": "Paired with bob (127.0.0.1) · code 41-87-03\nWelcome to your peering relationship!",
+    }
+    conflict = record(NameConflict("bob", (("10.0.0.2", 1), ("10.0.0.3", 2))))
+    assert conflict["addrs"] == [{"addr": "10.0.0.2", "port": 1}, {"addr": "10.0.0.3", "port": 2}]
+    assert record(LedgerAgreement(True))["type"] == "ledger_agreement"
+
+
+def test_tab_completes_the_command_word_once() -> None:
+    assert complete_word("bal") == "ance "
+    assert complete_word("  BAL") == "ance "
+    assert complete_word("pe") == "er "
+    assert complete_word("pay") == " "
+    assert complete_word("p") is None              # pay and peer: nothing they share to add
+    assert complete_word("e") == "xit "
+    assert complete_word("balance ") is None       # a second Tab adds nothing, removes nothing
+    assert complete_word("pay 10 ba") is None      # only the command word completes
+    assert complete_word("") is None and complete_word("zz") is None
 
 
 def test_unknown_peer_name_reads_naturally() -> None:
@@ -215,16 +332,27 @@ def test_peer_info() -> None:
     ]
 
 
+def test_peer_info_after_the_peer_left_says_left() -> None:
+    gone = FakeStatus("paired", "bob", BOB, "41-87-03", False, None, 0)
+    assert "Link:     left, RTT unknown" in peer_text(gone, left=True).split("\n")
+    assert "Link:     not responding, RTT unknown" in peer_text(gone).split("\n")
+
+
 def test_toolbar() -> None:
     assert toolbar_text(FakeStatus()) == "looking for a peer… · balance 0.00"
     busy = FakeStatus("paired", "bob", BOB, "1", False, None, 250, ((1, 5, True),))
-    assert toolbar_text(busy) == "bob (127.0.0.1) · silent · RTT unknown · balance 2.50 · 1 pending"
+    assert toolbar_text(busy) == (
+        "bob (127.0.0.1) · not responding · RTT unknown · balance 2.50 · 1 pending")
+    assert toolbar_text(busy, left=True) == "bob (127.0.0.1) · left · RTT unknown · balance 2.50 · 1 pending"
     assert toolbar_text(PAIRED) == "bob (127.0.0.1) · online · RTT 0.4 ms · balance -10.00"
+    assert toolbar_text(FakeStatus("restoring", "alice")) == "pairing with alice… · balance 0.00"
+    restoring = FakeStatus("restoring", "alice", BOB, "1", False, None, 0)
+    assert toolbar_text(restoring) == "alice (127.0.0.1) · restoring… · balance 0.00"
 
 
 def test_help_lists_every_command() -> None:
     lines = help_text().split("\n")
-    assert [line.split()[0] for line in lines] == ["balance", "pay", "history", "peer", "help", "exit"]
+    assert [line.split()[0] for line in lines] == ["balance", "pay", "history", "peer", "accept", "help", "exit"]
     assert all(len(line.split("  ")) >= 2 for line in lines)
 
 
@@ -269,6 +397,14 @@ class FakeNode:
         self.shell.on_event(event)
         self.outcomes[seq].set_result(event)
 
+    accepted: int = 0
+    waiting_consent: bool = False
+
+    def accept(self) -> None:
+        if not self.waiting_consent:
+            raise UserError("nothing is waiting for your consent")
+        self.accepted += 1
+
     async def close(self, grace: float = 3.0) -> None:
         self.closed.append(grace)
 
@@ -295,6 +431,120 @@ def line_shell(**node_args: Any) -> tuple[LineShell, FakeNode, list[str]]:
     return shell, node, out
 
 
+def script_shell(timeout: float | None = None, as_json: bool = False,
+                 **node_args: Any) -> tuple[LineShell, FakeNode, list[str], list[str]]:
+    """A line shell that also keeps what it sent to stderr."""
+    out: list[str] = []
+    err: list[str] = []
+    shell = LineShell(out.append, as_json=as_json, err=err.append, timeout=timeout)
+    node = FakeNode(shell=shell, **node_args)
+    return shell, node, out, err
+
+
+@sync
+async def test_a_script_whose_commands_all_succeed_exits_0_and_writes_nothing_to_stderr() -> None:
+    shell, node, out, err = script_shell()
+    shell.on_event(Paired("bob", BOB, "1"))
+    assert await shell.run(node, lines_of("pay 1", "balance", "history", "peer", "help")) == 0
+    assert err == [] and "Sent 1.00 to bob (#1)" in out
+
+
+@sync
+async def test_a_refused_command_makes_the_status_1_and_its_error_goes_to_stderr_too() -> None:
+    shell, node, out, err = script_shell()
+    shell.on_event(Paired("bob", BOB, "1"))
+    assert await shell.run(node, lines_of("pay abc", "pay 2", "accept")) == 1
+    assert err == ["Error: 'abc' is not an amount (write it like 10 or 10.50)",
+                   "Error: nothing is waiting for your consent"]
+    assert [line for line in out if line.startswith("Error:")] == err
+    assert node.balance == -200          # the good command in between still ran
+
+
+@sync
+async def test_a_payment_the_peer_rejects_makes_the_status_1() -> None:
+    shell, node, out, err = script_shell(answer="never")
+    shell.on_event(Paired("bob", BOB, "1"))
+    task = asyncio.create_task(shell.run(node, lines_of("pay 60")))
+    await asyncio.sleep(0.02)
+    event = PaymentRejected(1, 6000, "it would exceed their limit")
+    shell.on_event(event)
+    node.outcomes[1].set_result(event)
+    assert await asyncio.wait_for(task, 10) == 1
+    assert err == ["Error: bob refused payment #1 of 60.00: it would exceed their limit"]
+
+
+@sync
+async def test_timeout_gives_up_waiting_for_pairing_with_one_error_and_status_1() -> None:
+    shell, node, out, err = script_shell(timeout=0.05)
+    assert await asyncio.wait_for(shell.run(node, lines_of("balance", "pay 1")), 10) == 1
+    assert out == ["Error: not paired within 0.05 s (--timeout); giving up", "Goodbye."]
+    assert err == out[:1] and node.seq == 0       # the rest of the script did not run
+
+
+@sync
+async def test_timeout_gives_up_waiting_for_a_payment_even_once_in_doubt() -> None:
+    shell, node, out, err = script_shell(timeout=0.2, answer="never")
+    shell.on_event(Paired("bob", BOB, "1"))
+    task = asyncio.create_task(shell.run(node, lines_of("pay 3", "balance")))
+    await asyncio.sleep(0.02)
+    shell.on_event(PaymentInDoubt(1, 300))
+    assert await asyncio.wait_for(task, 10) == 1
+    failed = "Error: payment #1 of 3.00 not confirmed by bob within 0.2 s (--timeout); giving up (it may still arrive)"
+    assert err == [failed]
+    assert out[out.index(failed) + 1].startswith("Warning: leaving with 1 payment(s) not confirmed")
+    assert "0.00" not in out               # balance never ran
+    assert out[-1] == "Goodbye."
+
+
+@sync
+async def test_with_a_timeout_a_payment_confirmed_in_time_succeeds() -> None:
+    shell, node, out, err = script_shell(timeout=30)
+    shell.on_event(Paired("bob", BOB, "1"))
+    assert await shell.run(node, lines_of("pay 3", "balance")) == 0
+    assert out[-3:] == ["Sent 3.00 to bob (#1)", "-3.00", "Goodbye."] and err == []
+
+
+@sync
+async def test_json_lines_for_events_and_command_results() -> None:
+    shell, node, out, err = script_shell(as_json=True)
+    shell.on_event(Paired("bob", BOB, "41-87-03"))
+    assert await shell.run(node, lines_of("pay 10.5 lunch", "balance", "history", "peer",
+                                          "pay ten", "help")) == 1
+    records = [json.loads(line) for line in out]
+    assert [r["type"] for r in records] == [
+        "paired", "payment_confirmed", "balance", "history", "peer", "error", "help", "goodbye"]
+    sent = records[1]
+    assert (sent["seq"], sent["amount"], sent["amount_cents"], sent["memo"]) == (1, "10.50", 1050, "lunch")
+    assert sent["balance"] == "-10.50" and sent["balance_cents"] == -1050
+    assert records[2] == {"type": "balance", "balance": "-10.50", "balance_cents": -1050,
+                          "pending": [], "text": "-10.50"}
+    assert records[3]["payments"] == []
+    assert records[4]["balance_cents"] == -1050
+    assert records[5]["message"] == "'ten' is not an amount (write it like 10 or 10.50)"
+    assert [c["usage"].split()[0] for c in records[6]["commands"]][:2] == ["balance", "pay"]
+    assert err == ["Error: 'ten' is not an amount (write it like 10 or 10.50)"]
+
+
+@sync
+async def test_nothing_is_printed_after_goodbye_and_left_is_said_once() -> None:
+    shell, node, out = line_shell()
+    shell.on_event(Paired("bob", BOB, "1"))
+    shell.on_event(PeerLeft("bob"))
+    shell.on_event(PeerSilent("bob"))      # the same state in other words: not shown
+    await shell.run(node, lines_of())
+    shell.on_event(PaymentReceived(1, 100, "", 100))
+    assert out[-2:] == ["bob left", "Goodbye."]
+
+
+@sync
+async def test_accept_hands_back_once_something_waits_for_consent() -> None:
+    shell, node, out = line_shell(waiting_consent=True)
+    shell.on_event(HandbackRequested("bob", BOB, "12-34-56", 1000, 4, 1))
+    assert await shell.run(node, lines_of("accept")) == 0
+    assert node.accepted == 1
+    assert out[-2:] == ["Accepted: handing the relationship back", "Goodbye."]
+
+
 @sync
 async def test_line_mode_commands_wait_for_pairing() -> None:
     shell, node, out = line_shell()
@@ -317,9 +567,9 @@ async def test_line_mode_commands_wait_for_pairing() -> None:
 @sync
 async def test_line_mode_help_and_errors_need_no_peer_and_eof_exits() -> None:
     shell, node, out = line_shell()
-    assert await shell.run(node, lines_of("help", "", "pay -1", "frobnicate")) == 0
-    assert out[:6] == help_text().split("\n")
-    assert out[6:] == [
+    assert await shell.run(node, lines_of("help", "", "pay -1", "frobnicate")) == 1
+    assert out[:7] == help_text().split("\n")
+    assert out[7:] == [
         "Error: amount must be positive",
         "Error: unknown command 'frobnicate' (try 'help')",
         "Goodbye.",
@@ -339,7 +589,7 @@ async def test_line_mode_refused_payment_moves_nothing() -> None:
     shell, node, out = line_shell(refuse=PeerUnavailable("silent"))
     shell.on_event(Paired("bob", BOB, "1"))
     shell.on_event(PeerLeft("bob"))
-    assert await shell.run(node, lines_of("pay 10", "balance")) == 0
+    assert await shell.run(node, lines_of("pay 10", "balance")) == 1
     assert out[-4:] == ["bob left", "Error: bob has left — nothing was sent", "0.00", "Goodbye."]
 
 
@@ -407,6 +657,45 @@ async def test_interactive_before_pairing_balance_works_and_pay_is_refused() -> 
     ]
 
 
+class Clock:
+    def __init__(self, *times: float) -> None:
+        self.times = list(times)
+
+    def __call__(self) -> float:
+        return self.times.pop(0)
+
+
+async def run_with_clock(keys: str, clock: Clock) -> tuple[list[str], FakeNode, int]:
+    out: list[str] = []
+    shell = InteractiveShell("alice", out=out.append, clock=clock)
+    node = FakeNode(shell=shell)
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        pipe.send_text(keys)
+        status = await asyncio.wait_for(shell.run(node), 10)
+    return out, node, status
+
+
+HINT = "(To leave, type exit or press Ctrl-D, or Ctrl-C again within 2 s)"
+
+
+@sync
+async def test_ctrl_c_on_an_empty_line_says_how_to_leave_and_a_second_soon_leaves() -> None:
+    out, node, status = await run_with_clock("\x03\x03", Clock(100.0, 101.5))
+    assert status == 0 and out == [HINT, "Goodbye."] and node.closed == [3.0]
+
+
+@sync
+async def test_two_ctrl_c_far_apart_only_repeat_the_hint() -> None:
+    out, node, status = await run_with_clock("\x03\x03balance\rexit\r", Clock(100.0, 102.5))
+    assert out == [HINT, HINT, "0.00", "Goodbye."]
+
+
+@sync
+async def test_tab_in_the_same_burst_as_the_letters_completes() -> None:
+    out, node, status = await run_interactive("bal\t\t\rhist\t\rexit\r")
+    assert out == ["0.00", "No payments yet.", "Goodbye."]
+
+
 @sync
 async def test_interactive_ctrl_c_clears_the_line_and_ctrl_d_exits() -> None:
     out, node, status = await run_interactive("pay 99\x03balance\r\x04")
@@ -450,3 +739,52 @@ async def test_stdin_lines_reads_a_pipe_without_blocking_the_loop() -> None:
     await asyncio.wait_for(task, 10)
     assert got == ["balance", "pay 10 café\r", "pay 1 \ufffd"]
     os.close(read)
+
+
+@sync
+async def test_stdin_lines_from_a_pipe_uses_no_thread_and_restores_blocking_mode() -> None:
+    import os
+    import threading
+
+    read, write = os.pipe()
+    os.write(write, b"pay 1\nbalance\n")
+    os.close(write)
+    before = threading.active_count()
+    got = [line async for line in stdin_lines(read)]
+    assert got == ["pay 1", "balance"]
+    assert threading.active_count() == before
+    assert os.get_blocking(read)
+    os.close(read)
+
+
+@sync
+async def test_stdin_lines_reads_a_regular_file_and_dev_null_directly(tmp_path) -> None:
+    import os
+
+    script = tmp_path / "script.txt"
+    script.write_bytes(b"pay 2 tea\nhistory\nexit")
+    with open(script, "rb") as f:
+        assert [line async for line in stdin_lines(f.fileno())] == ["pay 2 tea", "history", "exit"]
+    with open(os.devnull, "rb") as f:
+        assert [line async for line in stdin_lines(f.fileno())] == []
+
+
+@sync
+async def test_why_pairing_cannot_happen_is_kept_for_peer_and_the_timeout() -> None:
+    shell, node, out, err = script_shell(timeout=0.05)
+    shell.on_event(PairingRefused("bob", wire.REFUSE_TEXT[wire.R_NOT_WANTED]))
+    assert await shell.run(node, lines_of("help", "peer")) == 1
+    assert err == ["Error: not paired within 0.05 s (--timeout); giving up (last: bob refused to pair: "
+                   "it is waiting for someone else (its --peer names another); lanpay keeps looking)"]
+    assert peer_text(FakeStatus(), why_not="bob refused to pair: x").split("\n") == [
+        "Not paired yet: looking for a peer on the LAN…", "Last:     bob refused to pair: x"]
+
+
+@sync
+async def test_a_fenced_process_says_why_it_cannot_pay() -> None:
+    shell, node, out = line_shell(refuse=NotPaired("no"))
+    shell.on_event(Paired("alice", BOB, "1"))
+    shell.on_event(Fenced("alice"))
+    assert await shell.run(node, lines_of("pay 1")) == 1
+    assert out[-2] == ("Error: a newer lanpay of yours holds the relationship now; this one can no "
+                       "longer pay — nothing was sent")

@@ -4,7 +4,9 @@
 # Both run inside a private network namespace that holds only `lo`, so nothing
 # is sent on the machine's real network.  With a terminal and tmux, you get a
 # tmux window with alice on the left and bob on the right to type into
-# (try: balance, pay 10 lunch, history, peer, exit).  Without a terminal, without
+# (try: balance, pay 10 lunch, history, peer, exit).  Ctrl-b then o (or a mouse
+# click) moves to the other pane; after exit, a pane stays until you press Enter,
+# so its Goodbye. can be read.  Without a terminal, without
 # tmux, or with --scripted, the two real processes play a short session and
 # both transcripts are printed.
 #
@@ -16,7 +18,7 @@ case "${1:-}" in
     ""|--auto) ;;
     --scripted) mode=scripted ;;
     --tmux) mode=tmux ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^# usage/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: $0 [--scripted | --tmux]" >&2; exit 2 ;;
 esac
 
@@ -56,14 +58,23 @@ fi
 if [ "$mode" = tmux ]; then
     command -v tmux >/dev/null || die "--tmux needs tmux installed"
     [ -t 0 ] && [ -t 1 ] || die "--tmux needs a terminal"
-    alice=$(printf '%q ' "${LANPAY[@]}" --name alice --interface lo)
-    bob=$(printf '%q ' "${LANPAY[@]}" --name bob --interface lo)
+    pane() {  # pane NAME: lanpay in a pane that stays readable after it leaves
+        local run
+        run=$(printf '%q ' "${LANPAY[@]}" --name "$1" --interface lo)
+        printf '%s; echo; echo "[%s left with status $?; press Enter to close this pane]"; read -r _' \
+            "$run" "$1"
+    }
     unset TMUX
     sockdir=$(mktemp -d)
     trap 'tmux -S "$sockdir/tmux" kill-server 2>/dev/null || true; rm -rf "$sockdir"' EXIT
+    echo "alice is on the left, bob on the right: Ctrl-b then o (or a click) switches pane."
+    sleep 1
     tmux -S "$sockdir/tmux" -f /dev/null \
-        new-session -s lanpay-demo -n "alice | bob" "$alice" \; \
-        split-window -h "$bob" \; \
+        new-session -s lanpay-demo -n "alice | bob" "$(pane alice)" \; \
+        set -g mouse on \; \
+        set -g status-left-length 60 \; \
+        set -g status-left " alice | bob · Ctrl-b o: other pane · " \; \
+        split-window -h "$(pane bob)" \; \
         select-pane -L
     exit 0
 fi

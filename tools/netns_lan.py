@@ -79,6 +79,16 @@ def new_tag() -> str:
     return secrets.token_hex(3)
 
 
+def default_tag() -> str:
+    """The tag when none is given: one per user (under sudo, the user who ran sudo).
+
+    Two people on one machine then never tear down each other's LAN, while ``up``,
+    ``exec`` and ``down`` run as separate commands by one person still agree.
+    """
+    uid = os.environ.get("SUDO_UID", "")
+    return f"u{uid if uid.isdigit() else os.getuid()}"[:10]
+
+
 def netns_name(tag: str, name: str) -> str:
     """The namespace name for ``name`` in the LAN tagged ``tag``."""
     return f"{PREFIX}{tag}-{name}"
@@ -394,11 +404,11 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(description="A virtual LAN in network namespaces (needs root).")
     sub = top.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="build the LAN")
-    up.add_argument("--hosts", default="alice,bob", help="comma-separated host names")
-    up.add_argument("--far", default="", help="hosts on a second subnet behind a router")
-    up.add_argument("--loss", type=int, default=0, help="percent of UDP dropped on arrival")
-    up.add_argument("--loss-out", type=int, default=0, help="percent of UDP dropped on sending")
-    up.add_argument("--flood", action="store_true", help="bridge floods every frame (hub)")
+    up.add_argument("--hosts", default="alice,bob", help="comma-separated host names (default: %(default)s)")
+    up.add_argument("--far", default="", help="hosts on a second subnet behind a router (default: none)")
+    up.add_argument("--loss", type=int, default=0, help="percent of UDP dropped on arrival (default: %(default)s)")
+    up.add_argument("--loss-out", type=int, default=0, help="percent of UDP dropped on sending (default: %(default)s)")
+    up.add_argument("--flood", action="store_true", help="bridge floods every frame, like a hub (default: a learning switch)")
     up.set_defaults(func=_cmd_up)
     down = sub.add_parser("down", help="remove the LAN")
     down.set_defaults(func=_cmd_down)
@@ -409,7 +419,9 @@ def parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list namespaces left by any LAN")
     ls.set_defaults(func=_cmd_list)
     for each in (up, down, ex):
-        each.add_argument("--tag", default="lan", help="names namespaces lp-TAG-HOST")
+        each.add_argument("--tag", default=default_tag(),
+                          help="names namespaces lp-TAG-HOST (default: %(default)s, one per user, "
+                               "so two people on one machine keep their LANs apart)")
     return top
 
 

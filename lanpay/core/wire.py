@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+from . import text as text_rules
 from .errors import DecodeError
 
 MAGIC = b"LP"
@@ -106,15 +107,16 @@ class Blob(Field):
 
 
 def has_control(text: str) -> bool:
-    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+    """Whether text breaks the rules for shown text (:mod:`.text`): controls, bidi, bad UTF-8."""
+    return text_rules.problem(text) is not None
 
 
 class Text(Blob):
-    """UTF-8 text, bounded in bytes, with no control characters (they could rewrite a terminal)."""
+    """UTF-8 text, bounded in bytes, keeping :mod:`.text`'s rules (else it could rewrite a terminal)."""
 
     def write(self, value: Any, out: bytearray) -> None:
-        if has_control(value):
-            raise ValueError("control character in text")
+        if (found := text_rules.problem(value)) is not None:
+            raise ValueError(f"text {found}")
         super().write(value.encode("utf-8"), out)
 
     def read(self, r: _Reader) -> Any:
@@ -123,8 +125,8 @@ class Text(Blob):
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DecodeError("bad utf-8") from exc
-        if has_control(text):
-            raise DecodeError("control character in text")
+        if (found := text_rules.problem(text)) is not None:
+            raise DecodeError(f"text {found}")
         return text
 
 

@@ -1,0 +1,382 @@
+"""What the user reads: events as sentences and as JSON records, and the tables of each command.
+
+Everything here is pure, so every sentence is pinned down by a test.  Text
+that came from the network (names, memos, reasons) goes through one
+sanitiser, :func:`shown`, before it reaches a sentence, a table or a record:
+whatever the text rules refuse is written as ``\\u202e`` instead of acting on
+the terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from lanpay.commands import HELP, WORDS
+from lanpay.core import text as text_rules
+from lanpay.core import wire
+from lanpay.core.amounts import format_amount
+from lanpay.core.errors import NotPaired, PeerUnavailable, UserError
+from lanpay.core.events import (
+    Event,
+    Fenced,
+    HandbackAwaited,
+    HandbackRequested,
+    ImpostorSuspected,
+    LedgerAgreement,
+    NameConflict,
+    OldProcessBack,
+    Paired,
+    PairingFailed,
+    PairingRefused,
+    PaymentConfirmed,
+    PaymentDeclined,
+    PaymentInDoubt,
+    PaymentReceived,
+    PaymentRejected,
+    PaymentsVoided,
+    PeerBack,
+    PeerLeft,
+    PeerRestarted,
+    PeerSilent,
+    RestoreFailed,
+)
+
+if TYPE_CHECKING:
+    from lanpay.core.peer import HistoryEntry, Status
+
+WELCOME = "Welcome to your peering relationship!"
+GOODBYE = "Goodbye."
+
+
+# -- the sanitiser ------------------------------------------------------------------
+
+
+def shown(text: str) -> str:
+    """Text from the network made safe to print: anything the text rules refuse becomes ``\\u202e``."""
+    return text_rules.escape(text)
+
+
+def _cleaned(event: Event) -> Event:
+    """The event with every string field through :func:`shown` (names, memos, reasons, codes)."""
+    changes = {f.name: shown(value) for f in dataclasses.fields(event)  # type: ignore[arg-type]
+               if isinstance(value := getattr(event, f.name), str)}
+    return dataclasses.replace(event, **changes) if changes else event  # type: ignore[type-var]
+
+
+# -- sentences ------------------------------------------------------------------
+
+#: What to do when pairing is refused or fails for a reason the core names.
+_ADVICE = {
+    wire.REFUSE_TEXT[wire.R_BAD_CODE]:
+        "the code words differ (or someone on the network interfered); agree on the words "
+        "again, then start both sides with the same --code",
+    wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]:
+        "one side uses --code and the other does not; start both with the same --code, or both without",
+    wire.REFUSE_TEXT[wire.R_NOT_WANTED]:
+        "it is waiting for someone else (its --peer names another); lanpay keeps looking",
+    wire.REFUSE_TEXT[wire.R_TAKEN]:
+        "it is already paired with someone else; lanpay keeps looking",
+}
+
+
+def render(event: Event, peer: str | None = None) -> str | None:
+    """The text a person reads for ``event``; None for events that need no notice.
+
+    ``peer`` is the counterpart's name for events that do not carry it.  Every
+    string in the event came from the network or depends on it, so all of them
+    are passed through :func:`shown` first.
+    """
+    event = _cleaned(event)
+    who = shown(peer) if peer else "the peer"
+    match event:
+        case Paired():
+            return _paired(event)
+        case PaymentReceived() | PaymentConfirmed() | PaymentInDoubt() | PaymentRejected() | PaymentDeclined():
+            return _payment(event, who)
+        case PeerSilent(name=name):
+            return f"{name} is not responding"
+        case PeerBack(name=name):
+            return f"{name} is back"
+        case PeerLeft(name=name):
+            return f"{name} left"
+        case PeerRestarted(name=name, code=code, verified=verified):
+            return f"{name} restarted; the relationship was handed back (code {code}{_checked(verified)})"
+        case NameConflict(name=name, addrs=addrs):
+            where = ", ".join(host for host, _ in addrs)
+            return f"Warning: more than one peer is called {name} ({where}); pairing with neither"
+        case ImpostorSuspected(name=name, addr=(host, _)):
+            return f"Warning: {host} claims to be {name} restarted, but {name} still answers; ignored"
+        case PairingRefused(peer_name=name, reason=reason):
+            return f"{name} refused to pair: {_ADVICE.get(reason, reason)}"
+        case PairingFailed(peer_name=name, reason=reason):
+            return f"Pairing with {name} failed: {_ADVICE.get(reason, reason)}"
+        case LedgerAgreement(agree=False):
+            return f"Warning: your ledger and {who}'s disagree (check 'balance' on both sides)"
+        case _:
+            return _restart(event, who)
+
+
+def _payment(event: Event, who: str) -> str | None:
+    match event:
+        case PaymentReceived(amount=amount, memo=memo):
+            return f"You were paid {format_amount(amount)}!" + _memo(memo)
+        case PaymentConfirmed(seq=seq, amount=amount, memo=memo, was_in_doubt=late):
+            after = " (confirmed after the delay)" if late else ""
+            return f"Sent {format_amount(amount)} to {who} (#{seq})" + _memo(memo) + after
+        case PaymentInDoubt(seq=seq, amount=amount):
+            return (f"Payment #{seq} of {format_amount(amount)} is in doubt: "
+                    f"{who} has not confirmed it yet; still trying")
+        case PaymentRejected(seq=seq, amount=amount, reason=reason):
+            return f"Error: {who} refused payment #{seq} of {format_amount(amount)}: {reason}"
+        case PaymentDeclined(seq=seq, amount=amount, memo=memo, reason=reason):
+            return (f"Refused {who}'s payment #{seq} of {format_amount(amount)}{_memo(memo)}: "
+                    f"{reason}; nothing moved")
+    return None
+
+
+def _restart(event: Event, who: str) -> str | None:
+    """The sentences of a hand-back after a restart, on either side."""
+    match event:
+        case HandbackRequested(name=name, addr=(host, _), code=code, balance=balance,
+                               payments=payments, pending=pending):
+            return (f"{name} ({host}) restarted and asks for the relationship back (balance "
+                    f"{format_amount(balance)}, {_count(payments, 'payment')}, {pending} pending). "
+                    f"Compare code {code} with {name}'s screen, then type accept")
+        case HandbackAwaited(name=name, addr=(host, _), code=code):
+            return (f"{name} ({host}) still holds the relationship; waiting for {name} to type accept. "
+                    f"Compare code {code} with {name}'s screen")
+        case PaymentsVoided(first=first, last=last):
+            which = f"payment #{first}" if first == last else f"payments #{first}..#{last}"
+            return f"Your {which} never reached {who}: not paid"
+        case RestoreFailed(name=name, reason=reason):
+            return f"Warning: getting the relationship back from {name} failed: {reason}"
+        case OldProcessBack(name=name, addr=(host, _)):
+            return f"Warning: {name}'s old process ({host}) spoke again after the hand-back; ignored"
+        case Fenced(name=name):
+            return (f"Warning: {name} handed the relationship to a newer lanpay of yours; "
+                    f"this one can no longer pay (type exit)")
+    return None
+
+
+def _paired(event: Paired) -> str:
+    host = event.peer_addr[0]
+    if event.again:
+        return (f"Paired again with {event.peer_name} ({host}) · new code {event.code}{_checked(event.verified)}"
+                f" — the first pairing never completed on {event.peer_name}'s side; compare this code")
+    lines = [
+        f"Paired with {event.peer_name} ({host}) · code {event.code}{_checked(event.verified)}",
+        WELCOME,
+    ]
+    if event.restored:
+        lines.append(
+            f"Restored from {event.peer_name}'s record: balance {format_amount(event.balance)}"
+        )
+    return "\n".join(lines)
+
+
+def _memo(memo: str) -> str:
+    return f" — {memo}" if memo else ""
+
+
+def _checked(verified: bool) -> str:
+    return ", verified by the shared code" if verified else ""
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def error_text(exc: UserError, peer: str | None, left: bool = False) -> str:
+    """The one ``Error:`` line for a request the core refused; nothing moved."""
+    who = shown(peer) if peer else "the peer"
+    match exc:
+        case NotPaired():
+            return "Error: not paired yet"
+        case PeerUnavailable():
+            state = "has left" if left else "is not responding"
+            return f"Error: {who} {state} — nothing was sent"
+        case _:
+            return f"Error: {exc}"
+
+
+# -- records for --json -------------------------------------------------------------
+
+#: Fields that hold cents: a record carries them as "10.00" and as ``<name>_cents``.
+_MONEY = {"amount", "balance"}
+
+
+def money(name: str, cents: int) -> dict[str, Any]:
+    """An amount the way every record carries it: a string with two decimals, and cents."""
+    return {name: format_amount(cents), f"{name}_cents": cents}
+
+
+def event_type(event: Event) -> str:
+    """``PaymentReceived`` -> ``payment_received``: the ``type`` of an event's record."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(event).__name__).lower()
+
+
+def record(event: Event, peer: str | None = None) -> dict[str, Any]:
+    """The JSON object for ``event``: its type, its fields (amounts twice, addresses split), its text."""
+    clean = _cleaned(event)
+    out: dict[str, Any] = {"type": event_type(event)}
+    for f in dataclasses.fields(clean):  # type: ignore[arg-type]
+        value = getattr(clean, f.name)
+        if f.name in _MONEY:
+            out.update(money(f.name, value))
+        elif f.name in ("addr", "peer_addr"):
+            out["addr"], out["port"] = value
+        elif f.name == "addrs":
+            out["addrs"] = [{"addr": host, "port": port} for host, port in value]
+        else:
+            out[f.name] = value
+    out["text"] = render(event, peer)
+    return out
+
+
+def help_text() -> str:
+    """One line per command: usage, then what it is for."""
+    width = max(len(entry.usage) for entry in HELP)
+    return "\n".join(f"  {entry.usage.ljust(width)}  {entry.summary}" for entry in HELP)
+
+
+def balance_text(status: Status) -> str:
+    """The balance alone on the first line (scripts read it); pending detail after."""
+    lines = [format_amount(status.balance)]
+    if status.pending:
+        total = sum(amount for _, amount, _ in status.pending)
+        count = len(status.pending)
+        doubt = sum(1 for *_, in_doubt in status.pending if in_doubt)
+        detail = f"(pending: {format_amount(total)} in {_count(count, 'payment')}"
+        lines.append(detail + (f", {doubt} in doubt)" if doubt else ")"))
+    return "\n".join(lines)
+
+
+def balance_record(status: Status) -> dict[str, Any]:
+    """``balance`` for scripts: the balance and every pending payment."""
+    pending = [{"seq": seq, **money("amount", amount), "in_doubt": doubt}
+               for seq, amount, doubt in status.pending]
+    return {**money("balance", status.balance), "pending": pending}
+
+
+def history_text(entries: Sequence[HistoryEntry], wall: Callable[[float], float]) -> str:
+    """A table of payments, oldest first, with local wall-clock times."""
+    if not entries:
+        return "No payments yet."
+    rows = [("#", "dir", "amount", "status", "time", "memo")]
+    for e in entries:
+        clock = time.strftime("%H:%M:%S", time.localtime(wall(e.at)))
+        rows.append((str(e.seq), e.direction, format_amount(e.amount), _state(e), clock, shown(e.memo)))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(width) if i in (0, 2) else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths))
+        ]
+        lines.append("  ".join([*cells, row[5]]).rstrip())
+    return "\n".join(lines)
+
+
+def history_record(entries: Sequence[HistoryEntry], wall: Callable[[float], float]) -> dict[str, Any]:
+    """``history`` for scripts: every payment, with its time in seconds since the epoch."""
+    return {"payments": [
+        {"seq": e.seq, "direction": e.direction, **money("amount", e.amount), "status": _state(e),
+         "time": round(wall(e.at), 3), "memo": shown(e.memo)}
+        for e in entries
+    ]}
+
+
+def _state(entry: HistoryEntry) -> str:
+    return str(getattr(entry.status, "value", entry.status))
+
+
+def peer_text(status: Status, left: bool = False, why_not: str | None = None) -> str:
+    """Who the counterpart is and how the link is doing; before pairing, what stands in the way."""
+    last = f"\nLast:     {shown(why_not)}" if why_not else ""
+    if status.peer_name is None:
+        return "Not paired yet: looking for a peer on the LAN…" + last
+    name = shown(status.peer_name)
+    if status.peer_addr is None:
+        return f"Not paired yet: pairing with {name}…" + last
+    host, port = status.peer_addr
+    check = "verified by the shared code" if status.verified else f"compare with {name}'s screen"
+    agree = {True: "agree", False: "DISAGREE", None: "not compared yet"}[status.agree]
+    return "\n".join(
+        [
+            f"Peer:     {name} at {host}:{port} ({status.state})",
+            f"Code:     {status.code} ({check})",
+            f"Link:     {_link(status, left)}, RTT {_rtt(status.rtt)}",
+            f"Views:    {agree}",
+            f"Balance:  {format_amount(status.balance)}",
+        ]
+    )
+
+
+def peer_record(status: Status, left: bool = False, why_not: str | None = None) -> dict[str, Any]:
+    """``peer`` for scripts (``why_not``: the last notice that stood in the way of pairing)."""
+    host, port = status.peer_addr or (None, None)
+    return {"state": status.state, "name": shown(status.peer_name) if status.peer_name else None,
+            "addr": host, "port": port, "code": status.code, "verified": status.verified,
+            "link": _link(status, left) if status.peer_addr else None,
+            "rtt_ms": None if status.rtt is None else round(status.rtt * 1000, 3),
+            "agree": status.agree, **money("balance", status.balance),
+            "why_not": shown(why_not) if why_not else None}
+
+
+def _link(status: Status, left: bool) -> str:
+    """One wording per state of the link, used by every line that shows it."""
+    if left:
+        return "left"
+    return "online" if status.online else "not responding"
+
+
+def toolbar_text(status: Status, left: bool = False) -> str:
+    """The one-line status under the prompt."""
+    parts: list[str] = []
+    if status.peer_name is None:
+        parts.append("looking for a peer…")
+    elif status.peer_addr is None:
+        parts.append(f"pairing with {shown(status.peer_name)}…")
+    else:
+        parts.append(f"{shown(status.peer_name)} ({status.peer_addr[0]})")
+        if status.state == "restoring":
+            parts.append("restoring…")
+        else:
+            parts.append(_link(status, left))
+            parts.append(f"RTT {_rtt(status.rtt)}")
+    parts.append(f"balance {format_amount(status.balance)}")
+    if status.pending:
+        parts.append(f"{len(status.pending)} pending")
+    return " · ".join(parts)
+
+
+def _rtt(rtt: float | None) -> str:
+    return "unknown" if rtt is None else f"{rtt * 1000:.1f} ms"
+
+
+def looking_text(want: str | None) -> str:
+    """The first line, so the user knows lanpay is waiting for someone."""
+    return f"Looking for {want} on the LAN…" if want else "Looking for a peer on the LAN…"
+
+
+def complete_word(before_cursor: str) -> str | None:
+    """What Tab inserts: the rest of the one command word that fits (and a space), or of the
+    longest prefix the candidates share; None when there is nothing to add.
+
+    Pure and synchronous, so a Tab that arrives in the same burst as the letters
+    (a paste) completes them, and a second Tab has nothing left to add.
+    """
+    typed = before_cursor.lstrip()
+    if not typed or any(ch.isspace() for ch in typed):
+        return None
+    word = typed.lower()
+    matches = [w for w in WORDS if w.startswith(word)]
+    if len(matches) == 1:
+        return matches[0][len(word):] + " "
+    rest = os.path.commonprefix(matches)[len(word):] if matches else ""
+    return rest or None
