@@ -47,7 +47,10 @@ class PeerInfo:
 
 @dataclass(frozen=True)
 class Accept:
-    """Consent to hand the relationship back to a restarted counterpart, codes compared."""
+    """Consent to hand the relationship back to a restarted counterpart, codes compared;
+    ``code`` picks one when several processes ask at once."""
+
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ HELP: tuple[CommandHelp, ...] = (
     CommandHelp("pay AMOUNT [MEMO]", "pay the peer, e.g. 'pay 10.50 lunch'"),
     CommandHelp("history", "list payments made and received"),
     CommandHelp("peer", "show the peer's name, address, pairing code and link"),
-    CommandHelp("accept", "hand the relationship back to a restarted peer, once the codes match"),
+    CommandHelp("accept [CODE]", "hand the relationship back to a restarted peer, once the codes match"),
     CommandHelp("help", "show this list (also '?')"),
     CommandHelp("exit", "finish pending payments, say goodbye and quit (also 'quit', Ctrl-D)"),
 )
@@ -111,6 +114,8 @@ def parse(line: str) -> Command:
     word = word.lower()
     if word == "pay":
         return _parse_pay(rest)
+    if word == "accept" and rest:
+        return Accept(_parse_code(rest))
     if word in _NO_ARGS:
         if rest:
             raise CommandError(f"'{word}' takes no arguments")
@@ -128,6 +133,14 @@ def _parse_pay(rest: str) -> Pay:
     except AmountError as exc:
         raise CommandError(str(exc)) from None
     return Pay(cents, check_memo(memo))
+
+
+def _parse_code(text: str) -> str:
+    """A pairing code as shown, e.g. ``41-87-03`` (the dashes may be left out)."""
+    digits = text.replace("-", "").replace(" ", "")
+    if not (digits.isascii() and digits.isdigit() and len(digits) == 6):
+        raise CommandError("a pairing code is six digits, e.g. 'accept 41-87-03'")
+    return "-".join(digits[i:i + 2] for i in range(0, 6, 2))
 
 
 def _split(text: str) -> tuple[str, str]:

@@ -137,10 +137,10 @@ class Node:
         self._pump(now)
         return seq, outcome
 
-    def accept(self) -> None:
+    def accept(self, code: str | None = None) -> None:
         """The user consents to a hand-back; a UserError says there is nothing to accept."""
         now = self._loop.time()
-        self.peer.accept(now)
+        self.peer.accept(now, code)
         self._pump(now)
 
     async def pay(self, cents: int, memo: str = "") -> Event:

@@ -123,6 +123,9 @@ def render(event: Event, peer: str | None = None) -> str | None:
 
 def _payment(event: Event, who: str) -> str | None:
     match event:
+        case PaymentReceived(seq=seq, amount=amount, memo=memo, resent=True):
+            return (f"You were paid {format_amount(amount)} (#{seq}, completed in the hand-back: "
+                    f"your previous process may have shown it already)" + _memo(memo))
         case PaymentReceived(amount=amount, memo=memo):
             return f"You were paid {format_amount(amount)}!" + _memo(memo)
         case PaymentConfirmed(seq=seq, amount=amount, memo=memo, was_in_doubt=late):
@@ -139,12 +142,19 @@ def _payment(event: Event, who: str) -> str | None:
     return None
 
 
+_RESTORE_FAILED = {
+    "silent": "the other side stopped answering",
+    "timeout": "it was not accepted in time; looking again",
+    "expired": "it was not accepted in time; the request was dropped",
+}
+
+
 def _restart(event: Event, who: str) -> str | None:
     """The sentences of a hand-back after a restart, on either side."""
     match event:
         case HandbackRequested(name=name, addr=(host, _), code=code, balance=balance,
                                payments=payments, pending=pending):
-            return (f"{name} ({host}) restarted and asks for the relationship back (balance "
+            return (f"{name} ({host}) restarted and asks for the relationship back (your balance "
                     f"{format_amount(balance)}, {_count(payments, 'payment')}, {pending} pending). "
                     f"Compare code {code} with {name}'s screen, then type accept")
         case HandbackAwaited(name=name, addr=(host, _), code=code):
@@ -154,7 +164,7 @@ def _restart(event: Event, who: str) -> str | None:
             which = f"payment #{first}" if first == last else f"payments #{first}..#{last}"
             return f"Your {which} never reached {who}: not paid"
         case RestoreFailed(name=name, reason=reason):
-            return f"Warning: getting the relationship back from {name} failed: {reason}"
+            return f"Warning: the hand-back with {name} did not complete: {_RESTORE_FAILED.get(reason, reason)}"
         case OldProcessBack(name=name, addr=(host, _)):
             return f"Warning: {name}'s old process ({host}) spoke again after the hand-back; ignored"
         case Fenced(name=name):

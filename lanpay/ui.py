@@ -94,7 +94,7 @@ class NodeLike(Protocol):
     def history(self) -> list[HistoryEntry]: ...
     def wall_time(self, at: float) -> float: ...
     def send_payment(self, cents: int, memo: str = "") -> tuple[int, asyncio.Future[Any]]: ...
-    def accept(self) -> None: ...
+    def accept(self, code: str | None = None) -> None: ...
     async def close(self, grace: float = EXIT_GRACE) -> None: ...
 
 
@@ -188,18 +188,18 @@ class Shell:
                 status = node.status()
                 self.emit("peer", peer_text(status, self._left, self.why_not),
                           **peer_record(status, self._left, self.why_not))
-            case Accept():
-                self.accept(node)
+            case Accept(code=code):
+                self.accept(node, code)
             case Pay(cents=cents, memo=memo):
                 await self.pay(node, cents, memo)
             case Empty():
                 pass
         return True
 
-    def accept(self, node: NodeLike) -> None:
+    def accept(self, node: NodeLike, code: str | None = None) -> None:
         """Consent to a hand-back; the core says when there is nothing to accept."""
         try:
-            node.accept()
+            node.accept(code)
         except UserError as exc:
             self.fail(error_text(exc, self.peer_name, self._left))
             return

@@ -79,6 +79,8 @@ RENDERED: list[tuple[Event, str | None]] = [
     ),
     (PaymentReceived(1, 1000, "", 1000), "You were paid 10.00!"),
     (PaymentReceived(2, 5, "lunch", 1005), "You were paid 0.05! — lunch"),
+    (PaymentReceived(3, 700, "", 1705, resent=True),
+     "You were paid 7.00 (#3, completed in the hand-back: your previous process may have shown it already)"),
     (PaymentConfirmed(1, 1000, "", -1000), "Sent 10.00 to bob (#1)"),
     (PaymentConfirmed(2, 250, "tea", -1250), "Sent 2.50 to bob (#2) — tea"),
     (
@@ -140,7 +142,7 @@ RENDERED: list[tuple[Event, str | None]] = [
     ),
     (
         HandbackRequested("bob", ("10.0.0.5", 40001), "12-34-56", 1000, 4, 1),
-        "bob (10.0.0.5) restarted and asks for the relationship back (balance 10.00, 4 payments, "
+        "bob (10.0.0.5) restarted and asks for the relationship back (your balance 10.00, 4 payments, "
         "1 pending). Compare code 12-34-56 with bob's screen, then type accept",
     ),
     (
@@ -152,7 +154,7 @@ RENDERED: list[tuple[Event, str | None]] = [
     (PaymentsVoided(3, 3), "Your payment #3 never reached bob: not paid"),
     (
         RestoreFailed("alice", "timeout"),
-        "Warning: getting the relationship back from alice failed: timeout",
+        "Warning: the hand-back with alice did not complete: it was not accepted in time; looking again",
     ),
     (
         OldProcessBack("bob", ("10.0.0.5", 40001)),
@@ -400,7 +402,7 @@ class FakeNode:
     accepted: int = 0
     waiting_consent: bool = False
 
-    def accept(self) -> None:
+    def accept(self, code: str | None = None) -> None:
         if not self.waiting_consent:
             raise UserError("nothing is waiting for your consent")
         self.accepted += 1
