@@ -224,7 +224,7 @@ def test_every_event_has_a_json_record_with_amounts_as_text_and_cents() -> None:
         assert json.loads(json.dumps(rec)) == rec
     assert record(PaymentReceived(2, 5, "lunch", -1005), "bob") == {
         "type": "payment_received", "seq": 2, "amount": "0.05", "amount_cents": 5, "memo": "lunch",
-        "balance": "-10.05", "balance_cents": -1005, "text": "You were paid 0.05! — lunch",
+        "balance": "-10.05", "balance_cents": -1005, "resent": False, "text": "You were paid 0.05! — lunch",
     }
     assert record(Paired("bob", BOB, "41-87-03")) == {
         "type": "paired", "peer_name": "bob", "addr": "127.0.0.1", "port": 40001, "code": "41-87-03",
