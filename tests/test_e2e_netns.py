@@ -31,6 +31,17 @@ def start(lanpay: Spawn, lan: netns_lan.Lan, host: str, *args: str) -> LanpayPro
     return lanpay(host, "--name", host, *args, netns=lan[host].netns)
 
 
+def consent(survivor: LanpayProcess, reborn: LanpayProcess, name: str = "bob", other: str = "alice",
+            timeout: float = DEADLINE) -> str:
+    """The survivor's user compares the code on both screens and types ``accept``."""
+    asked = survivor.expect(rf"{name} \(\S+\) restarted and asks for the relationship back.*Compare code (\S+) ",
+                            timeout)
+    waiting = reborn.expect(rf"waiting for {other} to type accept\. Compare code (\S+) ", timeout)
+    assert asked.group(1) == waiting.group(1)
+    survivor.send("accept")
+    return asked.group(1)
+
+
 def paid_amounts(proc: LanpayProcess) -> Counter[int]:
     """Every payment this process said it received, in cents, with multiplicity."""
     found = (re.search(PAID, line) for line in proc.lines)
@@ -113,6 +124,7 @@ def test_a_killed_peer_comes_back_and_gets_the_relationship(lanpay, make_lan) ->
     bob.kill()
 
     reborn = start(lanpay, lan, "bob")
+    consent(alice, reborn)                  # the two screens show one code: alice's user accepts
     reborn.expect(r"Paired with alice ")
     reborn.expect(r"Restored from alice's record: balance 7\.00")
     reborn.expect(WELCOME)
@@ -139,11 +151,12 @@ def test_a_payment_made_while_the_peer_is_down_is_settled_either_way(lanpay, mak
     bob.kill()
     alice.send("pay 5")  # refused if alice already noticed; else pending until bob is back
     reborn = start(lanpay, lan, "bob")
+    consent(alice, reborn, timeout=LOSSY_DEADLINE)
     reborn.expect(WELCOME, LOSSY_DEADLINE)
     outcome = alice.expect(r"^(Sent|Error:)", LOSSY_DEADLINE).group(1)
     expected = 1500 if outcome == "Sent" else 1000
     if outcome == "Sent":
-        reborn.expect(r"You were paid 5\.00!")
+        reborn.expect(r"You were paid 5\.00 \(#2, completed in the hand-back")
     assert alice.balance() == -expected
     assert reborn.balance() == expected
 
