@@ -9,7 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanpay.core import wire
-from lanpay.core.peers import MAX_PEERS, MIN_LIFETIME, MISSED_INTERVALS, PeerTable
+import pytest
+
+from lanpay.core.peers import (LOOKING_INTERVAL, MAX_PEERS, MAX_PER_HOST, MIN_LIFETIME, MISSED_INTERVALS,
+                               MOVE_AFTER, PAIRED_INTERVAL, PeerTable)
 
 ADDR = ("10.0.0.2", 40002)
 
@@ -32,7 +35,7 @@ def test_a_new_peer_is_recorded_once() -> None:
 def test_a_peer_expires_after_three_missed_intervals() -> None:
     assert MISSED_INTERVALS == 3
     table = PeerTable()
-    table.update(announce(7, interval_ms=5000), ADDR, now=10.0)
+    table.update(announce(7, interval_ms=5000, flags=wire.F_PAIRED), ADDR, now=10.0)
     assert table.next_expiry() == 25.0
     assert [r.incarnation for r in table.alive(24.999)] == [7]
     assert table.alive(25.0) == []
@@ -40,6 +43,15 @@ def test_a_peer_expires_after_three_missed_intervals() -> None:
     assert len(table) == 1
     table.expire(25.0)
     assert len(table) == 0 and table.next_expiry() is None
+
+
+@pytest.mark.parametrize(("flags", "longest"), [(0, LOOKING_INTERVAL[1]), (wire.F_PAIRED, PAIRED_INTERVAL[1])])
+def test_a_claimed_interval_counts_only_up_to_what_the_sender_s_state_uses(flags: int, longest: float) -> None:
+    """A forged announce claiming an hour must not keep a free namesake around for three."""
+    table = PeerTable()
+    table.update(announce(7, interval_ms=3_600_000, flags=flags), ADDR, now=0.0)
+    assert table.next_expiry() == MISSED_INTERVALS * longest
+    assert MISSED_INTERVALS * LOOKING_INTERVAL[1] < 10.0      # a quiet free namesake is gone within 10 s
 
 
 def test_fast_announcers_still_get_a_minimum_lifetime() -> None:
@@ -50,21 +62,40 @@ def test_fast_announcers_still_get_a_minimum_lifetime() -> None:
 
 def test_each_announce_extends_the_lifetime() -> None:
     table = PeerTable()
-    table.update(announce(7), ADDR, now=0.0)
-    table.update(announce(7), ADDR, now=10.0)
+    table.update(announce(7, flags=wire.F_PAIRED), ADDR, now=0.0)
+    table.update(announce(7, flags=wire.F_PAIRED), ADDR, now=10.0)
     assert table.next_expiry() == 25.0
     assert table.alive(20.0)[0].first_seen == 0.0
 
 
-def test_a_refresh_updates_address_state_and_partner() -> None:
+def test_a_refresh_updates_state_and_partner() -> None:
     table = PeerTable()
     table.update(announce(7), ADDR, now=0.0)
-    other = ("10.0.0.9", 41000)
     rec, _ = table.update(announce(7, flags=wire.F_PAIRED | wire.F_CODE, partner="carol", partner_inc=3),
-                          other, now=1.0)
+                          ADDR, now=1.0)
     assert rec is not None
-    assert rec.addr == other and rec.paired and rec.uses_code
+    assert rec.addr == ADDR and rec.paired and rec.uses_code
     assert (rec.partner, rec.partner_inc) == ("carol", 3)
+
+
+def test_an_address_still_announcing_cannot_be_redirected() -> None:
+    """Someone repeating a peer's announce from elsewhere must not steer hellos away from it."""
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    evil = ("10.6.6.6", 666)
+    for t in (0.5, 2.5, 4.5, 6.5):
+        table.update(announce(7), ADDR, now=t)                 # the real one keeps announcing
+        rec, _ = table.update(announce(7), evil, now=t + 0.1)
+        assert rec is not None and rec.addr == ADDR
+
+
+def test_a_peer_that_really_moved_is_followed_once_its_old_address_is_quiet() -> None:
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    moved = ("10.0.0.9", 41000)
+    assert table.update(announce(7), moved, now=MOVE_AFTER - 0.1)[0].addr == ADDR  # type: ignore[union-attr]
+    rec, _ = table.update(announce(7), moved, now=MOVE_AFTER)
+    assert rec is not None and rec.addr == moved
 
 
 def test_a_leaving_announce_forgets_the_peer() -> None:
@@ -73,6 +104,14 @@ def test_a_leaving_announce_forgets_the_peer() -> None:
     rec, new = table.update(announce(7, flags=wire.F_LEAVING), ADDR, now=1.0)
     assert (rec, new) == (None, False)
     assert len(table) == 0 and table.get(7) is None
+
+
+def test_a_leaving_announce_from_another_address_is_ignored() -> None:
+    """Anyone can claim a peer is leaving; only a claim from where it announces counts."""
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    assert table.update(announce(7, flags=wire.F_LEAVING), ("10.6.6.6", 666), now=1.0) == (None, False)
+    assert table.get(7) is not None
 
 
 def test_a_leaving_announce_from_a_stranger_is_not_recorded() -> None:
@@ -91,7 +130,7 @@ def test_someone_reusing_an_incarnation_cannot_rewrite_its_identity() -> None:
         rec, new = table.update(forged, evil, now=5.0)
         assert rec is original and not new
         assert (rec.name, rec.public_key, rec.addr) == ("bob", b"k" * 32, ADDR)
-        assert rec.expires_at == 15.0        # not even kept alive by the forger
+        assert rec.expires_at == 9.0         # not even kept alive by the forger
 
 
 def test_alive_lists_peers_by_when_they_were_first_seen() -> None:
@@ -102,23 +141,38 @@ def test_alive_lists_peers_by_when_they_were_first_seen() -> None:
     assert [r.incarnation for r in table.alive(3.0)] == [30, 10, 20]
 
 
+def host(n: int) -> tuple[str, int]:
+    return (f"10.0.1.{n}", 40000 + n)
+
+
 def test_a_full_table_drops_the_expired_first() -> None:
     table = PeerTable(limit=3)
-    table.update(announce(1, interval_ms=1000), ADDR, now=0.0)       # expires at 3
-    table.update(announce(2, interval_ms=10_000), ADDR, now=0.0)     # expires at 30
-    table.update(announce(3, interval_ms=10_000), ADDR, now=0.0)
-    table.update(announce(4), ADDR, now=5.0)
+    table.update(announce(1, interval_ms=1000), host(1), now=0.0)                      # expires at 3
+    table.update(announce(2, interval_ms=10_000, flags=wire.F_PAIRED), host(2), now=0.0)   # at 30
+    table.update(announce(3, interval_ms=10_000, flags=wire.F_PAIRED), host(3), now=0.0)
+    table.update(announce(4), host(4), now=5.0)
     assert sorted(r.incarnation for r in table.alive(5.0)) == [2, 3, 4]
 
 
 def test_a_full_table_evicts_the_one_closest_to_expiry() -> None:
     table = PeerTable(limit=3)
-    table.update(announce(1, interval_ms=20_000), ADDR, now=0.0)     # expires at 60
-    table.update(announce(2, interval_ms=5_000), ADDR, now=0.0)      # expires at 15: evicted
-    table.update(announce(3, interval_ms=20_000), ADDR, now=0.0)
-    rec, new = table.update(announce(4), ADDR, now=1.0)
+    table.update(announce(1, interval_ms=20_000, flags=wire.F_PAIRED), host(1), now=0.0)   # at 60
+    table.update(announce(2, interval_ms=5_000), host(2), now=0.0)                         # at 9: evicted
+    table.update(announce(3, interval_ms=20_000, flags=wire.F_PAIRED), host(3), now=0.0)
+    rec, new = table.update(announce(4), host(4), now=1.0)
     assert new and rec is not None
     assert len(table) == 3 and table.get(2) is None
+
+
+def test_one_host_cannot_hold_more_than_its_share_of_the_table() -> None:
+    """A flood from one host evicts only that host's own records, never a real peer's."""
+    table = PeerTable()
+    table.update(announce(1, name="bob"), ADDR, now=0.0)
+    flooder = ("10.6.6.6", 666)
+    for inc in range(100, 1100):
+        table.update(announce(inc, name="bob", key=bytes([inc % 256]) * 32), flooder, now=0.001 * inc)
+    assert table.get(1) is not None
+    assert sum(r.addr == flooder for r in table.alive(1.2)) == MAX_PER_HOST
 
 
 def test_a_flood_of_forged_announces_keeps_the_table_bounded() -> None:

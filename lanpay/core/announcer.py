@@ -12,10 +12,9 @@ import random
 
 from . import wire
 from .pairing import Identity
+from .peers import LOOKING_INTERVAL, PAIRED_INTERVAL
 
 FIRST_ANNOUNCES = (0.0, 0.1, 0.5, 2.0)
-LOOKING_INTERVAL = (4.0, 6.0)
-PAIRED_INTERVAL = (20.0, 30.0)
 UNSOLICITED_PER_SECOND = 20.0
 
 

@@ -1,20 +1,27 @@
 """The bounded table of peers heard announcing, with expiry.
 
 Discovery is unauthenticated, so the table trusts nothing: it only remembers who
-said what, from where, until they stop saying it.  Its size is capped so a flood
-of forged announces costs a fixed amount of memory.
+said what, from where, until they stop saying it.  A record lives on what was
+heard (a claimed interval is capped by what the sender's state allows), one
+host cannot fill the table, and an incarnation's address moves only once the
+old address has gone quiet, so a forger can neither keep a record alive, nor
+crowd out a real peer, nor redirect one that is still announcing.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from . import wire
 
+LOOKING_INTERVAL = (2.0, 3.0)     # announce intervals: three missed expire a free record within 10 s
+PAIRED_INTERVAL = (20.0, 30.0)
 MAX_PEERS = 64
+MAX_PER_HOST = 4         # records one source address may hold: a flood from one host stays its own problem
 MISSED_INTERVALS = 3
 MIN_LIFETIME = 3.0
-MAX_INTERVAL = 30.0      # the slowest announce interval the protocol uses; longer claims are clamped
+MOVE_AFTER = LOOKING_INTERVAL[1] + 0.5   # an address this quiet may be replaced by a new one
 
 
 @dataclass
@@ -29,6 +36,7 @@ class PeerRecord:
     public_key: bytes
     first_seen: float
     expires_at: float
+    heard_at: float = 0.0    # the last announce from ``addr``
 
     @property
     def paired(self) -> bool:
@@ -37,6 +45,13 @@ class PeerRecord:
     @property
     def uses_code(self) -> bool:
         return bool(self.flags & wire.F_CODE)
+
+
+def lifetime(msg: wire.Announce) -> float:
+    """How long a record outlives its last announce: a few of the sender's intervals, where
+    the interval it claims counts only up to the longest its state may use."""
+    longest = PAIRED_INTERVAL[1] if msg.flags & wire.F_PAIRED else LOOKING_INTERVAL[1]
+    return max(MIN_LIFETIME, MISSED_INTERVALS * min(longest, msg.interval_ms / 1000))
 
 
 class PeerTable:
@@ -52,28 +67,47 @@ class PeerTable:
 
     def update(self, msg: wire.Announce, addr: tuple[str, int], now: float) -> tuple[PeerRecord | None, bool]:
         """Record an announce; return (record, whether it is a newly seen incarnation)."""
-        if msg.flags & wire.F_LEAVING:
-            self._by_inc.pop(msg.incarnation, None)
-            return None, False
-        interval = min(MAX_INTERVAL, msg.interval_ms / 1000)
-        lifetime = max(MIN_LIFETIME, MISSED_INTERVALS * interval)
         known = self._by_inc.get(msg.incarnation)
+        if msg.flags & wire.F_LEAVING:
+            if known is not None and known.addr == addr:
+                del self._by_inc[msg.incarnation]       # from where it announces: it really leaves
+            return None, False
         if known is not None:
-            if known.public_key != msg.public_key or known.name != msg.name:
-                return known, False     # an incarnation's identity never changes: ignore the rewrite
-            known.addr, known.wants, known.flags = addr, msg.wants, msg.flags
-            known.partner, known.partner_inc = msg.partner, msg.partner_inc
-            known.expires_at = now + lifetime
-            return known, False
-        if len(self._by_inc) >= self.limit:
-            self.expire(now)
-        if len(self._by_inc) >= self.limit:
-            oldest = min(self._by_inc.values(), key=lambda r: r.expires_at)
-            del self._by_inc[oldest.incarnation]
+            return self._refresh(known, msg, addr, now), False
+        self._make_room(addr, now)
         rec = PeerRecord(msg.incarnation, msg.name, addr, msg.wants, msg.flags, msg.partner,
-                         msg.partner_inc, msg.public_key, now, now + lifetime)
+                         msg.partner_inc, msg.public_key, now, now + lifetime(msg), now)
         self._by_inc[msg.incarnation] = rec
         return rec, True
+
+    def _refresh(self, rec: PeerRecord, msg: wire.Announce, addr: tuple[str, int], now: float) -> PeerRecord:
+        if rec.public_key != msg.public_key or rec.name != msg.name:
+            return rec                  # an incarnation's identity never changes: ignore the rewrite
+        if addr != rec.addr:
+            if now < rec.heard_at + MOVE_AFTER:
+                return rec              # its address still announces: someone else is lying
+            rec.addr = addr
+        rec.heard_at = now
+        rec.wants, rec.flags = msg.wants, msg.flags
+        rec.partner, rec.partner_inc = msg.partner, msg.partner_inc
+        rec.expires_at = now + lifetime(msg)
+        return rec
+
+    def _make_room(self, addr: tuple[str, int], now: float) -> None:
+        """Before a new record: at most MAX_PER_HOST per host, at most ``limit`` in all; the
+        host holding the most records gives one up first, its record closest to expiry."""
+        self.expire(now)
+        host = addr[0]
+        mine = [r for r in self._by_inc.values() if r.addr[0] == host]
+        if len(mine) >= MAX_PER_HOST:
+            self._evict(mine)
+        elif len(self._by_inc) >= self.limit:
+            counts = Counter(r.addr[0] for r in self._by_inc.values())
+            most = max(counts.values())
+            self._evict([r for r in self._by_inc.values() if counts[r.addr[0]] == most])
+
+    def _evict(self, group: list[PeerRecord]) -> None:
+        del self._by_inc[min(group, key=lambda r: r.expires_at).incarnation]
 
     def forget(self, incarnation: int) -> None:
         self._by_inc.pop(incarnation, None)
