@@ -225,8 +225,9 @@ def announce_of(peer: Peer) -> bytes:
 
 def test_the_lower_incarnation_initiates_and_the_higher_waits() -> None:
     low, high = make_peer("alice", 100, 1), make_peer("bob", 200, 2)
-    low.receive_datagram(announce_of(high), B_ADDR, 0.0)
-    high.receive_datagram(announce_of(low), A_ADDR, 0.0)
+    for _ in range(2):                       # a start-up burst: one announce is answered, one pays the hello
+        low.receive_datagram(announce_of(high), B_ADDR, 0.0)
+        high.receive_datagram(announce_of(low), A_ADDR, 0.0)
     assert wire.Hello not in sent_kinds(low), "a namesake of bob gets a moment to show up first"
     for peer in (low, high):
         peer.handle_timeout(SETTLE)
@@ -333,9 +334,21 @@ def test_the_documented_key_schedule_reproduces_the_keys(code: str | None) -> No
 def test_documented_sizes_of_fixed_messages() -> None:
     assert len(wire.encode(wire.Confirm(1, 2, bytes(16)))) == 36
     assert len(wire.encode(wire.Refuse(1, 2, wire.R_TAKEN, "alice"))) == 22 + 5
-    assert len(wire.encode(wire.Hello(1, 2, 0, "alice", "", bytes(32), bytes(16)))) == 71 + 5
+    assert len(wire.encode(wire.Hello(1, 2, 0, "alice", "", bytes(32), bytes(16)))) == 72 + 5
+    assert len(wire.encode(wire.padded(wire.Hello(1, 2, 0, "alice", "", bytes(32), bytes(16))))) == wire.HELLO_SIZE
     assert len(wire.encode(wire.Reply(1, 2, 0, "bob", bytes(16), bytes(32), bytes(16), bytes(32)))) == 87 + 3 + 32
     assert len(wire.encode(wire.Reveal(1, 2, bytes(32), b"", bytes(16)))) == 69
-    assert len(wire.encode(wire.Announce(1, 0, 0, 6000, "alice", "bob", "", 0, bytes(32)))) == 62 + 5 + 3
+    assert len(wire.encode(wire.Announce(1, 0, 0, 6000, "alice", "bob", "", 0, bytes(32)))) == 63 + 5 + 3
+    assert len(wire.encode(wire.padded(wire.Announce(1, 0, 0, 6000, "a", "", "", 0, bytes(32))))) == wire.ANNOUNCE_SIZE
+
+
+def test_a_padded_hello_or_announce_is_never_smaller_than_what_answers_it() -> None:
+    """The largest reply (longest name, a code share), refusal and announce fit in what asked for them."""
+    longest = "x" * wire.MAX_NAME
+    reply = wire.Reply(1, 2, wire.F_CODE, longest, bytes(16), bytes(32), bytes(16), bytes(32))
+    refuse = wire.Refuse(1, 2, wire.R_TAKEN, longest)
+    ann = wire.Announce(1, 0, 0, 6000, longest, longest, longest, 0, bytes(32))
+    assert len(wire.encode(reply)) <= wire.HELLO_SIZE and len(wire.encode(refuse)) <= wire.HELLO_SIZE
+    assert len(wire.encode(ann)) <= wire.ANNOUNCE_SIZE == len(wire.encode(wire.padded(ann)))
     assert len(wire.encode_inner(wire.Ping(1, 1, 0, 0, 0, bytes(16)))) == 46
     assert len(wire.encode_inner(wire.Pay(1, 0, 100, "hi"))) == 26 + 2

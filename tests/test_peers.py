@@ -19,7 +19,7 @@ ADDR = ("10.0.0.2", 40002)
 
 def announce(inc: int, name: str = "bob", interval_ms: int = 5000, flags: int = 0,
              key: bytes = b"k" * 32, partner: str = "", partner_inc: int = 0) -> wire.Announce:
-    return wire.Announce(inc, 40000, flags, interval_ms, name, "", partner, partner_inc, key)
+    return wire.padded(wire.Announce(inc, 40000, flags, interval_ms, name, "", partner, partner_inc, key))
 
 
 def test_a_new_peer_is_recorded_once() -> None:

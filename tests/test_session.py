@@ -646,7 +646,7 @@ KEY = bytes(range(32))
 def hello(p: Peer, sender: int = 1, name: str = "mallory", wants: str = "", flags: int = 0,
           commitment: bytes = b"c" * 32, target: int | None = None) -> bytes:
     target = p.incarnation if target is None else target
-    return wire.encode(wire.Hello(sender, target, flags, name, wants, commitment, b"n" * 16))
+    return wire.encode(wire.padded(wire.Hello(sender, target, flags, name, wants, commitment, b"n" * 16)))
 
 
 def reason_of(p: Peer, data: bytes, now: float = 0.0) -> set[DropReason]:
@@ -672,7 +672,7 @@ def test_our_own_broadcast_heard_back_is_ours() -> None:
 @pytest.mark.parametrize(
     "kind",
     [
-        lambda me, other: wire.Hello(me, other, 0, "x", "", KEY, b"n" * 16),
+        lambda me, other: wire.padded(wire.Hello(me, other, 0, "x", "", KEY, b"n" * 16)),
         lambda me, other: wire.Reply(me, other, 0, "x", b"h" * 16, KEY, b"n" * 16, b""),
         lambda me, other: wire.Reveal(me, other, KEY, b"", b"t" * 16),
         lambda me, other: wire.Confirm(me, other, b"t" * 16),
@@ -931,7 +931,7 @@ def test_a_real_disagreement_between_the_views_is_told_and_so_is_its_end() -> No
 # ================================================================== floods stay bounded
 
 def stranger_announce(inc: int, name: str = "bob", flags: int = 0, key: bytes = KEY, wants: str = "") -> bytes:
-    return wire.encode(wire.Announce(inc, 40000, flags, 5000, name, wants, "", 0, key))
+    return wire.encode(wire.padded(wire.Announce(inc, 40000, flags, 5000, name, wants, "", 0, key)))
 
 
 def test_a_flood_of_announces_gets_a_bounded_number_of_answers() -> None:
@@ -989,8 +989,8 @@ class Stranger:
         self.addr = ("10.0.0.99", 4999)
 
     def announce(self, key: bytes | None = None) -> bytes:
-        return wire.encode(wire.Announce(self.inc, self.addr[1], 0, 5000, "bob", "", "", 0,
-                                         self.public if key is None else key))
+        return wire.encode(wire.padded(wire.Announce(self.inc, self.addr[1], 0, 5000, "bob", "", "", 0,
+                                         self.public if key is None else key)))
 
     def reply(self, key: bytes | None = None, share: bytes = b"") -> bytes:
         """A reply to the hello the target sent us (its nonce echoed)."""
@@ -1018,7 +1018,8 @@ def initiating(key: bytes | None = None) -> tuple[Lan, Peer, Stranger]:
     """Alice has sent a Hello to a stranger calling itself bob (it has the higher incarnation)."""
     lan, p = lone()
     bob = Stranger(lan, p, 2**64 - 1)
-    assert bob.send(bob.announce(key)) == set()
+    assert bob.send(bob.announce(key)) == set()        # a start-up burst: the first is answered,
+    assert bob.send(bob.announce(key)) == set()        # the second pays for our hello
     sent = [wire.decode(d) for d in lan.take(p)]
     sent += run_timers(lan, p, 2.0, stop=lambda: bool(p.pairer))
     assert p.state is State.PAIRING and p.pairer.initiators() == 1
@@ -1111,11 +1112,16 @@ def test_a_refusal_is_told_once_and_the_peer_left_alone_for_a_while(reason: int,
     assert not any(isinstance(m, wire.Hello) for m in sent + [wire.decode(d) for d in lan.take(p)])
 
 
-def test_an_unanswered_hello_is_resent_then_given_up() -> None:
+def test_an_unanswered_hello_is_resent_only_as_far_as_the_target_s_own_traffic_pays_then_given_up() -> None:
+    """A hello goes to an address known from an announce that may be forged: it is resent only
+    while what that address sent covers it, so a forged source never draws more bytes than it sent."""
     lan, p, bob = initiating()
+    sent = run_timers(lan, p, 1.0)
+    assert not any(isinstance(m, wire.Hello) for m in sent)          # its announces paid for one hello
+    assert bob.send(bob.announce()) == set()                         # its next announce pays for another
     sent = run_timers(lan, p, 30.0, stop=lambda: p.state is not State.PAIRING)
-    assert p.state is State.LOOKING
-    assert sum(isinstance(m, wire.Hello) for m in sent) >= 4
+    assert sum(isinstance(m, wire.Hello) for m in sent) == 1
+    assert p.state is State.LOOKING and p.credit.withheld >= 2
     assert [e.reason for e in lan.events(p, events.PairingFailed)] == ["bob stopped answering"]
 
 
@@ -1128,7 +1134,7 @@ def responding(code: str | None = None) -> tuple[Lan, Peer, Stranger, bytes]:
     share = crypto.public_key(bytes(range(2, 34))) if code else b""
     commitment = crypto.digest(b"lanpay-v1-commit", bob.public, share, nonce)
     flags = wire.F_CODE if code else 0
-    assert bob.send(wire.encode(wire.Hello(1, p.incarnation, flags, "bob", "", commitment, nonce))) == set()
+    assert bob.send(wire.encode(wire.padded(wire.Hello(1, p.incarnation, flags, "bob", "", commitment, nonce)))) == set()
     assert p.state is State.PAIRING
     lan.take(p)
     return lan, p, bob, share
@@ -1355,7 +1361,7 @@ def test_fatal_handshake_failures_from_many_strangers_keep_the_cooldowns_bounded
     commitment = crypto.digest(b"lanpay-v1-commit", public, b"", nonce)
     for sender in range(1, 3 * MAX_BLOCKED):
         lan.now += 0.05                   # hellos from strangers are answered within a budget
-        p.receive_datagram(wire.encode(wire.Hello(sender, p.incarnation, 0, f"s{sender}", "", commitment, nonce)),
+        p.receive_datagram(wire.encode(wire.padded(wire.Hello(sender, p.incarnation, 0, f"s{sender}", "", commitment, nonce))),
                            STRANGER, lan.now)
         p.receive_datagram(wire.encode(wire.Reveal(sender, p.incarnation, public, b"", b"t" * 16)), STRANGER, lan.now)
         assert len(p.pairer.attempts) <= MAX_ATTEMPTS and p.session is None

@@ -142,8 +142,8 @@ class Attacker:
 
     def _forged_announce(self, name: str) -> bytes:
         flags = self.rng.choice((0, 0, wire.F_PAIRED, wire.F_LEAVING, wire.F_CODE))
-        return wire.encode(wire.Announce(self.rng.getrandbits(64) or 1, 6666, flags, self.rng.randrange(2**32), name,
-                                         self.rng.choice(("", "alice", "bob")), "", 0, self.rng.randbytes(32)))
+        return wire.encode(wire.padded(wire.Announce(self.rng.getrandbits(64) or 1, 6666, flags, self.rng.randrange(2**32), name,
+                                         self.rng.choice(("", "alice", "bob")), "", 0, self.rng.randbytes(32))))
 
     def _announce(self) -> None:
         for host in self.victims():
@@ -156,8 +156,8 @@ class Attacker:
 
     def _hello(self) -> None:
         for host in self.victims():
-            hello = wire.Hello(self.rng.getrandbits(64) or 1, host.peer.incarnation, 0, "mallory", "",
-                               self.rng.randbytes(32), self.rng.randbytes(16))
+            hello = wire.padded(wire.Hello(self.rng.getrandbits(64) or 1, host.peer.incarnation, 0, "mallory", "",
+                               self.rng.randbytes(32), self.rng.randbytes(16)))
             self.net.inject(wire.encode(hello), self.ADDR, host.addr)
 
     def _junk(self) -> None:
@@ -175,8 +175,8 @@ class Attacker:
                 msg = self._forged_announce(self.rng.choice(("carol", "dave", "bob", "alice", f"n{i}")))
                 self.net.inject(msg, src, host.addr, delay=i * 0.001)
                 if i % 8 == 0:
-                    hello = wire.Hello(self.rng.getrandbits(64) or 1, host.peer.incarnation, 0, f"n{i}", "",
-                                       self.rng.randbytes(32), self.rng.randbytes(16))
+                    hello = wire.padded(wire.Hello(self.rng.getrandbits(64) or 1, host.peer.incarnation, 0, f"n{i}", "",
+                                       self.rng.randbytes(32), self.rng.randbytes(16)))
                     self.net.inject(wire.encode(hello), src, host.addr, delay=i * 0.001)
         self.net.run(start + self.FLOOD * 0.001 + 0.2)
         for host in self.victims():
@@ -637,10 +637,10 @@ def test_a_flood_of_announces_and_hellos_stays_bounded() -> None:
     start = net.now
     for i in range(3000):
         src = (f"10.9.{i // 250}.{i % 250}", 7000 + i)
-        announce = wire.Announce(rng.getrandbits(64) or 1, 1, 0, 6000, f"n{i}", "", "", 0, rng.randbytes(32))
+        announce = wire.padded(wire.Announce(rng.getrandbits(64) or 1, 1, 0, 6000, f"n{i}", "", "", 0, rng.randbytes(32)))
         net.inject(wire.encode(announce), src, alice.addr, delay=i * 0.001)
-        hello = wire.Hello(rng.getrandbits(64) or 1, alice.peer.incarnation, 0, f"n{i}", "",
-                           rng.randbytes(32), rng.randbytes(16))
+        hello = wire.padded(wire.Hello(rng.getrandbits(64) or 1, alice.peer.incarnation, 0, f"n{i}", "",
+                           rng.randbytes(32), rng.randbytes(16)))
         net.inject(wire.encode(hello), src, alice.addr, delay=i * 0.001)
     net.run(start + 3.0)
     assert len(alice.peer.table) <= 64

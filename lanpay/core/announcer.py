@@ -19,18 +19,18 @@ UNSOLICITED_PER_SECOND = 20.0
 
 
 def announce(me: Identity, session_port: int, paired: bool, leaving: bool = False,
-             partner: tuple[str, int] | None = None) -> wire.Announce:
+             partner: tuple[str, int] | None = None, answer: bool = False) -> wire.Announce:
     """Our announce; ``partner`` is the counterpart's (name, incarnation) when there is a session.
 
     The interval it claims is the longest this state draws, so receivers expire a
     record only after the sender has really missed several announces.
     """
     flags = (wire.F_PAIRED if paired else 0) | (wire.F_CODE if me.code else 0)
-    flags |= wire.F_LEAVING if leaving else 0
+    flags |= (wire.F_LEAVING if leaving else 0) | (wire.F_ANSWER if answer else 0)
     interval = PAIRED_INTERVAL[1] if paired else LOOKING_INTERVAL[1]
     partner_name, partner_inc = partner if partner is not None else ("", 0)
-    return wire.Announce(me.incarnation, session_port, flags, int(interval * 1000), me.name, me.wants,
-                         partner_name, partner_inc, me.public_key)
+    return wire.padded(wire.Announce(me.incarnation, session_port, flags, int(interval * 1000), me.name, me.wants,
+                                     partner_name, partner_inc, me.public_key))  # type: ignore[return-value]
 
 
 class AnnounceSchedule:
@@ -76,4 +76,32 @@ class Budget:
         if self.tokens < 1:
             return False
         self.tokens -= 1
+        return True
+
+
+class Credit:
+    """Bytes heard from each address and not yet spent on datagrams sent back to it.
+
+    Outside a session, lanpay sends an address at most what it received from it, as
+    QUIC limits what it sends an address it has not validated.  The map is bounded:
+    a flood of sources forgets the oldest, which then get nothing until heard again.
+    """
+
+    LIMIT = 256          # addresses remembered
+    CAP = 1 << 16        # bytes of credit one address may bank
+
+    def __init__(self) -> None:
+        self.bytes: dict[str, int] = {}
+        self.withheld = 0    # datagrams not sent for want of credit
+
+    def earn(self, host: str, n: int) -> None:
+        if host not in self.bytes and len(self.bytes) >= self.LIMIT:
+            del self.bytes[next(iter(self.bytes))]
+        self.bytes[host] = min(self.CAP, self.bytes.get(host, 0) + n)
+
+    def spend(self, host: str, n: int) -> bool:
+        if self.bytes.get(host, 0) < n:
+            self.withheld += 1
+            return False
+        self.bytes[host] -= n
         return True

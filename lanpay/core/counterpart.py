@@ -257,6 +257,7 @@ class Counterpart:
             self.probe = None
             self.repair_until = now + REPAIR_WINDOW
             self._move(State.REPAIRING)
+            self.peer.announce_change(now)         # newcomers hear us (and may answer) at once
 
     # ---------------------------------------------------------------- committing
     def admit(self, hs: pairing.Handshake, now: float) -> Admission:

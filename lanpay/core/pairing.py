@@ -198,7 +198,7 @@ def initiate(me: Identity, rec: PeerRecord, resuming: bool, rng: random.Random, 
     hs.nonce_i = rng.randbytes(16)
     hs.share_i = hs._pake_share(rng)
     hs.commitment = _commit(hs.pub_i, hs.share_i, hs.nonce_i)
-    hello = wire.Hello(me.incarnation, rec.incarnation, flags, me.name, me.wants, hs.commitment, hs.nonce_i)
+    hello = wire.padded(wire.Hello(me.incarnation, rec.incarnation, flags, me.name, me.wants, hs.commitment, hs.nonce_i))
     return hs, hs._send(hello, now)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from . import events, matching, pairing, wire
 from .amounts import MAX_PAYMENT_CENTS, format_amount
-from .announcer import AnnounceSchedule, Budget, announce
+from .announcer import AnnounceSchedule, Budget, Credit, announce
 from .crypto import new_private_key, normalise_code, public_key
 from .errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, UserError
 from .handshakes import COOLDOWN, MAX_BLOCKED, Matchmaker
@@ -100,6 +100,7 @@ class Peer:
         self.drops: Counter[DropReason] = Counter()
         self._events: deque[events.Event] = deque()
         self._outbox: list[tuple[bytes, Destination]] = []
+        self.credit = Credit()
         self.announces = AnnounceSchedule(now)
         self.budget = Budget(now)
 
@@ -212,6 +213,10 @@ class Peer:
             return
         if self.state is State.CLOSED:
             return
+        self.credit.earn(addr[0], len(data))
+        if wire.short(msg, len(data)):
+            self._drop(DropReason.MALFORMED)       # unpadded: it could draw more bytes than it brought
+            return
         reason = self._dispatch(msg, addr, now)
         if reason is not None:
             self._drop(reason)
@@ -260,14 +265,14 @@ class Peer:
         if msg.incarnation == self.me.incarnation:
             return DropReason.OWN
         rec, new = self.table.update(msg, addr, now)
-        if new and rec is not None and self.budget.spend(now):
-            self._outbox.append((wire.encode(self._announce()), addr))   # answer at once: pairing in one round trip
+        if new and rec is not None and not msg.flags & wire.F_ANSWER and self.budget.spend(now):
+            self._outbox.append((wire.encode(self._announce(answer=True)), addr))   # pairing in one round trip
         return None
 
-    def _announce(self, leaving: bool = False) -> wire.Announce:
+    def _announce(self, leaving: bool = False, answer: bool = False) -> wire.Announce:
         s = self.who.session
         partner = (s.info.name, s.info.incarnation) if s else None
-        return announce(self.me, self.config.session_port, self.state in HOLDING, leaving, partner)
+        return announce(self.me, self.config.session_port, self.state in HOLDING, leaving, partner, answer)
 
     def _broadcast(self, msg: wire.Message) -> None:
         data = wire.encode(msg)
@@ -326,6 +331,15 @@ class Peer:
         elif self.state is State.PAIRING and not self.pairer:
             self.move(State.LOOKING)
 
+    def _may_send(self, data: bytes, dest: Destination) -> bool:
+        """Outside a session nothing is sent to an address beyond the bytes heard from it
+        (broadcasts and the user's --connect targets aside): a forged source address never
+        draws more traffic than the forger sent."""
+        if dest is BROADCAST or dest in self.config.connect:
+            return True
+        assert isinstance(dest, tuple)
+        return self.credit.spend(dest[0], len(data))
+
     # ================================================================ time
     def next_timeout(self) -> float | None:
         if self.state is State.CLOSED:
@@ -351,7 +365,8 @@ class Peer:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Destination]]:
         self._collect()
-        out, self._outbox = self._outbox, []
+        queued, self._outbox = self._outbox, []
+        out = [(data, dest) for data, dest in queued if self._may_send(data, dest)]
         for s in self.who.sessions():
             out.extend(s.take_datagrams())
         return out

@@ -392,7 +392,7 @@ class Session:
             self._ping(now)
         if self.mode is Mode.HANDING_BACK:
             self._send_parts(now)
-        for entry in self.ledger.pending() if self.mode is Mode.NORMAL else ():
+        for entry in self.ledger.pending():
             if entry.status is not Status.PENDING:
                 continue
             if now < entry.at + IN_DOUBT_AFTER:
@@ -435,8 +435,7 @@ class Session:
             if t is not None:
                 times.append(t)
         times += [f.next_at for f in self.flights.values()]
-        if self.mode is Mode.NORMAL:
-            first = next((e for e in self.ledger.pending() if e.status is Status.PENDING), None)
-            if first is not None:
-                times.append(first.at + IN_DOUBT_AFTER)
+        first = next((e for e in self.ledger.pending() if e.status is Status.PENDING), None)
+        if first is not None:
+            times.append(first.at + IN_DOUBT_AFTER)
         return min(times)

@@ -13,7 +13,7 @@ bytes.  The only exception that leaves this module on bad input is
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
 from . import text as text_rules
@@ -172,6 +172,7 @@ F_PAIRED = 0x01     # announce: the sender has a counterpart
 F_LEAVING = 0x02    # announce: the sender is exiting; forget it
 F_CODE = 0x04       # announce/handshake: the sender pairs only with a shared --code
 F_RESUMING = 0x08   # handshake: the sender holds a relationship with an earlier incarnation of the receiver
+F_ANSWER = 0x10     # announce: sent in answer to the receiver's announce; not to be answered again
 
 
 class Message:
@@ -191,7 +192,8 @@ class Announce(Message):
     partner: str
     partner_inc: int
     public_key: bytes
-    SPEC = (INC, U16, U8, U32, NAME, NAME, NAME, INC, KEY)
+    pad: bytes = b""
+    SPEC = (INC, U16, U8, U32, NAME, NAME, NAME, INC, KEY, Blob(255))
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,8 @@ class Hello(Message):
     wants: str
     commitment: bytes
     nonce: bytes
-    SPEC = (INC, INC, U8, NAME, NAME, KEY, NONCE)
+    pad: bytes = b""
+    SPEC = (INC, INC, U8, NAME, NAME, KEY, NONCE, Blob(255))
 
 
 @dataclass(frozen=True)
@@ -414,6 +417,27 @@ class Fenced(Message):
 
 
 INNER: dict[int, type] = {c.TYPE: c for c in (Pay, Ack, Ping, Pong, Bye, Resume, Resumed, Fenced)}
+
+
+# ---------------------------------------------------------------- sizes that answer sizes
+
+#: Every announce and every hello is padded to one size, at least that of anything sent in
+#: answer to it (an announce, a reply, a refusal): whoever makes lanpay answer a forged
+#: source address never gets more bytes sent there than it sent.
+ANNOUNCE_SIZE = 160
+HELLO_SIZE = 160
+
+
+def padded(msg: Announce | Hello) -> Announce | Hello:
+    """``msg`` with the padding that brings it to its fixed size."""
+    target = ANNOUNCE_SIZE if isinstance(msg, Announce) else HELLO_SIZE
+    bare = len(encode(replace(msg, pad=b"")))
+    return replace(msg, pad=bytes(max(0, target - bare)))
+
+
+def short(msg: Message, size: int) -> bool:
+    """A datagram of ``size`` bytes too short for its kind: it may ask for an answer larger than itself."""
+    return (isinstance(msg, Announce) and size < ANNOUNCE_SIZE) or (isinstance(msg, Hello) and size < HELLO_SIZE)
 
 
 # ---------------------------------------------------------------- entry points
