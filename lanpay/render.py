@@ -22,6 +22,7 @@ from lanpay.core import wire
 from lanpay.core.amounts import format_amount
 from lanpay.core.errors import NotPaired, PeerUnavailable, UserError
 from lanpay.core.events import (
+    WarningsRepeated,
     Event,
     Fenced,
     HandbackAwaited,
@@ -109,6 +110,9 @@ def render(event: Event, peer: str | None = None) -> str | None:
         case NameConflict(name=name, addrs=addrs):
             where = ", ".join(host for host, _ in addrs)
             return f"Warning: more than one peer is called {name} ({where}); pairing with neither"
+        case WarningsRepeated(kind=kind, name=name, count=count):
+            what = _REPEATED.get(kind, "warnings")
+            return f"Warning: {count} more {what} {name} in the last minute or more (counted, not listed)"
         case ImpostorSuspected(name=name, addr=(host, _)):
             return f"Warning: {host} claims to be {name} restarted, but {name} still answers; ignored"
         case PairingRefused(peer_name=name, reason=reason):
@@ -141,6 +145,12 @@ def _payment(event: Event, who: str) -> str | None:
                     f"{reason}; nothing moved")
     return None
 
+
+_REPEATED = {
+    "namesake": "peers also calling themselves",
+    "impostor": "claims to be the restarted",
+    "code": "peers with the other kind of pairing code calling themselves",
+}
 
 _RESTORE_FAILED = {
     "silent": "the other side stopped answering",

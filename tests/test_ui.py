@@ -17,6 +17,7 @@ from prompt_toolkit.output import DummyOutput
 from lanpay.core.errors import NotPaired, OverLimit, PeerUnavailable, UserError
 from lanpay.core import wire
 from lanpay.core.events import (
+    WarningsRepeated,
     Event,
     Fenced,
     HandbackAwaited,
@@ -110,6 +111,10 @@ RENDERED: list[tuple[Event, str | None]] = [
     (
         NameConflict("bob", (("10.0.0.2", 47474), ("10.0.0.3", 47474))),
         "Warning: more than one peer is called bob (10.0.0.2, 10.0.0.3); pairing with neither",
+    ),
+    (
+        WarningsRepeated("namesake", "bob", 12, 3.0),
+        "Warning: 12 more peers also calling themselves bob in the last minute or more (counted, not listed)",
     ),
     (
         ImpostorSuspected("bob", ("10.0.0.9", 5000)),

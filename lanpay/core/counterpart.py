@@ -126,7 +126,7 @@ class Counterpart:
         if not self.me.code:
             rivals = matching.hello_rivals(msg.name, msg.sender_inc, self.candidates(now), self.peer.table.alive(now))
             if rivals:
-                self.conflicted(msg.name, rivals)
+                self.conflicted(msg.name, rivals, now)
                 return DropReason.UNEXPECTED
         return self._respond(msg, addr, resuming=False, now=now)
 
@@ -159,8 +159,8 @@ class Counterpart:
     def candidates(self, now: float) -> list[PeerRecord]:
         found, wrong_code = matching.candidates(self.peer.terms, self.peer.table.alive(now), self.peer.cooldown, now)
         for rec in wrong_code:
-            self.peer.warn_once(("code", rec.incarnation),
-                                events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]))
+            self.peer.warn("code", rec.name, ("code", rec.incarnation),
+                           events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]), now)
         return found
 
     def _survivors(self, now: float) -> list[PeerRecord]:
@@ -168,12 +168,12 @@ class Counterpart:
         return [r for r in matching.survivors(self.peer.terms, self.peer.table.alive(now))
                 if self.survivor_misses.get(r.incarnation, 0) < MAX_SURVIVOR_MISSES]
 
-    def conflicted(self, name: str, group: list[PeerRecord]) -> bool:
+    def conflicted(self, name: str, group: list[PeerRecord], now: float) -> bool:
         """Several live peers answer to ``name``: pair with none, and tell the user once."""
         same = matching.namesakes(name, group)
         if same:
             key = ("conflict", frozenset(r.incarnation for r in same))
-            self.peer.warn_once(key, events.NameConflict(name, tuple(r.addr for r in same)))
+            self.peer.warn("namesake", name, key, events.NameConflict(name, tuple(r.addr for r in same)), now)
             return True
         return False
 
@@ -196,7 +196,7 @@ class Counterpart:
                 self._initiate(rec, now)
             return None
         for rec in found:
-            if self.conflicted(rec.name, found):
+            if self.conflicted(rec.name, found, now):
                 continue
             if now < rec.first_seen + SETTLE:
                 return rec.first_seen + SETTLE
@@ -252,7 +252,8 @@ class Counterpart:
         if verdict is Verdict.ALIVE:
             self.probe = None
             self.peer.pairer.cool(probe.incarnation, now + IMPOSTOR_COOLDOWN)
-            self.peer.warn_once(("impostor", probe.incarnation), events.ImpostorSuspected(probe.name, probe.addr))
+            self.peer.warn("impostor", probe.name, ("impostor", probe.incarnation),
+                           events.ImpostorSuspected(probe.name, probe.addr), now)
         elif verdict is Verdict.GONE:
             self.probe = None
             self.repair_until = now + REPAIR_WINDOW
@@ -284,7 +285,7 @@ class Counterpart:
         """Another live peer answers to the same name: pair with neither, and say so."""
         table = self.peer.table
         rivals = matching.handshake_rivals(hs.peer_name, hs.peer_inc, self.candidates(now), table.alive(now))
-        return self.conflicted(hs.peer_name, rivals) if rivals else False
+        return self.conflicted(hs.peer_name, rivals, now) if rivals else False
 
     def complete(self, hs: pairing.Handshake, now: float) -> None:
         """A handshake finished: it becomes the relationship, a request for it, or our restore."""
@@ -382,7 +383,8 @@ class Counterpart:
         """The process we thought gone spoke: whoever claimed its place is not it."""
         for inc, succ in list(self.successors.items()):
             self.peer.pairer.cool(inc, now + IMPOSTOR_COOLDOWN)
-            self.peer.warn_once(("impostor", inc), events.ImpostorSuspected(succ.info.name, succ.info.addr))
+            self.peer.warn("impostor", succ.info.name, ("impostor", inc),
+                           events.ImpostorSuspected(succ.info.name, succ.info.addr), now)
         self.successors.clear()
         self.consent_until.clear()
         self._move(State.PAIRED)

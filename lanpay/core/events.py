@@ -200,3 +200,14 @@ class Fenced(Event):
     """The counterpart handed the relationship to a newer process of ours; this one can no longer pay."""
 
     name: str
+
+
+@dataclass(frozen=True)
+class WarningsRepeated(Event):
+    """More warnings of ``kind`` ("namesake", "impostor", "code") about ``name`` came since
+    ``since`` (the caller's clock); told at most once a minute instead of one line each."""
+
+    kind: str
+    name: str
+    count: int
+    since: float

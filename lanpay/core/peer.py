@@ -29,6 +29,7 @@ from .crypto import new_private_key, normalise_code, public_key
 from .errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, UserError
 from .handshakes import COOLDOWN, MAX_BLOCKED, Matchmaker
 from .counterpart import SETTLE, Counterpart
+from .notices import Notices
 from .ledger import HistoryEntry, Ledger, Status as EntryStatus
 from .peers import PeerTable
 from .rtt import RttEstimator
@@ -95,7 +96,7 @@ class Peer:
         self._ledger = Ledger(config.limit)
         self.pairer = Matchmaker()
         self.who = Counterpart(self)
-        self.warned: set[object] = set()
+        self.warned = Notices()
         self._settle_at: float | None = None
         self.drops: Counter[DropReason] = Counter()
         self._events: deque[events.Event] = deque()
@@ -284,10 +285,9 @@ class Peer:
         """Read afresh each time: tests may give ``me`` another incarnation after start."""
         return matching.Terms(self.me.name, self.config.want_peer, bool(self.me.code))
 
-    def warn_once(self, key: object, event: events.Event) -> None:
-        if key not in self.warned and len(self.warned) < 4 * MAX_BLOCKED:
-            self.warned.add(key)
-            self._events.append(event)
+    def warn(self, kind: str, name: str, fact: object, event: events.Event, now: float) -> None:
+        """Tell a warning about a stranger once; repeats are counted (``notices``)."""
+        self._events.extend(self.warned.warn(kind, name, fact, event, now))
 
     def emit(self, event: events.Event) -> None:
         """Queue an event for ``next_event``: the sessions report through here."""
