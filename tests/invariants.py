@@ -1,4 +1,4 @@
-"""The six invariants of the design (DESIGN.md §4), checked over a simulated run.
+"""The invariants of docs/DESIGN.md, checked over a simulated run.
 
 A :class:`Book` keeps what a scenario did to the two sides of a relationship
 (every payment it asked for, every process each side ran) so the checks can

@@ -1,8 +1,8 @@
 """The simulated LAN: scenarios named for what a user sees, and thousands of random seeds.
 
 Every run drives real :class:`~lanpay.core.peer.Peer` objects over
-:mod:`sim` (a seeded network with a fake clock) and then checks the six
-invariants of DESIGN.md §4 with :mod:`invariants`.  A failing seed is printed
+:mod:`sim` (a seeded network with a fake clock) and then checks the
+invariants of docs/DESIGN.md with :mod:`invariants`.  A failing seed is printed
 with the command that reruns it alone::
 
     LANPAY_SIM_SEED=1234 python3 -m pytest tests/test_sim.py -k random_seeds
