@@ -38,6 +38,7 @@ class Host:
     died: float | None = None
     stalled: bool = False
     backlog: list[tuple[bytes, Addr]] = field(default_factory=list)   # what arrived while stalled
+    stalls: list[tuple[float, float]] = field(default_factory=list)    # (stopped, resumed) times
 
     def of(self, kind: type) -> list:
         return [e for e in self.events if isinstance(e, kind)]
@@ -126,13 +127,15 @@ class Net:
     def stall(self, host: Host, seconds: float) -> None:
         """Stop a process (SIGSTOP) for ``seconds``: what arrives meanwhile waits for it."""
         host.stalled = True
-        self.at(self.now + seconds, lambda: self.resume(host))
+        start = self.now
+        self.at(self.now + seconds, lambda: self.resume(host, start))
 
-    def resume(self, host: Host) -> None:
+    def resume(self, host: Host, since: float | None = None) -> None:
         """The stopped process runs again: everything queued arrives at once, then its timers fire."""
         if not host.stalled:
             return
         host.stalled = False
+        host.stalls.append((self.now if since is None else since, self.now))
         if not host.alive:
             return
         backlog, host.backlog = host.backlog, []
@@ -242,9 +245,10 @@ class Net:
         times += [t for h in self.live() if (t := h.peer.next_timeout()) is not None]
         return min(times) if times else None
 
-    def step(self) -> bool:
-        """Advance to the next thing that happens; False when nothing is scheduled."""
-        nxt = self._next_time()
+    def step(self, nxt: float | None = None) -> bool:
+        """Advance to the next thing that happens (``nxt`` if the caller knows it); False when
+        nothing is scheduled."""
+        nxt = self._next_time() if nxt is None else nxt
         if nxt is None:
             return False
         self.now = max(self.now, nxt)
@@ -279,7 +283,7 @@ class Net:
             if nxt is None or nxt > until:
                 self.now = until
                 break
-            self.step()
+            self.step(nxt)
         for host in self.live():
             self._flush(host)
 
