@@ -39,6 +39,8 @@ class Host:
     stalled: bool = False
     backlog: list[tuple[bytes, Addr]] = field(default_factory=list)   # what arrived while stalled
     stalls: list[tuple[float, float]] = field(default_factory=list)    # (stopped, resumed) times
+    stalled_since: float = 0.0
+    stall_until: float = 0.0
 
     def of(self, kind: type) -> list:
         return [e for e in self.events if isinstance(e, kind)]
@@ -126,16 +128,17 @@ class Net:
 
     def stall(self, host: Host, seconds: float) -> None:
         """Stop a process (SIGSTOP) for ``seconds``: what arrives meanwhile waits for it."""
-        host.stalled = True
-        start = self.now
-        self.at(self.now + seconds, lambda: self.resume(host, start))
-
-    def resume(self, host: Host, since: float | None = None) -> None:
-        """The stopped process runs again: everything queued arrives at once, then its timers fire."""
         if not host.stalled:
+            host.stalled, host.stalled_since = True, self.now
+        host.stall_until = max(host.stall_until, self.now + seconds)     # stalls that overlap add up
+        self.at(self.now + seconds, lambda: self.resume(host))
+
+    def resume(self, host: Host) -> None:
+        """The stopped process runs again: everything queued arrives at once, then its timers fire."""
+        if not host.stalled or self.now < host.stall_until:
             return
         host.stalled = False
-        host.stalls.append((self.now if since is None else since, self.now))
+        host.stalls.append((host.stalled_since, self.now))
         if not host.alive:
             return
         backlog, host.backlog = host.backlog, []
