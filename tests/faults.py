@@ -86,6 +86,8 @@ def _base(kind: str, seed: int, rng: random.Random, chaos: tuple[float, float]) 
 
 
 def _restarts(plan: FaultPlan, rng: random.Random) -> None:
+    if rng.random() < 0.3:
+        plan.actions.append((0.0, "third-peer", ()))        # a free stranger on the LAN all along
     for _ in range(rng.randint(2, 4)):
         plan.actions.append((rng.uniform(0, plan.chaos), "restart", (rng.choice(ALICE_BOB),)))
 
@@ -131,6 +133,7 @@ def _stalls(plan: FaultPlan, rng: random.Random) -> None:
 
 
 def _namesake(plan: FaultPlan, rng: random.Random) -> None:
+    plan.accept = rng.choice(("match", "match", "never"))
     plan.actions.append((rng.uniform(0, plan.chaos / 2), "old-back", (rng.choice(ALICE_BOB), rng.uniform(3.0, 15.0))))
 
 
@@ -315,7 +318,7 @@ def _settled(book: Book) -> bool:
     return _both_paired(book) and all(book.current(n).peer.idle for n in ALICE_BOB)
 
 
-def _play(plan: FaultPlan, book: Book, rng: random.Random) -> float:
+def _play(plan: FaultPlan, book: Book, rng: random.Random, outsiders: list[Host]) -> float:
     """The faults at their times; returns when the last one ends."""
     net, start = book.net, book.net.now
     last = start
@@ -347,6 +350,8 @@ def _play(plan: FaultPlan, book: Book, rng: random.Random) -> float:
             name, length = args
             net.stall(net.hosts[name], length)
             last = max(last, net.now + length)
+        elif kind == "third-peer":
+            outsiders.append(net.add("carol", code=plan.code))
         elif kind == "old-back":
             name, length = args
             net.stall(net.hosts[name], length)
@@ -368,7 +373,8 @@ def run_fault_plan(plan: FaultPlan) -> list[str]:
     if not net.run_until(lambda: _both_paired(book), 120, every=0.05):
         return [f"alice and bob did not pair within 120 s ({[h.peer.state.value for h in net.live()]})"]
     forger.start(until=net.now + plan.chaos + LIVENESS + 40.0)
-    quiet_from = _play(plan, book, rng)
+    outsiders: list[Host] = []
+    quiet_from = _play(plan, book, rng, outsiders)
     net.heal()
     net.rules.clear()
     net.cond = Conditions()
@@ -384,7 +390,7 @@ def run_fault_plan(plan: FaultPlan) -> list[str]:
         if not net.run_until(lambda: _settled(book), 10, every=0.05):
             problems.append("a payment made once calm did not settle within 10 s")
     net.run(net.now + 3.0)
-    return problems + check_lives(book)
+    return problems + check_lives(book, outsiders)
 
 
 def _states(book: Book) -> str:

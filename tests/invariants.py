@@ -47,6 +47,7 @@ class Book:
         self.segments: dict[int, list[tuple[int, str]]] = {}     # id(host) -> (timeline index, epoch)
         self.fired: list[tuple[float, str]] = []                 # faults aimed at a stage, when they hit
         self.accepted: list[tuple[float, Host, str]] = []        # a user typed accept: when, where, code shown
+        self.restores: list[tuple[float, Host, Host | None]] = []  # when, the restored process, its survivor
         net.event_hooks.append(self._on_event)
 
     def current(self, name: str) -> Host:
@@ -97,6 +98,7 @@ class Book:
         before = self.epoch_now(host)
         if event.restored:
             survivor = self._survivor_of(name, host)
+            self.restores.append((self.net.now, host, survivor))
             epoch = self.epoch_now(survivor) if survivor is not None else None
             epoch = epoch or f"orphan {event.code}"
         elif event.again and before is not None:
@@ -535,8 +537,11 @@ def restores_told(book: Book) -> list[str]:
         other = book.other(name)
         restarted = {e.code for h in book.lives[other] for e in h.of(events.PeerRestarted)}
         restored = [e for h in book.lives[name] for e in h.of(events.Paired) if e.restored]
+        gone = {e.code for when, h, survivor in book.restores   # one side died mid-hand-back: nothing to tell
+                if survivor is None or survivor.died is not None or h.died is not None
+                for e in h.of(events.Paired) if e.restored}
         problems += [f"{name} was restored (code {e.code}) but {other} was never told {name} restarted"
-                     for e in restored if e.code not in restarted]
+                     for e in restored if e.code not in restarted and e.code not in gone]
         got = {e.code for e in restored}
         problems += [f"{other} was told {name} restarted (code {code}) but no process of {name} was restored"
                      for code in sorted(restarted - got)]
