@@ -31,8 +31,8 @@ from lanpay.core.ledger import Ledger
 from lanpay.core.peer import Peer
 from sim import Conditions, Net
 
-DEFAULT_SEEDS = {"restarts": 100, "stages": 100, "partitions": 80, "drops": 80, "stalls": 80, "namesake": 60,
-                 "adversary": 25}
+DEFAULT_SEEDS = {"restarts": 40, "stages": 40, "partitions": 30, "drops": 30, "stalls": 30, "namesake": 30,
+                 "adversary": 10}
 
 
 def seeds_for(kind: str) -> list[int]:
