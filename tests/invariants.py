@@ -145,9 +145,9 @@ def _rejected(host: Host) -> list[events.PaymentRejected]:
     return host.of(events.PaymentRejected)
 
 
-# ----------------------------------------------------------------------- 1
+# ----------------------------------------------------------------- invariant 1
 def conservation(book: Book) -> list[str]:
-    """Once quiet, the two current processes are paired with each other and mirror balances."""
+    """Invariant 1: once quiet, the two current processes are paired with each other and mirror balances."""
     a, b = (book.current(n) for n in book.names)
     problems = []
     for me, them in ((a, b), (b, a)):
@@ -164,13 +164,14 @@ def conservation(book: Book) -> list[str]:
 
 
 def no_false_disagreement(book: Book) -> list[str]:
-    """Keepalives compare ledger digests; in a correct run they never tell a user the ledgers differ."""
+    """Invariants 1 and 7: keepalives compare ledger digests; in a correct run they never tell a user the
+    ledgers differ."""
     return [f"{host.name} was told the ledgers disagree at {when:.3f}s"
             for name in book.names for host in book.lives[name]
             for when, e in host.timeline if isinstance(e, events.LedgerAgreement) and not e.agree]
 
 
-# ----------------------------------------------------------------------- 2
+# ----------------------------------------------------------------- invariant 2
 def _applied(book: Book, receiver: str) -> tuple[dict[int, int], list[str]]:
     """Seq -> amount of every payment any process of ``receiver`` applied, and clashes."""
     applied: dict[int, int] = {}
@@ -186,7 +187,7 @@ def _applied(book: Book, receiver: str) -> tuple[dict[int, int], list[str]]:
 
 
 def exactly_once(book: Book) -> list[str]:
-    """Every confirmed payment was applied once; nothing was applied that nobody sent."""
+    """Invariant 2: every confirmed payment was applied once; nothing was applied that nobody sent."""
     problems = []
     totals = {}
     for sender in book.names:
@@ -219,9 +220,9 @@ def exactly_once(book: Book) -> list[str]:
     return problems
 
 
-# ----------------------------------------------------------------------- 3
+# ----------------------------------------------------------------- invariant 3
 def no_silent_loss(book: Book) -> list[str]:
-    """Every payment of a living process ended confirmed or rejected, in-doubt ones included."""
+    """Invariant 3: every payment of a living process ended confirmed or rejected, in-doubt ones included."""
     problems = []
     for name in book.names:
         for host in book.lives[name]:
@@ -258,9 +259,10 @@ def _doubt_reported(book: Book, host: Host) -> list[str]:
     return late
 
 
-# ----------------------------------------------------------------------- 4
+# ------------------------------------------------------------- invariants 7, 8
 def restart_safety(book: Book) -> list[str]:
-    """A restarted side got the relationship back from the survivor, and both were told."""
+    """Invariants 7 and 8, for one restart: the restarted side got the relationship back from the
+    survivor, and both were told."""
     problems = []
     for name in book.names:
         if len(book.lives[name]) == 1:
@@ -296,9 +298,9 @@ def _history_handed_back(host: Host, survivor: Host) -> list[str]:
     return []
 
 
-# ----------------------------------------------------------------------- 5
+# ---------------------------------------------------------------- invariant 11
 def outsiders_kept_out(book: Book, outsiders: list[Host]) -> list[str]:
-    """No process of either side ever paired with anyone but the other side."""
+    """Invariant 11: no process of either side ever paired with anyone but the other side."""
     problems = []
     for name in book.names:
         partners = {h.addr for h in book.lives[book.other(name)]}
@@ -313,9 +315,9 @@ def outsiders_kept_out(book: Book, outsiders: list[Host]) -> list[str]:
     return problems
 
 
-# ----------------------------------------------------------------------- 6
+# ---------------------------------------------------------------- invariant 12
 def bounded(peer: Peer) -> list[str]:
-    """Every table the network can grow stays under its cap."""
+    """Invariant 12: every table the network can grow stays under its cap."""
     limits = {
         "peer table": (len(peer.table), MAX_PEERS),
         "one-time warnings": (len(peer.warned), 4 * MAX_BLOCKED),

@@ -244,3 +244,84 @@ def test_the_forger_sends_each_kind_at_its_rate() -> None:
     net.run(100.0)
     for kind, rate in (("namesake", 5.0), ("hello", 2.0), ("leaving", 1.0)):
         assert 0.8 * 2 * rate * 100 < forger.sent_by[kind] < 1.2 * 2 * rate * 100, forger.sent_by
+
+
+# ============================================================== the restarts a person meets, one by one
+def _pair(seed: int, code: str | None = None, policy: str = "match", **bob: object) -> tuple[Net, Book]:
+    net = Net(seed, Conditions(delay=(0.0002, 0.002)))
+    net.add("alice", code=code)
+    net.add("bob", code=code, **bob)
+    book = Book(net)
+    Users(book, policy, random.Random(seed))
+    assert net.run_until(lambda: faults._both_paired(book), 30)
+    return net, book
+
+
+def _calm(net: Net, book: Book, within: float = faults.LIVENESS) -> list[str]:
+    """Heal, give the pair the liveness bound to settle, then check every invariant across lives."""
+    net.heal()
+    net.rules.clear()
+    problems = [] if net.run_until(lambda: faults._settled(book), within, every=0.05) else \
+        [f"not settled within {within:.0f} s"]
+    net.run(net.now + 3)
+    return problems + check_lives(book)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_restarted_peer_gets_its_relationship_back_though_a_free_stranger_is_on_the_lan(seed: int) -> None:
+    net, book = _pair(seed)
+    book.pay("alice", 1000, "ten")
+    carol = net.add("carol")
+    net.run(net.now + 5)
+    bob = book.restart("bob")
+    assert _calm(net, book) == [], bob.events
+    assert carol.of(events.Paired) == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_payer_restarting_with_a_payment_in_doubt_is_told_it_was_not_paid(seed: int) -> None:
+    """The payment never reached bob: the restored alice is told it was voided, and #2 is never reused."""
+    net, book = _pair(seed, code="blue harbour seven")
+    book.pay("alice", 300, "first")
+    net.run(net.now + 1)
+    net.cut_one_way("alice", "bob")
+    seq = book.pay("alice", 500, "in doubt")
+    net.run(net.now + 4)
+    alice = net.hosts["alice"]
+    assert events.PaymentInDoubt(seq, 500) in alice.events
+    alice2 = book.restart("alice")
+    net.heal()
+    problems = _calm(net, book)
+    voided = alice2.of(events.PaymentsVoided)
+    assert voided and voided[0].first <= seq <= voided[0].last, alice2.events
+    assert book.pay("alice", 100, "next") != seq
+    assert problems == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_survivor_dying_mid_hand_back_ends_in_agreement_or_a_fresh_start_with_a_notice(seed: int) -> None:
+    net, book = _pair(seed, code="blue harbour seven")
+    book.pay("alice", 700, "")
+    net.run(net.now + 1)
+    book.restart("bob")
+    faults._aim(book, "handback", "bob", "alice", 0.0, random.Random(seed))
+    net.run(net.now + 20)
+    assert book.fired, "the hand-back was never sent"
+    assert _calm(net, book) == []
+
+
+def test_a_stalled_process_beside_a_new_namesake_is_not_replaced_without_consent() -> None:
+    """Without --code and with a user who does not accept, the newcomer gets nothing; bob's
+    own process resumes with its relationship, and both people were told of the newcomer."""
+    net, book = _pair(7, policy="never")
+    book.pay("alice", 900, "rent")
+    net.run(net.now + 2)
+    old = net.hosts["bob"]
+    net.stall(old, 6.0)
+    newcomer = book.restart("bob", keep_old=True)
+    net.run(net.now + 10)
+    alice = net.hosts["alice"]
+    assert not [e for e in newcomer.of(events.Paired) if e.peer_name == "alice"]
+    assert alice.of(events.HandbackRequested) and newcomer.of(events.HandbackAwaited)
+    assert _calm(net, book) == []
+    assert book.current("bob") is old and old.peer.ledger.balance == 900
