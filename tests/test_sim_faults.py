@@ -325,3 +325,27 @@ def test_a_stalled_process_beside_a_new_namesake_is_not_replaced_without_consent
     assert alice.of(events.HandbackRequested) and newcomer.of(events.HandbackAwaited)
     assert _calm(net, book) == []
     assert book.current("bob") is old and old.peer.ledger.balance == 900
+
+
+# ============================================================== the old broken cores, through the new checker
+@pytest.mark.parametrize("broken", ["duplicates", "no-retransmission"])
+def test_the_across_lives_checker_still_catches_the_old_broken_cores(monkeypatch: pytest.MonkeyPatch,
+                                                                     broken: str) -> None:
+    """The same broken cores tests/test_sim.py catches (every seq looks new; no retransmission
+    timer) are caught when the runs are judged by ``check_lives`` instead."""
+    import test_sim
+    from lanpay.core.rtt import RttEstimator
+    monkeypatch.setattr(test_sim, "check_all", check_lives)
+    if broken == "duplicates":
+        monkeypatch.setattr(Ledger, "processed", lambda self, seq: False)
+    else:
+        monkeypatch.setattr(RttEstimator, "rto", property(lambda self: 1e9))
+        monkeypatch.setattr(RttEstimator, "backoff", lambda self, retries: 1e9)
+    caught = [seed for seed in range(10) if test_sim.run_plan(test_sim._payments_only(seed, loss=0.3))]
+    assert len(caught) >= 8, caught
+
+
+def test_the_old_healthy_runs_pass_the_across_lives_checker(monkeypatch: pytest.MonkeyPatch) -> None:
+    import test_sim
+    monkeypatch.setattr(test_sim, "check_all", check_lives)
+    assert {s: p for s in range(10) if (p := test_sim.run_plan(test_sim._payments_only(s, loss=0.3)))} == {}
