@@ -462,15 +462,14 @@ def doubts_resolved(book: Book) -> list[str]:
         final = {(e.direction, e.seq): e.status.value for e in current.peer.history()}
         for p in book.issued:
             host = p.host
-            if book.name_of(host) != name or host is current:
-                continue
-            settled = {e.seq for e in host.of(events.PaymentConfirmed)} | {e.seq for e in host.of(events.PaymentRejected)}
-            if p.seq in settled:
+            if book.name_of(host) != name or host is current or p.epoch != epoch:
+                continue       # a relationship that ended is judged by fresh_starts_justified
+            if any(e.seq == p.seq for e in host.of(events.PaymentConfirmed) + host.of(events.PaymentRejected)):
                 continue
             later = [h for h in book.lives[name] if h.started >= p.at and h is not host]
             voided = any(e.first <= p.seq <= e.last for h in later for e in h.of(events.PaymentsVoided))
             restored = any(e.restored for h in later for e in h.of(events.Paired))
-            shown = p.epoch == epoch and restored and final.get(("out", p.seq)) in ("confirmed", "rejected")
+            shown = restored and final.get(("out", p.seq)) in ("confirmed", "rejected")
             if not (voided or shown):
                 doubted = any(e.seq == p.seq for e in host.of(events.PaymentInDoubt))
                 end = f"died at {host.died:.2f}s" if host.died is not None else "was replaced"

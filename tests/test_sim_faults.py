@@ -26,7 +26,7 @@ import pytest
 import faults
 from faults import ALICE_BOB, Users
 from invariants import Book, check_lives
-from lanpay.core import events, wire
+from lanpay.core import events
 from lanpay.core.ledger import Ledger
 from lanpay.core.peer import Peer
 from sim import Conditions, Net
