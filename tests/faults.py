@@ -243,7 +243,7 @@ class Users:
                 return
             self.accepted.append((self.book.net.now, host.name, request.code))
             self.book.accepted.append((self.book.net.now, host, request.code))
-            self.book.net._flush(host)
+            self.book.net.flush(host)
 
 
 # ============================================================== stages

@@ -226,6 +226,10 @@ class Net:
                     delay += self.rng.uniform(0.002, 0.05)
                 self.inject(data, host.addr, dst, delay)
 
+    def flush(self, host: Host) -> None:
+        """Send what a host queued and collect what it told its user (after a user action, say)."""
+        self._flush(host)
+
     def _flush(self, host: Host) -> None:
         if not host.running:
             return

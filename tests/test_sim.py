@@ -7,7 +7,9 @@ with the command that reruns it alone::
 
     LANPAY_SIM_SEED=1234 python3 -m pytest tests/test_sim.py -k random_seeds
 
-``LANPAY_SIM_SEEDS`` changes how many seeds the sweep covers (default 2000).
+``LANPAY_SIM_SEEDS`` changes how many seeds the sweep covers (default 2000);
+``tools/simulate.py --seeds A:B`` runs any range in parallel.  The fault classes
+that hunt restarts, stalls, namesakes and forgeries are in tests/test_sim_faults.py.
 """
 
 from __future__ import annotations
