@@ -139,7 +139,7 @@ def _namesake(plan: FaultPlan, rng: random.Random) -> None:
 
 def _adversary(plan: FaultPlan, rng: random.Random) -> None:
     kinds = rng.sample(FORGERIES, rng.randint(1, 3))
-    plan.rates = {k: rng.choice((0.2, 1.0, 5.0, 20.0)) for k in kinds}
+    plan.rates = {k: rng.choice((0.05, 0.2, 1.0, 5.0, 20.0)) for k in kinds}     # 0.05/s: three a minute
     if rng.random() < 0.7:
         plan.actions.append((rng.uniform(0, plan.chaos), "restart", (rng.choice(ALICE_BOB),)))
 
