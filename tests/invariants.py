@@ -372,11 +372,15 @@ def _line(e) -> tuple:
 def histories_agree(book: Book) -> list[str]:
     """Invariant 7: the two current histories mirror each other line by line, rejected lines included."""
     a, b = (book.current(n) for n in book.names)
+    epoch = final_epoch(book)
     problems = []
     for me, them in ((a, b), (b, a)):
         theirs = {_line(e) for e in them.peer.history()}
+        voided = [v for _, _, v in book.told(book.name_of(me) or "", epoch, events.PaymentsVoided)]
         missing = []
         for e in me.peer.history():
+            if e.direction == "out" and any(v.first <= e.seq <= v.last for v in voided):
+                continue                 # it never reached the other side: that is what voided means
             twin = _TWIN.get((e.direction, e.status.value))
             if twin is not None and (twin[0], e.seq, e.amount, e.memo, twin[1]) not in theirs:
                 other = [line for line in theirs if line[:2] == (twin[0], e.seq)]
