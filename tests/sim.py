@@ -1,8 +1,12 @@
 """A seeded, simulated LAN with a fake clock, for driving real cores deterministically.
 
 Every host is a real :class:`lanpay.core.peer.Peer`; the network between them
-loses, duplicates, delays and reorders datagrams, partitions and heals, all
-from one ``random.Random(seed)``, so any run is reproduced exactly from its seed.
+loses, duplicates, delays and reorders datagrams, partitions and heals (both
+ways or one way), drops datagrams of one chosen type, and lets a host stall (a
+stopped process: nothing processed, no timers, everything queued until it
+resumes), all from one ``random.Random(seed)``, so any run is reproduced
+exactly from its seed.  Scheduled callbacks (``at``) and watchers (``watch``)
+let a scenario act at a moment of the protocol rather than at a fixed time.
 """
 
 from __future__ import annotations
@@ -10,10 +14,11 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lanpay.core import events
-from lanpay.core.errors import UserError
+from lanpay.core import crypto, events, wire
+from lanpay.core.errors import DecodeError, UserError
 from lanpay.core.peer import BROADCAST, Config, Peer
 
 Addr = tuple[str, int]
@@ -30,9 +35,23 @@ class Host:
     alive: bool = True
     timeline: list[tuple[float, events.Event]] = field(default_factory=list)   # events with the time seen
     accepted: set[str] = field(default_factory=set)    # codes whose hand-back this host's user accepted
+    started: float = 0.0
+    died: float | None = None
+    stalled: bool = False
+    backlog: list[tuple[bytes, Addr]] = field(default_factory=list)   # what arrived while stalled
+    stalls: list[tuple[float, float]] = field(default_factory=list)    # (stopped, resumed) times
+    stalled_since: float = 0.0
+    stall_until: float = 0.0
 
     def of(self, kind: type) -> list:
         return [e for e in self.events if isinstance(e, kind)]
+
+    @property
+    def running(self) -> bool:
+        return self.alive and not self.stalled
+
+    def __repr__(self) -> str:
+        return f"<{self.name} {self.addr[0]}:{self.addr[1]} {self.peer.incarnation:#x}>"
 
 
 @dataclass
@@ -41,6 +60,10 @@ class Conditions:
     duplicate: float = 0.0
     reorder: float = 0.0            # chance a datagram gets an extra, larger delay
     delay: tuple[float, float] = (0.0002, 0.002)
+
+
+#: A drop rule: (now, kind of datagram, sender, receiver or None) -> True to drop it.
+DropRule = Callable[[float, str, Host | None, Host | None], bool]
 
 
 class Net:
@@ -54,10 +77,16 @@ class Net:
         self._queue: list[tuple[float, int, bytes, Addr, Addr]] = []
         self._n = 0
         self.cut: set[frozenset[str]] = set()
+        self.one_way: set[tuple[str, str]] = set()     # (sender, receiver) names: that direction only
+        self.rules: list[DropRule] = []
         self.record = record
         self.wire_log: list[tuple[float, bytes, Addr, Addr]] = []
         self.taps: list = []          # callables(now, data, src, dst) seeing every datagram sent
         self.consent = True           # users accept a hand-back when the two screens show one code
+                                      # (scenarios with users of their own turn this off)
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self.watchers: list[Callable[[], bool]] = []   # called after every step; dropped once they return True
+        self.event_hooks: list[Callable[[Host, events.Event], None]] = []
 
     # ------------------------------------------------------------ hosts
     def add(self, name: str, label: str | None = None, incarnation: int | None = None, **kw) -> Host:
@@ -71,37 +100,116 @@ class Net:
         peer = Peer(config, random.Random(self.rng.getrandbits(64)), self.now)
         if incarnation is not None:
             peer.me = dataclasses.replace(peer.me, incarnation=incarnation)
-        host = Host(label or name, addr, config, peer)
+        host = Host(label or name, addr, config, peer, started=self.now)
         self.hosts[host.name] = host
         self.by_addr[addr] = host
         return host
 
-    def restart(self, name: str) -> Host:
-        """Kill a host's process (all memory lost) and start a new one at a new port."""
+    def restart(self, name: str, keep_old: bool = False) -> Host:
+        """Kill a host's process (all memory lost) and start a new one at a new port.
+
+        With ``keep_old`` the old process is not killed: a newcomer with the same
+        name starts on another machine while the old one lives on (stalled, say).
+        """
         old = self.hosts[name]
-        old.alive = False
+        if not keep_old:
+            self.kill(name)
         index = len(self.by_addr) + 1
-        addr = (old.addr[0], 40000 + index)
+        addr = (f"10.0.1.{index}" if keep_old else old.addr[0], 40000 + index)
         peer = Peer(old.config, random.Random(self.rng.getrandbits(64)), self.now)
-        host = Host(old.name, addr, old.config, peer)
+        host = Host(old.name, addr, old.config, peer, started=self.now)
         self.hosts[name] = host
         self.by_addr[addr] = host
         return host
 
     def kill(self, name: str) -> None:
-        self.hosts[name].alive = False
+        self.kill_host(self.hosts[name])
+
+    def kill_host(self, host: Host) -> None:
+        if host.alive:
+            host.alive, host.died = False, self.now
+
+    def stall(self, host: Host, seconds: float) -> None:
+        """Stop a process (SIGSTOP) for ``seconds``: what arrives meanwhile waits for it."""
+        if not host.stalled:
+            host.stalled, host.stalled_since = True, self.now
+        host.stall_until = max(host.stall_until, self.now + seconds)     # stalls that overlap add up
+        self.at(self.now + seconds, lambda: self.resume(host))
+
+    def resume(self, host: Host) -> None:
+        """The stopped process runs again: everything queued arrives at once, then its timers fire."""
+        if not host.stalled or self.now < host.stall_until:
+            return
+        host.stalled = False
+        host.stalls.append((host.stalled_since, self.now))
+        if not host.alive:
+            return
+        backlog, host.backlog = host.backlog, []
+        for data, src in backlog:
+            host.peer.receive_datagram(data, src, self.now)
+        t = host.peer.next_timeout()
+        if t is not None and t <= self.now:
+            host.peer.handle_timeout(self.now)
+        self._flush(host)
 
     def partition(self, a: str, b: str) -> None:
         self.cut.add(frozenset((a, b)))
 
+    def cut_one_way(self, sender: str, receiver: str) -> None:
+        """Lose everything ``sender`` sends to ``receiver``; the other direction still flows."""
+        self.one_way.add((sender, receiver))
+
     def heal(self) -> None:
         self.cut.clear()
+        self.one_way.clear()
+
+    # ------------------------------------------------------------ scheduling
+    def at(self, when: float, action: Callable[[], None]) -> None:
+        """Call ``action`` when the fake clock reaches ``when``."""
+        self._n += 1
+        heapq.heappush(self._timers, (when, self._n, action))
+
+    def watch(self, predicate: Callable[[], bool]) -> None:
+        """Call ``predicate`` after every step until it returns True (it acts when it fires)."""
+        self.watchers.append(predicate)
+
+    # ------------------------------------------------------------ what is on the wire
+    def kind(self, data: bytes, src: Addr) -> str:
+        """Name a datagram's type: ``announce``, ``hello``, ... or ``sealed:pay``, ``sealed:resume``.
+
+        Sealed datagrams are opened with the sender's own session keys (the
+        simulator holds every core); one that does not open is ``sealed:?``.
+        """
+        try:
+            msg = wire.decode(data)
+        except DecodeError:
+            return "junk"
+        if not isinstance(msg, wire.Sealed):
+            return type(msg).__name__.lower()
+        sender = self.by_addr.get(src)
+        s = sender.peer.session if sender is not None else None
+        if s is None or s.keys.session_id != msg.session_id:
+            return "sealed:?"
+        plain = crypto.open_sealed(s.keys.send_key, msg.counter, msg.header, msg.ciphertext)
+        if not plain or plain[0] not in wire.INNER:
+            return "sealed:?"
+        return "sealed:" + wire.INNER[plain[0]].__name__.lower()
 
     # ------------------------------------------------------------ traffic
     def inject(self, data: bytes, src: Addr, dst: Addr, delay: float = 0.0) -> None:
         """Put a datagram on the wire as if someone sent it (attackers, replays)."""
         self._n += 1
         heapq.heappush(self._queue, (self.now + delay, self._n, data, src, dst))
+
+    def _lost(self, host: Host, receiver: Host | None, data: bytes) -> bool:
+        if receiver is not None and (frozenset((host.name, receiver.name)) in self.cut
+                                     or (host.name, receiver.name) in self.one_way):
+            return True
+        if self.rules:
+            kind = self.kind(data, host.addr)
+            if any(rule(self.now, kind, host, receiver) for rule in self.rules):
+                return True
+        return False
 
     def _transmit(self, host: Host, data: bytes, dest) -> None:
         targets = [h.addr for h in self.by_addr.values()] if dest is BROADCAST else [dest]
@@ -110,8 +218,7 @@ class Net:
                 self.wire_log.append((self.now, data, host.addr, dst))
             for tap in self.taps:
                 tap(self.now, data, host.addr, dst)
-            receiver = self.by_addr.get(dst)
-            if receiver is not None and frozenset((host.name, receiver.name)) in self.cut:
+            if self._lost(host, self.by_addr.get(dst), data):
                 continue
             if self.rng.random() < self.cond.loss:
                 continue
@@ -122,13 +229,21 @@ class Net:
                     delay += self.rng.uniform(0.002, 0.05)
                 self.inject(data, host.addr, dst, delay)
 
+    def flush(self, host: Host) -> None:
+        """Send what a host queued and collect what it told its user (after a user action, say)."""
+        self._flush(host)
+
     def _flush(self, host: Host) -> None:
+        if not host.running:
+            return
         for data, dest in host.peer.datagrams_to_send(self.now):
             host.sent.append(data)
             self._transmit(host, data, dest)
         while (event := host.peer.next_event()) is not None:
             host.events.append(event)
             host.timeline.append((self.now, event))
+            for hook in self.event_hooks:
+                hook(host, event)
             if isinstance(event, (events.HandbackRequested, events.HandbackAwaited)):
                 self._consent()
 
@@ -149,29 +264,42 @@ class Net:
                     self._flush(host)
 
     def live(self) -> list[Host]:
-        return [h for h in self.by_addr.values() if h.alive]
+        return [h for h in self.by_addr.values() if h.running]
 
-    def step(self) -> bool:
-        """Advance to the next thing that happens; False when nothing is scheduled."""
-        candidates = []
-        if self._queue:
-            candidates.append(self._queue[0][0])
-        timers = [(h.peer.next_timeout(), h) for h in self.live()]
-        candidates += [t for t, _ in timers if t is not None]
-        if not candidates:
+    def _next_time(self) -> float | None:
+        times = [self._queue[0][0]] if self._queue else []
+        if self._timers:
+            times.append(self._timers[0][0])
+        times += [t for h in self.live() if (t := h.peer.next_timeout()) is not None]
+        return min(times) if times else None
+
+    def step(self, nxt: float | None = None) -> bool:
+        """Advance to the next thing that happens (``nxt`` if the caller knows it); False when
+        nothing is scheduled."""
+        nxt = self._next_time() if nxt is None else nxt
+        if nxt is None:
             return False
-        self.now = max(self.now, min(candidates))
+        self.now = max(self.now, nxt)
         while self._queue and self._queue[0][0] <= self.now:
             _, _, data, src, dst = heapq.heappop(self._queue)
             host = self.by_addr.get(dst)
-            if host is not None and host.alive:
-                host.peer.receive_datagram(data, src, self.now)
-                self._flush(host)
+            if host is None or not host.alive:
+                continue
+            if host.stalled:
+                host.backlog.append((data, src))
+                continue
+            host.peer.receive_datagram(data, src, self.now)
+            self._flush(host)
         for host in self.live():
             t = host.peer.next_timeout()
             if t is not None and t <= self.now:
                 host.peer.handle_timeout(self.now)
             self._flush(host)
+        while self._timers and self._timers[0][0] <= self.now:
+            _, _, action = heapq.heappop(self._timers)
+            action()
+        if self.watchers:
+            self.watchers = [w for w in self.watchers if not w()]
         return True
 
     def run(self, until: float) -> None:
@@ -179,12 +307,11 @@ class Net:
         guard = 0
         while self.now < until and guard < 2_000_000:
             guard += 1
-            nxt = [self._queue[0][0]] if self._queue else []
-            nxt += [t for h in self.live() if (t := h.peer.next_timeout()) is not None]
-            if not nxt or min(nxt) > until:
+            nxt = self._next_time()
+            if nxt is None or nxt > until:
                 self.now = until
                 break
-            self.step()
+            self.step(nxt)
         for host in self.live():
             self._flush(host)
 
@@ -202,7 +329,9 @@ class Net:
         return True
 
     def pay(self, name: str, cents: int, memo: str = "") -> int:
-        host = self.hosts[name]
+        return self.pay_from(self.hosts[name], cents, memo)
+
+    def pay_from(self, host: Host, cents: int, memo: str = "") -> int:
         seq = host.peer.pay(cents, memo, self.now)
         self._flush(host)
         return seq

@@ -174,7 +174,7 @@ def test_line_mode_without_a_peer(lanpay, netns_ok) -> None:
 
 
 def test_two_peers_pay_and_leave(lanpay, loopback_ns) -> None:
-    """The line-mode contract of DESIGN §5, end to end on one loopback."""
+    """The line-mode contract of docs/DESIGN.md, end to end on one loopback."""
     alice = lanpay("alice", *lo("alice", "--peer", "bob"), netns=loopback_ns)
     alice.send("balance")  # typed before pairing: waits for it
     bob = lanpay("bob", *lo("bob"), netns=loopback_ns)

@@ -1,13 +1,15 @@
 """The simulated LAN: scenarios named for what a user sees, and thousands of random seeds.
 
 Every run drives real :class:`~lanpay.core.peer.Peer` objects over
-:mod:`sim` (a seeded network with a fake clock) and then checks the six
-invariants of DESIGN.md §4 with :mod:`invariants`.  A failing seed is printed
+:mod:`sim` (a seeded network with a fake clock) and then checks the
+invariants of docs/DESIGN.md with :mod:`invariants`.  A failing seed is printed
 with the command that reruns it alone::
 
     LANPAY_SIM_SEED=1234 python3 -m pytest tests/test_sim.py -k random_seeds
 
-``LANPAY_SIM_SEEDS`` changes how many seeds the sweep covers (default 2000).
+``LANPAY_SIM_SEEDS`` changes how many seeds the sweep covers (default 2000);
+``tools/simulate.py --seeds A:B`` runs any range in parallel.  The fault classes
+that hunt restarts, stalls, namesakes and forgeries are in tests/test_sim_faults.py.
 """
 
 from __future__ import annotations
