@@ -42,7 +42,9 @@ RESTORE_WAIT = CONSENT_WAIT + 30.0
 RESTORE_SILENCE = 10.0   # the other side of a hand-back silent this long: it is gone
 MAX_SUCCESSORS = 4       # newcomers waiting for consent at once
 MAX_FENCED = 4
+STARTUP_HOLD = 3.0       # with several peers around, a fresh start waits this long for a survivor to speak
 MAX_SURVIVOR_MISSES = 2
+SURVIVOR_WAIT = 10.0     # how long a record claiming our relationship is preferred over strangers
 MAX_INITIATING = 4       # hellos of ours under way at once (namesakes with --code, newcomers)  # handshakes a "survivor" may fail before we stop preferring it
 
 
@@ -164,9 +166,13 @@ class Counterpart:
         return found
 
     def _survivors(self, now: float) -> list[PeerRecord]:
-        """Peers that say they hold our relationship, and have not failed us too often."""
+        """Peers that say they hold our relationship: preferred for SURVIVOR_WAIT after we first
+        hear them (a live one has begun the hand-back by then; a dead one's record, or a forged
+        one, must not hold us back for its lifetime), and while they have not failed us too often."""
+        pairer = self.peer.pairer
         return [r for r in matching.survivors(self.peer.terms, self.peer.table.alive(now))
-                if self.survivor_misses.get(r.incarnation, 0) < MAX_SURVIVOR_MISSES]
+                if self.survivor_misses.get(r.incarnation, 0) < MAX_SURVIVOR_MISSES
+                and (now < r.first_seen + SURVIVOR_WAIT or pairer.with_peer(r.incarnation))]
 
     def conflicted(self, name: str, group: list[PeerRecord], now: float) -> bool:
         """Several live peers answer to ``name``: pair with none, and tell the user once."""
@@ -191,6 +197,9 @@ class Counterpart:
             found = survivors
         if not found:
             return None
+        hold = self._hold_until(now)
+        if not survivors and hold is not None:
+            return hold
         if self.me.code:
             for rec in (r for r in found if r.name == found[0].name):
                 self._initiate(rec, now)
@@ -203,6 +212,16 @@ class Counterpart:
             self._initiate(rec, now)
             return None
         return None
+
+    def _hold_until(self, now: float) -> float | None:
+        """Just started, with more than one peer around: one of them may hold our relationship
+        (we may be a restarted process) and its answer may still be on the way.  A fresh pairing
+        waits until the start-up announces had time to be answered; alone with one peer, nobody
+        waits."""
+        until = self.peer.started + STARTUP_HOLD
+        if now >= until or len(self.peer.table.alive(now)) < 2:
+            return None
+        return until
 
     def _initiate(self, rec: PeerRecord, now: float, resuming: bool = False) -> None:
         """Say hello to ``rec`` if the tie-break makes it ours to start; a hello to someone
@@ -220,6 +239,12 @@ class Counterpart:
         return (s is not None and name == s.info.name and inc != s.info.incarnation
                 and inc not in self.past_partners and matching.accepts(self.peer.terms, name, wants)
                 and code == bool(self.me.code) and not self.peer.pairer.cooling(inc, now))
+
+    def is_claimant(self, rec: PeerRecord, now: float) -> bool:
+        """A free newcomer with our counterpart's name: each of its announces is answered (it may
+        be our counterpart restarted, and our answer is how it learns we hold its relationship)."""
+        return self.state in (State.PAIRED, State.REPAIRING) and not rec.paired \
+            and self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now)
 
     def look_for_restart(self, now: float) -> None:
         """Holding a relationship: a newcomer with our counterpart's name may be its restarted process."""
@@ -269,6 +294,8 @@ class Counterpart:
                 return Admission.NO
             if not self.me.code and self._rival(hs, now):
                 return Admission.NO
+            if not survivors and self._hold_until(now) is not None:
+                return Admission.LATER
             return Admission.YES
         if self.state is State.RESTORING:
             return Admission.YES if self.session and hs.peer_inc == self.session.info.incarnation else Admission.NO

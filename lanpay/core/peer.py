@@ -88,6 +88,7 @@ class Peer:
             if not text or len(text.encode()) > wire.MAX_NAME or wire.has_control(text):
                 raise UserError(f"{label} must be 1 to {wire.MAX_NAME} bytes of printable text")
         self.config, self.rng = config, rng
+        self.started = now
         private = new_private_key(rng)
         self.me = pairing.Identity(config.name, rng.getrandbits(64) or 1, private, public_key(private),
                                    config.want_peer or "", config.code or None)
@@ -266,7 +267,8 @@ class Peer:
         if msg.incarnation == self.me.incarnation:
             return DropReason.OWN
         rec, new = self.table.update(msg, addr, now)
-        if new and rec is not None and not msg.flags & wire.F_ANSWER and self.budget.spend(now):
+        if rec is not None and (new or self.who.is_claimant(rec, now)) and not msg.flags & wire.F_ANSWER \
+                and self.budget.spend(now):
             self._outbox.append((wire.encode(self._announce(answer=True)), addr))   # pairing in one round trip
         return None
 

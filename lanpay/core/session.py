@@ -333,13 +333,14 @@ class Session:
         return None
 
     def _restored(self, done: Restored) -> None:
+        """The record is in: tell the balance it gives, then each payment it completed here."""
         self.ledger = done.ledger
         self.mode = Mode.NORMAL
+        balance = self.ledger.balance - sum(e.amount for e in done.judged if e.status is Status.RECEIVED)
         self.emit(events.Paired(self.info.name, self.info.addr, self.info.code, restored=True,
-                                verified=self.info.verified, balance=self.ledger.balance))
+                                verified=self.info.verified, balance=balance))
         if done.voided is not None:
             self.emit(events.PaymentsVoided(*done.voided))
-        balance = self.ledger.balance - sum(e.amount for e in done.judged if e.status is Status.RECEIVED)
         for entry in done.judged:
             if entry.status is Status.REJECTED:
                 self.emit(events.PaymentDeclined(entry.seq, entry.amount, entry.memo, entry.reason))
