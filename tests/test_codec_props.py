@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fuzzing import mutated
 from lanpay.core import wire
 from lanpay.core.errors import DecodeError
 
@@ -248,24 +249,6 @@ def test_every_truncation_is_decoded_alike(cls: type, outer: bool, data: st.Data
     for n in range(len(encoded) + 1):
         same_decoding(encoded[:n], outer)
     same_decoding(encoded + b"\x00", outer)
-
-
-@st.composite
-def mutated(draw: st.DrawFn, raw: bytes) -> bytes:
-    """A datagram with a few bytes flipped, inserted or deleted."""
-    out = bytearray(raw)
-    for _ in range(draw(st.integers(1, 4))):
-        where = draw(st.integers(0, len(out)))
-        match draw(st.sampled_from(["flip", "insert", "delete", "set"])):
-            case "flip" if out:
-                out[where % len(out)] ^= 1 << draw(st.integers(0, 7))
-            case "insert":
-                out[where:where] = draw(st.binary(min_size=1, max_size=4))
-            case "delete" if out:
-                del out[where % len(out)]
-            case "set" if out:
-                out[where % len(out)] = draw(st.sampled_from([0, 1, 0x7F, 0x80, wire.MAX_LIST, 255]))
-    return bytes(out)
 
 
 @pytest.mark.parametrize(("cls", "outer"), ALL, ids=IDS)
