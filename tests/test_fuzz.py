@@ -10,12 +10,19 @@ run; the ``slow`` ones go further, and tools/fuzz.py runs for as long as asked.
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import fuzz  # tools/ is on the path through netlan
 from fuzzing import STRANGER, Scene, build_scenes, check_case, feed, inputs, mutated
 from invariants import bounded
+from netlan import REPO
 from lanpay.core import wire
 from lanpay.core.errors import DecodeError
 from test_wire import INNER_CASES, OUTER_CASES
@@ -97,3 +104,23 @@ def test_sealed_datagrams_replayed_from_a_stranger_move_nothing() -> None:
     before = (peer.status().balance, len(peer.history()))
     feed(peer, [(d, STRANGER, 0.001) for d in sealed * 3], scene.now)
     assert (peer.status().balance, len(peer.history())) == before
+
+
+# ------------------------------------------------------------------ the long-run tool
+
+def test_the_fuzz_tool_cuts_an_input_into_whole_datagrams() -> None:
+    data = bytes([3, 0x21]) + b"abc" + bytes([0, 0x05]) + b"rest of it"
+    assert fuzz.split(data) == [(b"abc", 1, 2), (b"rest of it", 5, 0)]
+    assert fuzz.split(b"\x05") == []
+
+
+@pytest.mark.parametrize("engine", ["hypothesis", "atheris"])
+def test_the_fuzz_tool_runs_each_engine_briefly_and_finds_nothing(engine: str, tmp_path: Path) -> None:
+    if engine == "atheris" and importlib.util.find_spec("atheris") is None:
+        pytest.skip("atheris is not installed")
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "fuzz.py"), "--engine", engine,
+                           "--target", "decode", "--seconds", "1"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "fuzz:" in done.stdout
+    assert not list(tmp_path.glob("crash-*"))
