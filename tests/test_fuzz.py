@@ -32,7 +32,7 @@ NAMES = [s.name for s in SCENES]
 SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 
-def fuzz(examples: int) -> settings:
+def runs(examples: int) -> settings:
     return settings(max_examples=examples, deadline=None, suppress_health_check=SUPPRESS)
 
 
@@ -54,7 +54,7 @@ def decodes_or_refuses(decoder, data: bytes) -> None:
     assert isinstance(msg, wire.Message)
 
 
-@fuzz(300)
+@runs(300)
 @given(st.data())
 def test_every_decoder_takes_mutations_of_every_message(data: st.DataObject) -> None:
     msg = data.draw(st.sampled_from(OUTER_CASES + INNER_CASES))
@@ -64,7 +64,7 @@ def test_every_decoder_takes_mutations_of_every_message(data: st.DataObject) -> 
 
 
 @pytest.mark.parametrize("scene", SCENES, ids=NAMES)
-@fuzz(40)
+@runs(40)
 @given(data=st.data())
 def test_the_receive_path_survives_anything_in_every_state(scene: Scene, data: st.DataObject) -> None:
     check_case(scene, data.draw(inputs(scene, max_size=12)))
@@ -72,7 +72,7 @@ def test_the_receive_path_survives_anything_in_every_state(scene: Scene, data: s
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scene", SCENES, ids=NAMES)
-@fuzz(400)
+@runs(400)
 @given(data=st.data())
 def test_the_receive_path_survives_long_sequences(scene: Scene, data: st.DataObject) -> None:
     check_case(scene, data.draw(inputs(scene, max_size=60)))
