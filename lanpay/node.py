@@ -37,6 +37,20 @@ PeerFactory = Callable[..., Peer]
 CLOSE_LINGER = 0.3
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when uvloop is installed (``pip install lanpay[fast]``), else asyncio's.
+
+    For ``asyncio.Runner(loop_factory=new_event_loop)``.  uvloop is optional:
+    docs/PERFORMANCE.md has the measurements (tools/bench.py's "pay -> Sent on
+    uvloop" row), and the node behaves the same on either loop.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class Node:
     """Owns the sockets, the clock and the one timer of a running peer."""
 
