@@ -19,7 +19,14 @@ from collections.abc import Callable, Sequence
 
 from lanpay.core.events import Event, PaymentConfirmed, PaymentRejected
 from lanpay.core.peer import BROADCAST, Config, HistoryEntry, Peer, Status
-from lanpay.transport import Address, DatagramPipe, make_discovery_socket, make_session_socket, open_pipe
+from lanpay.transport import (
+    Address,
+    Batch,
+    DatagramPipe,
+    make_discovery_socket,
+    make_session_socket,
+    open_pipe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +35,20 @@ PeerFactory = Callable[..., Peer]
 
 #: How long the node keeps serving the core's timers after saying BYE.
 CLOSE_LINGER = 0.3
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when uvloop is installed (``pip install lanpay[fast]``), else asyncio's.
+
+    For ``asyncio.Runner(loop_factory=new_event_loop)``.  uvloop is optional:
+    docs/PERFORMANCE.md has the measurements (tools/bench.py's "pay -> Sent on
+    uvloop" row), and the node behaves the same on either loop.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 class Node:
@@ -85,10 +106,8 @@ class Node:
             if discovery_sock is not None:
                 discovery_sock.close()
             raise
-        self._session = await open_pipe(self._loop, session_sock, self._received, "session")
-        self._discovery = await open_pipe(
-            self._loop, discovery_sock, self._received, "discovery"
-        )
+        self._session = open_pipe(self._loop, session_sock, self._received_batch, "session")
+        self._discovery = open_pipe(self._loop, discovery_sock, self._received_batch, "discovery")
         self._pump(self._loop.time())
 
     @property
@@ -184,10 +203,15 @@ class Node:
 
     def _received(self, data: bytes, addr: Address) -> None:
         """A datagram from either socket: the core decides what it means."""
+        self._received_batch([(data, addr)])
+
+    def _received_batch(self, batch: Batch) -> None:
+        """Datagrams that were waiting together: all fed at one time, then one pump."""
         if self._closed or self._peer is None:
             return
         now = self._loop.time()
-        self._peer.receive_datagram(data, addr, now)
+        for data, addr in batch:
+            self._peer.receive_datagram(data, addr, now)
         self._pump(now)
 
     def _on_timer(self) -> None:

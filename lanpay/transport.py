@@ -4,6 +4,7 @@ UDP gives no delivery promise, so the core already copes with loss by
 retransmitting.  A send the kernel refuses (no route, a firewall's EPERM, a full
 buffer, an interface going down) is therefore just one more lost datagram: it is
 counted and logged at debug level, never raised into the event loop.
+The same holds for an error the kernel reports on a read.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
-from typing import cast
 
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
-Receiver = Callable[[bytes, Address], None]
+Batch = list[tuple[bytes, Address]]
+Receiver = Callable[[Batch], None]
+
+#: Larger than any UDP datagram over IPv4 (65,507 bytes of payload), so nothing is ever cut.
+RECV_BUFFER = 65536
+#: Datagrams read per wake-up at most, so a flood on one socket cannot starve the rest of the loop.
+BATCH = 64
 
 
 def make_session_socket(host: str = "0.0.0.0", port: int = 0) -> socket.socket:
@@ -56,50 +62,68 @@ def make_discovery_socket(port: int, host: str = "") -> socket.socket:
     return udp_socket(host, port, share_port=True)
 
 
-class DatagramPipe(asyncio.DatagramProtocol):
-    """Hands every received datagram to ``receiver``; sends without raising."""
+class DatagramPipe:
+    """Reads a UDP socket straight from the event loop's selector; sends without raising.
 
-    def __init__(self, sock: socket.socket, receiver: Receiver, label: str) -> None:
+    asyncio's own datagram transport allocates a 256 KiB buffer for every
+    datagram it reads and spends one loop iteration per datagram.  Here one
+    buffer, larger than any UDP datagram, is kept for the socket's life; each
+    wake-up reads every datagram already waiting (at most ``BATCH``, so the other
+    socket and the timer still get their turn) and hands them over as one batch,
+    so the node pumps the core once for all of them.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, receiver: Receiver, label: str
+    ) -> None:
+        self._loop = loop
         self._sock = sock
         self._receiver = receiver
         self._label = label
-        self._transport: asyncio.DatagramTransport | None = None
+        self._buffer = bytearray(RECV_BUFFER)
+        self._view = memoryview(self._buffer)
+        self._open = False
         #: Datagrams the kernel refused or that could not be handed to it.
         self.send_errors = 0
         self.sent = 0
         self.received = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
+    def start(self) -> None:
+        """Begin handing datagrams to the receiver."""
+        self._loop.add_reader(self._sock.fileno(), self._readable)
+        self._open = True
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        self.received += 1
-        self._receiver(data, (addr[0], addr[1]))
-
-    def error_received(self, exc: Exception) -> None:
-        """An asynchronous socket error (e.g. an ICMP report): a loss, nothing more."""
-        self.send_errors += 1
-        log.debug("%s socket error: %s", self._label, exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
+    def _readable(self) -> None:
+        batch: Batch = []
+        for _ in range(BATCH):
+            try:
+                size, addr = self._sock.recvfrom_into(self._buffer)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # e.g. an ICMP report queued on the socket: a loss, nothing more
+                self.send_errors += 1
+                log.debug("%s socket error: %s", self._label, exc)
+                continue
+            batch.append((bytes(self._view[:size]), (addr[0], addr[1])))
+        if batch:
+            self.received += len(batch)
+            self._receiver(batch)
 
     @property
     def local_address(self) -> Address | None:
-        """Where this endpoint is bound, once open."""
-        if self._transport is None:
+        """Where this endpoint is bound, while open."""
+        if not self._open:
             return None
-        host, port = self._transport.get_extra_info("sockname")[:2]
+        host, port = self._sock.getsockname()[:2]
         return host, port
 
     def send(self, data: bytes, addr: Address) -> bool:
         """Send one datagram now; return False (and count it) if it could not go out.
 
-        The socket is written directly rather than through the transport's
-        buffer: a datagram that cannot leave at once (a full buffer included) is
-        better lost and retransmitted by the core than queued behind others.
+        A datagram that cannot leave at once (a full buffer included) is better
+        lost and retransmitted by the core than queued behind others.
         """
-        if self._transport is None or self._transport.is_closing():
+        if not self._open:
             self.send_errors += 1
             return False
         try:
@@ -113,15 +137,16 @@ class DatagramPipe(asyncio.DatagramProtocol):
 
     def close(self) -> None:
         """Stop receiving and release the socket."""
-        if self._transport is not None:
-            self._transport.close()
+        if self._open:
+            self._open = False
+            self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
 
 
-async def open_pipe(
+def open_pipe(
     loop: asyncio.AbstractEventLoop, sock: socket.socket, receiver: Receiver, label: str
 ) -> DatagramPipe:
-    """Wrap an already bound socket in an asyncio endpoint feeding ``receiver``."""
-    _, protocol = await loop.create_datagram_endpoint(
-        lambda: DatagramPipe(sock, receiver, label), sock=sock
-    )
-    return protocol
+    """Start reading an already bound, non-blocking socket, feeding batches to ``receiver``."""
+    pipe = DatagramPipe(loop, sock, receiver, label)
+    pipe.start()
+    return pipe

@@ -26,12 +26,13 @@ from lanpay.core.wire import Sealed, decode
 BENCH = REPO / "tools" / "bench.py"
 RUN_LIMIT = 300  # bounds a hang; the quick run takes a fraction of it
 
-CORE_METRICS = {"throughput_core_per_cpu_s"}
+CORE_METRICS = {"core_cpu_per_datagram_s", "memory_per_payment_b", "memory_per_payment_large_b"}
 NETWORK_METRICS = {
-    "startup_s", "first_announce_s", "pairing_s", "memory_paired_kib",
+    "startup_s", "startup_help_s", "first_announce_s", "pairing_s", "memory_paired_kib",
     "pay_latency_median_s", "pay_latency_p95_s", "throughput_line_per_s",
+    "idle_datagrams_per_s", "idle_cpu_pct",
     "goodput_loss10_per_s", "goodput_loss30_per_s", "memory_after_pays_kib",
-}
+} | ({"pay_latency_uvloop_median_s"} if bench.have_uvloop() else set())
 
 
 def run_bench(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
@@ -56,16 +57,25 @@ def check_figures(report: dict[str, Any], names: set[str], table: str) -> None:
     assert report["quick"] is True
 
 
-def check_core(metric: dict[str, Any], plan: dict[str, Any]) -> None:
-    """Every in-process payment was sealed and sent at least once, and acknowledged."""
-    assert metric["detail"]["datagrams"] > plan["core_payments"]
-    assert metric["detail"]["cpu_seconds"] > 0
+def check_core(metrics: dict[str, Any], plan: dict[str, Any]) -> None:
+    """Every in-process payment was sealed and sent at least once, and acknowledged;
+    the memory runs settled every payment they made, with opposite balances."""
+    core = metrics["core_cpu_per_datagram_s"]["detail"]
+    assert core["datagrams"] > plan["core_payments"] == core["payments"]
+    assert core["payments"] < core["sealed"] <= core["datagrams"]
+    assert core["cpu_seconds"] > 0
+    for name, key in (("memory_per_payment_b", "memory_small"),
+                      ("memory_per_payment_large_b", "memory_large")):
+        detail = metrics[name]["detail"]
+        count = plan[key]
+        assert detail["payments"] == detail["confirmed"] == count
+        assert detail["balances"] == [-count, count]
 
 
 def test_core_only_run_needs_no_namespace(tmp_path: Path) -> None:
     report, table = run_bench(tmp_path, "--core-only")
     check_figures(report, CORE_METRICS, table)
-    check_core(report["metrics"]["throughput_core_per_cpu_s"], report["plan"])
+    check_core(report["metrics"], report["plan"])
 
 
 @pytest.mark.e2e
@@ -76,7 +86,7 @@ def test_quick_run_reports_every_metric_against_its_floor(tmp_path: Path) -> Non
     report, table = run_bench(tmp_path)
     check_figures(report, NETWORK_METRICS | CORE_METRICS, table)
     metrics, plan = report["metrics"], report["plan"]
-    check_core(metrics["throughput_core_per_cpu_s"], plan)
+    check_core(metrics, plan)
     assert metrics["throughput_line_per_s"]["detail"]["sent"] == plan["burst"]
     for pct in (10, 30):
         lossy = metrics[f"goodput_loss{pct}_per_s"]["detail"]
@@ -86,6 +96,10 @@ def test_quick_run_reports_every_metric_against_its_floor(tmp_path: Path) -> Non
         assert len(metrics[name]["detail"]["lanpay_samples"]) == plan["starts"]
     assert len(metrics["pairing_s"]["detail"]["floor_samples"]) == plan["pairings"]
     assert metrics["pay_latency_median_s"]["detail"]["n"] == plan["pays"]
+    assert metrics["pay_latency_median_s"]["detail"]["floor_n"] == plan["pays"]
+    idle = metrics["idle_datagrams_per_s"]["detail"]
+    assert idle["seconds"] >= plan["idle_seconds"]
+    assert idle["datagrams"] >= 0 and len(idle["cpu_seconds"]) == 2
 
 
 def test_two_cores_wired_directly_end_with_opposite_balances() -> None:
@@ -121,6 +135,9 @@ def test_ratio_is_lanpay_over_floor() -> None:
 
 def test_a_short_time_is_shown_in_milliseconds_and_memory_in_mib() -> None:
     assert bench.show(0.00032, "s") == "0.32 ms"
+    assert bench.show(0.0000431, "s") == "43.1 us"
+    assert bench.show(277.4, "B") == "277 B"
+    assert bench.show(0.25, "%") == "0.25 %"
     assert bench.show(34816.0, "KiB") == "34.0 MiB"
     assert bench.show(3198.4, "1/s") == "3,198/s"
     assert bench.show(4.84, "1/s") == "4.8/s"

@@ -321,3 +321,35 @@ async def test_announces_name_the_session_port_they_come_from() -> None:
     announce = wire.decode(wire.encode(node.peer._announce()))
     assert isinstance(announce, wire.Announce) and announce.session_port == node.session_address[1]
     await node.close(0)
+
+
+# -- the event loop ------------------------------------------------------------------
+
+
+def test_the_loop_factory_gives_uvloop_when_installed_and_asyncio_otherwise() -> None:
+    import importlib.util
+
+    from lanpay.node import new_event_loop
+
+    loop = new_event_loop()
+    try:
+        expected = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+        assert type(loop).__module__.split(".")[0] == expected
+    finally:
+        loop.close()
+
+
+def test_two_nodes_pair_and_pay_on_the_factory_loop() -> None:
+    """Whichever loop the factory gives, the transport's reader and the one timer work on it."""
+    from lanpay.node import new_event_loop
+
+    async def body() -> None:
+        pair = await two_nodes()
+        assert await pair.alice.pay(500, "") == PaymentConfirmed(1, 500, "", -500)
+        await until(lambda: pair.bob.status().balance == 500, "bob's view")
+        await pair.alice.close(0)
+        await pair.bob.close(0)
+        assert pair.alice.send_errors == pair.bob.send_errors == 0
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(asyncio.wait_for(body(), 30))
