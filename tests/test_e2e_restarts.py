@@ -15,8 +15,10 @@ import re
 
 import pytest
 
-from netlan import BALANCE, DEADLINE, LanpayProcess, Spawn, cents, money, netns_lan, require_tools
+from netlan import (BALANCE, DEADLINE, LanpayProcess, Spawn, cents, lanpay_command, money, netns_lan,
+                    require_tools)
 from test_e2e_netns import WELCOME, consent, pay, start
+from test_tmux import pane  # noqa: F401  (the fixture: the restarted bob at a real terminal)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 
@@ -86,7 +88,7 @@ def mirrored(rows: list[Row]) -> list[Row]:
     return sorted((seq, other[d], amount, status[s], memo) for seq, d, amount, s, memo in rows)
 
 
-def shown_once(proc: LanpayProcess, pattern: str) -> int:
+def count_lines(proc: LanpayProcess, pattern: str) -> int:
     """How many output lines of ``proc`` match ``pattern``."""
     return sum(1 for line in proc.lines if re.search(pattern, line))
 
@@ -116,7 +118,7 @@ def test_a_restarted_peer_gets_its_relationship_back_although_a_free_peer_is_the
         assert not [line for line in reborn.lines if "carol" in line]
         current = reborn
     assert held == 700
-    assert shown_once(alice, "asks for the relationship back") == 3
+    assert count_lines(alice, "asks for the relationship back") == 3
     assert not [line for line in carol.lines if "Welcome" in line or "Paired" in line]
     carol.close_input()
     carol.expect(r"^Goodbye\.$")
@@ -198,6 +200,33 @@ def test_without_a_code_nothing_is_handed_back_until_the_survivor_accepts(lanpay
     alice.expect(r"^You were paid 2\.00!$")
     assert reborn.balance() == 500
     assert alice.balance() == -500
+
+
+@pytest.mark.tmux
+def test_at_the_keyboard_a_restarted_peer_is_told_it_is_restoring_until_the_survivor_accepts(
+        pane, lanpay, make_lan) -> None:  # noqa: F811
+    lan = make_lan(["alice", "bob"])
+    alice, bob = pair(lanpay, lan)
+    pay(alice, bob, "10.00")
+    bob.kill()
+    pane.start(lanpay_command(["--name", "bob"], netns=lan["bob"].netns))
+    asked = alice.expect(REQUEST.format(host=re.escape(BOB), balance="-10\\.00", counts="1 payment, 0 pending"))
+    pane.wait_text(rf"waiting for alice to type accept\. Compare code {re.escape(asked.group(1))} ")
+    pane.type("balance")
+    pane.enter()
+    pane.type("pay 1")
+    pane.enter()
+    screen = pane.wait_text(r"^Error: .*restoring")          # refused, and told why: nothing moved
+    assert not [row for row in screen if re.match(r"^10\.00\b", row)], "handed over before accept"
+    assert alice.balance() == -1000
+
+    alice.send("accept")
+    pane.wait_text(r"^Restored from alice's record: balance 10\.00$")
+    pane.type("pay 1")
+    pane.enter()
+    pane.wait_text(r"^Sent 1\.00 to alice \(#1\)")
+    alice.expect(r"^You were paid 1\.00!$")
+    assert alice.balance() == -900
 
 
 # --- 4. a stalled process and a namesake --------------------------------------------
@@ -313,7 +342,7 @@ def test_a_payment_in_doubt_that_did_arrive_is_in_the_history_as_sent_after_the_
     alice.expect(r"^You were paid 2\.00!$")
     assert reborn.balance() == -800
     assert alice.balance() == 800
-    assert shown_once(alice, r"You were paid 5\.00") == 1
+    assert count_lines(alice, r"You were paid 5\.00") == 1
 
 
 # --- 7. the old process after a hand-back ---------------------------------------------
@@ -349,4 +378,4 @@ def test_an_old_process_that_wakes_after_the_hand_back_is_fenced_and_both_are_to
     alice.expect(r"^You were paid 0\.50!$")
     assert alice.balance() == 550
     assert newer.balance() == -550
-    assert shown_once(alice, r"You were paid (1|3)\.00") == 0
+    assert count_lines(alice, r"You were paid (1|3)\.00") == 0
