@@ -314,8 +314,28 @@ class LanpayProcess:
             os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=DEADLINE)
 
+    def pause(self) -> None:
+        """SIGSTOP, as a suspended laptop or a debugger would: sockets and memory stay as they are."""
+        self._signal_lanpay(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`: the process carries on where it stopped."""
+        self._signal_lanpay(signal.SIGCONT)
+
+    def _signal_lanpay(self, sig: int) -> None:
+        """Signal the process itself: ``ip netns exec`` execs it, so the pid must no longer be ``ip``."""
+        try:
+            argv0 = Path(f"/proc/{self.proc.pid}/cmdline").read_bytes().split(b"\0")[0]
+        except FileNotFoundError as exc:
+            raise ExpectFailed(f"{self.label} is not running\n{self.transcript()}") from exc
+        if os.path.basename(argv0) == b"ip":
+            raise ExpectFailed(f"{self.label}: pid {self.proc.pid} is still ip, not lanpay")
+        os.kill(self.proc.pid, sig)
+
     def stop(self) -> None:
         """End the process at the end of a test however it is doing: politely, then not."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)    # a paused process cannot exit politely
         self.close_input()
         try:
             self.proc.wait(timeout=3)

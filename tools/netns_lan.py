@@ -45,6 +45,8 @@ NEAR_SUBNET = "10.77.0.0/24"
 FAR_SUBNET = "10.78.0.0/24"
 HOST_IFACE = "lan0"
 LOSS_TABLE = "lanpay_loss"
+BLOCK_TABLE = "lanpay_block"
+UDP_HEADER = 8
 COMMAND_TIMEOUT = 15.0
 
 _NAME = re.compile(r"[a-z][a-z0-9]{0,11}")
@@ -173,6 +175,16 @@ def _loss_ruleset(inbound: int, outbound: int) -> str:
                      f"    {body}\n  }}")
     return (f"table inet {LOSS_TABLE}\ndelete table inet {LOSS_TABLE}\n"
             f"table inet {LOSS_TABLE} {{\n" + "\n".join(rules) + "\n}\n")
+
+
+def _block_ruleset(to: str, min_bytes: int) -> str:
+    """An nftables table that drops every UDP datagram leaving for ``to`` on the LAN
+    interface, or only those whose payload is at least ``min_bytes`` long."""
+    size = f"udp length >= {min_bytes + UDP_HEADER} " if min_bytes else "meta l4proto udp "
+    body = f'oifname "{HOST_IFACE}" ip daddr {to} {size}counter drop'
+    return (f"table inet {BLOCK_TABLE}\ndelete table inet {BLOCK_TABLE}\n"
+            f"table inet {BLOCK_TABLE} {{\n  chain blockout {{ type filter hook output priority 0; "
+            f"policy accept;\n    {body}\n  }}\n}}\n")
 
 
 def _check_percent(pct: int) -> int:
@@ -314,6 +326,26 @@ class Lan:
         self._loss[name], self._loss_out[name] = _check_percent(inbound), _check_percent(outbound)
         run(["ip", "netns", "exec", host.netns, "nft", "-f", "-"],
             stdin=_loss_ruleset(inbound, outbound))
+
+    def block(self, name: str, to: str, min_bytes: int = 0) -> None:
+        """One-way: drop UDP that host ``name`` sends to host ``to`` (a name on this LAN);
+        with ``min_bytes``, only datagrams with at least that much payload, so that
+        small ones (keepalives) pass and larger ones (a payment with a memo) are lost."""
+        if not 0 <= min_bytes <= 65507:
+            raise LanError(f"a UDP payload size is between 0 and 65507 bytes, not {min_bytes}")
+        ruleset = _block_ruleset(self.hosts[to].addr, min_bytes)
+        run(["ip", "netns", "exec", self.hosts[name].netns, "nft", "-f", "-"], stdin=ruleset)
+
+    def unblock(self, name: str) -> None:
+        """Remove what :meth:`block` set on host ``name``; nothing happens if none was set."""
+        run(["ip", "netns", "exec", self.hosts[name].netns, "nft", "delete", "table", "inet",
+             BLOCK_TABLE], check=False)
+
+    def blocked(self, name: str) -> int:
+        """How many datagrams the block on host ``name`` has dropped so far."""
+        out = run(["ip", "netns", "exec", self.hosts[name].netns, "nft", "list", "table",
+                   "inet", BLOCK_TABLE], check=False).stdout
+        return sum(int(n) for n in re.findall(r"counter packets (\d+)", out))
 
     def dropped(self, name: str) -> int:
         """How many UDP datagrams the loss rules of host ``name`` have dropped so far."""
