@@ -11,14 +11,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import importlib
 import random
+import re
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from lanpay.core import crypto, events, pairing, wire
+from lanpay.core import (announcer, counterpart, crypto, events, handback, handshakes, ledger, pairing, peers,
+                         restart, session, wire)
+from lanpay.core.ledger import Ledger
 from lanpay.core.pairing import HANDSHAKE_DEADLINE, HELLO_DEADLINE, TRANSITIONS, HandshakeError, HsState, Identity
 from lanpay.core.peer import SETTLE, Config, Peer, State
 from lanpay.core.peers import PeerRecord
@@ -300,7 +305,7 @@ def test_a_man_in_the_middle_without_the_code_cannot_pair_at_all(mallory_code: s
         assert hosts["alice"].of(events.PairingFailed) and hosts["bob"].of(events.PairingFailed)
 
 
-# ================================================================ the key schedule, as docs/PROTOCOL.md writes it
+# ================================================================ the key schedule and sizes, as docs/PROTOCOL.md writes them
 def framed_sha256(*parts: bytes) -> bytes:
     h = hashlib.sha256()
     for part in parts:
@@ -351,4 +356,72 @@ def test_a_padded_hello_or_announce_is_never_smaller_than_what_answers_it() -> N
     assert len(wire.encode(reply)) <= wire.HELLO_SIZE and len(wire.encode(refuse)) <= wire.HELLO_SIZE
     assert len(wire.encode(ann)) <= wire.ANNOUNCE_SIZE == len(wire.encode(wire.padded(ann)))
     assert len(wire.encode_inner(wire.Ping(1, 1, 0, 0, 0, bytes(16)))) == 46
+    assert len(wire.encode_inner(wire.Pong(1, 1, 0, 0, 0, bytes(16)))) == 46
     assert len(wire.encode_inner(wire.Pay(1, 0, 100, "hi"))) == 26 + 2
+    assert len(wire.encode_inner(wire.Bye())) == 1
+    assert len(wire.encode_inner(wire.Resumed(7))) == 5
+    rejections = (wire.Rejection(3, wire.REJECT_OVER_LIMIT), wire.Rejection(5, wire.REJECT_REFUSED))
+    assert len(wire.encode_inner(wire.Ack(9, rejections))) == 10 + 9 * 2
+    assert len(wire.encode_inner(wire.Fenced(9, rejections))) == 10 + 9 * 2
+
+
+def test_documented_sizes_of_sealed_messages() -> None:
+    """A sealed datagram is 36 bytes longer than its plaintext: an 82-byte keepalive."""
+    keys = crypto.derive_keys(bytes(32), b"", b"t", initiator=True)
+    plain = wire.encode_inner(wire.Ping(1, 1, 0, 0, 0, bytes(16)))
+    shell = wire.Sealed(keys.session_id, 5, b"")
+    sealed = wire.Sealed(keys.session_id, 5, crypto.seal(keys.send_key, 5, shell.header, plain))
+    assert len(wire.encode(sealed)) == 36 + len(plain) == 82
+
+
+def test_documented_sizes_of_hand_back_parts() -> None:
+    """58 bytes of summary plus 24 and the memo per entry; the fullest part fits in 1 082 bytes."""
+    entry = wire.Entry(1, 1, 100, wire.E_SETTLED, 0, 0, "rent")
+    assert len(wire.encode_inner(wire.Resume(0, 1, -5, 2, 0, 0, 1, 0, ()))) == 58
+    assert len(wire.encode_inner(wire.Resume(0, 1, -5, 2, 0, 0, 1, 0, (entry, entry)))) == 58 + 2 * (24 + 4)
+    fullest = Ledger()                            # twelve lines whose memos fill a part to the byte
+    for memo in ["m" * 58] * 10 + ["m" * 60] * 2:
+        fullest.new_outgoing(1, memo, 0.0)
+    [part] = fullest.snapshot(0.0)
+    assert len(part.entries) == 12
+    assert len(wire.encode_inner(part)) + 36 == 1082
+    many = Ledger()
+    for i in range(200):
+        many.new_outgoing(1, "m" * (i % 65), 0.0)
+    parts = many.snapshot(0.0)
+    assert len(parts) > 1 and sum(len(p.entries) for p in parts) == 200
+    assert all(len(p.entries) <= wire.MAX_LIST and len(wire.encode_inner(p)) + 36 <= 1082 for p in parts)
+
+
+PROTOCOL = Path(__file__).resolve().parent.parent / "docs" / "PROTOCOL.md"
+
+
+def test_every_constant_the_document_names_exists_in_the_core() -> None:
+    """The constants table names where each value lives; every name it gives is real."""
+    table = PROTOCOL.read_text().split("## 13. Constants", 1)[1]
+    named = re.findall(r"`(\w+)\.([A-Z][A-Za-z_]*)`", table)
+    assert len(named) >= 40
+    for module, name in named:
+        assert hasattr(importlib.import_module(f"lanpay.core.{module}"), name), f"{module}.{name}"
+
+
+def test_the_documented_constants_have_their_values() -> None:
+    """The values docs/PROTOCOL.md §13 gives: a change in the code must change the document too."""
+    handshakes_kept = (handshakes.MAX_ATTEMPTS, handshakes.MAX_BRANCHES, handshakes.MAX_LATE, handshakes.MAX_BLOCKED)
+    assert handshakes_kept == (32, 2, 4, 64)
+    assert (peers.LOOKING_INTERVAL, peers.PAIRED_INTERVAL) == ((2.0, 3.0), (20.0, 30.0))
+    assert (peers.MAX_PEERS, peers.MAX_PER_HOST) == (64, 4)
+    assert (peers.MIN_LIFETIME, peers.MISSED_INTERVALS, peers.MOVE_AFTER) == (3.0, 3, 3.5)
+    assert (announcer.FIRST_ANNOUNCES, announcer.UNSOLICITED_PER_SECOND) == ((0.0, 0.1, 0.5, 2.0), 20.0)
+    assert (pairing.HELLO_RETRY, pairing.HELLO_RETRY_CAP, HELLO_DEADLINE, HANDSHAKE_DEADLINE) == (0.25, 2.0, 4.0, 10.0)
+    assert (handshakes.COOLDOWN, handshakes.REFUSED_COOLDOWN, restart.IMPOSTOR_COOLDOWN) == (3.0, 10.0, 60.0)
+    assert (restart.PROBE_TIME, restart.PROBE_SPACING, restart.REPAIR_WINDOW) == (2.5, 0.15, 30.0)
+    assert (counterpart.SETTLE, counterpart.MAX_INITIATING, counterpart.MAX_SUCCESSORS) == (0.25, 4, 4)
+    assert (counterpart.CONSENT_WAIT, counterpart.RESTORE_WAIT, counterpart.RESTORE_SILENCE) == (120.0, 150.0, 10.0)
+    assert (counterpart.MAX_SURVIVOR_MISSES, counterpart.MAX_FENCED, session.FENCE_SPACING) == (2, 4, 0.5)
+    assert (session.WINDOW, session.SPAN, session.PING_INTERVAL, session.MAX_PINGS) == (32, 128, 1.0, 32)
+    assert (session.SILENT_AFTER, session.IN_DOUBT_AFTER, session.BYE_COPIES) == (3.5, 3.0, 3)
+    assert session.CHALLENGE_SPACING == 0.5
+    assert (ledger.MAX_AHEAD, ledger.SANE, ledger.PART_BYTES, ledger.MAX_PARTS) == (256, 2**53, 1000, 2**20)
+    assert handback.PART_WINDOW == 16
+    assert crypto.ReplayWindow().size == 1024
