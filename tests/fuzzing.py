@@ -125,9 +125,9 @@ def aimed(scene: Scene) -> st.SearchStrategy[bytes]:
         sid = sid | st.just(session.keys.session_id)
     messages = st.one_of(
         st.builds(wire.Announce, inc, st.integers(0, 65535), flags, st.integers(0, 2**32 - 1),
-                  names, names, names, inc, key),
-        st.builds(wire.Hello, inc, inc, flags, names, names, key, nonce),
-        st.builds(wire.Reply, inc, st.just(me), flags, names, key, nonce, share),
+                  names, names, names, inc, key).map(wire.padded),
+        st.builds(wire.Hello, inc, inc, flags, names, names, key, nonce).map(wire.padded),
+        st.builds(wire.Reply, inc, st.just(me), flags, names, nonce, key, nonce, share),
         st.builds(wire.Reveal, inc, st.just(me), key, share, tag),
         st.builds(wire.Confirm, inc, st.just(me), tag),
         st.builds(wire.Refuse, inc, st.just(me), st.integers(0, 255), names),

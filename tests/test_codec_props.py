@@ -282,10 +282,10 @@ def test_a_new_message_type_needs_only_a_spec() -> None:
         name: str
         b: int
         c: bytes
-        rows: tuple[wire.Range, ...]
-        SPEC = (wire.U16, wire.NAME, wire.U8, wire.NONCE, wire.ListOf(wire.Range))
+        rows: tuple[wire.Rejection, ...]
+        SPEC = (wire.U16, wire.NAME, wire.U8, wire.NONCE, wire.ListOf(wire.Rejection))
 
-    msg = Probe(513, "zoë", 7, bytes(range(16)), (wire.Range(1, 2),))
+    msg = Probe(513, "zoë", 7, bytes(range(16)), (wire.Rejection(1, 2),))
     encoded = wire.encode_inner(msg)
     assert encoded == ref_encode_inner(msg)
     rows = wire.ListOf(Probe)

@@ -87,9 +87,9 @@ def test_a_flood_of_strangers_keeps_every_table_bounded(scene: Scene) -> None:
     for i in range(2000):
         inc = 10_000 + i
         if i % 2:
-            msg = wire.Announce(inc, 40000 + i, 0, 5000, f"bob{i % 7}", "", "", 0, bytes(32))
+            msg = wire.padded(wire.Announce(inc, 40000 + i, 0, 5000, f"bob{i % 7}", "", "", 0, bytes(32)))
         else:
-            msg = wire.Hello(inc, peer.me.incarnation, 0, "bob", "", bytes(32), bytes(16))
+            msg = wire.padded(wire.Hello(inc, peer.me.incarnation, 0, "bob", "", bytes(32), bytes(16)))
         items.append((wire.encode(msg), (f"10.1.{i // 250}.{i % 250}", 40000 + i), 0.001))
     feed(peer, items, scene.now)
     assert bounded(peer) == []

@@ -197,6 +197,9 @@ class Counterpart:
             found = survivors
         if not found:
             return None
+        for rec in found:
+            if not self.me.code:
+                self.conflicted(rec.name, found, now)      # told at once, whatever else waits
         hold = self._hold_until(now)
         if not survivors and hold is not None:
             return hold
@@ -241,9 +244,11 @@ class Counterpart:
                 and code == bool(self.me.code) and not self.peer.pairer.cooling(inc, now))
 
     def is_claimant(self, rec: PeerRecord, now: float) -> bool:
-        """A free newcomer with our counterpart's name: each of its announces is answered (it may
-        be our counterpart restarted, and our answer is how it learns we hold its relationship)."""
+        """A free newcomer with our counterpart's name, whose hello it is to send: each of its
+        announces is answered (it may be our counterpart restarted, and our answer is how it
+        learns we hold its relationship); when the hello is ours to send, that tells it."""
         return self.state in (State.PAIRED, State.REPAIRING) and not rec.paired \
+            and rec.incarnation < self.me.incarnation \
             and self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now)
 
     def look_for_restart(self, now: float) -> None:

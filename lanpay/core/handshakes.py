@@ -251,6 +251,8 @@ class Matchmaker:
     def finished(self, hs: pairing.Handshake) -> None:
         """``hs`` became a session: remember it (to answer a repeated reveal), forget its attempt."""
         self._forget(hs)
+        for other in self.with_peer(hs.peer_inc):      # crossed or repeated: that peer is settled
+            self._forget(other)
         self.done[hs.peer_inc] = hs
         while len(self.done) > MAX_LATE:
             del self.done[next(iter(self.done))]
