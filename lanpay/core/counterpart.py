@@ -159,11 +159,14 @@ class Counterpart:
 
     # ---------------------------------------------------------------- who to pair with
     def candidates(self, now: float) -> list[PeerRecord]:
+        """Whom we could pair with: free peers, and a peer paired with our name only while it
+        counts as our survivor (after that its record is a leftover, not a namesake)."""
         found, wrong_code = matching.candidates(self.peer.terms, self.peer.table.alive(now), self.peer.cooldown, now)
         for rec in wrong_code:
             self.peer.warn("code", rec.name, ("code", rec.incarnation),
                            events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]), now)
-        return found
+        survivors = {r.incarnation for r in self._survivors(now)}
+        return [r for r in found if not r.paired or r.incarnation in survivors]
 
     def _survivors(self, now: float) -> list[PeerRecord]:
         """Peers that say they hold our relationship: preferred for SURVIVOR_WAIT after we first
