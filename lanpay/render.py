@@ -215,6 +215,12 @@ def error_text(exc: UserError, peer: str | None, left: bool = False) -> str:
     """The one ``Error:`` line for a request the core refused; nothing moved."""
     who = shown(peer) if peer else "the peer"
     match exc:
+        case NotPaired(reason="restoring"):
+            return f"Error: restoring the relationship with {who}; nothing was sent — try again in a moment"
+        case NotPaired(reason="fenced"):
+            return "Error: a newer lanpay of yours holds the relationship now; this one can no longer pay — nothing was sent"
+        case NotPaired(reason="closed"):
+            return "Error: this lanpay is closing — nothing was sent"
         case NotPaired():
             return "Error: not paired yet"
         case PeerUnavailable():

@@ -261,6 +261,9 @@ def test_unknown_peer_name_reads_naturally() -> None:
 
 def test_user_errors_become_one_error_line() -> None:
     assert error_text(NotPaired("no peer"), None) == "Error: not paired yet"
+    assert error_text(NotPaired("x", "restoring"), "alice") == \
+        "Error: restoring the relationship with alice; nothing was sent — try again in a moment"
+    assert "can no longer pay" in error_text(NotPaired("x", "fenced"), "alice")
     assert error_text(PeerUnavailable("x"), "bob") == (
         "Error: bob is not responding — nothing was sent"
     )

@@ -22,7 +22,13 @@ class AmountError(UserError, ValueError):
 
 
 class NotPaired(UserError):
-    """There is no counterpart yet (or it is being restored)."""
+    """There is no counterpart to pay now; ``reason`` says why, as a code the UI words:
+    ``"looking"``, ``"closed"``, ``"restoring"`` (a hand-back is under way) or ``"fenced"``
+    (the relationship went to a newer process of ours)."""
+
+    def __init__(self, message: str, reason: str = "looking") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class PeerUnavailable(UserError):

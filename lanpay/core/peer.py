@@ -146,7 +146,8 @@ class Peer:
             raise UserError(f"memo must be printable and at most {wire.MAX_MEMO} bytes")
         session = self.who.session
         if session is None or self.state not in HOLDING:
-            raise NotPaired("not paired yet" if self.state is not State.CLOSED else "closed")
+            closed = self.state is State.CLOSED
+            raise NotPaired("closed" if closed else "not paired yet", "closed" if closed else "looking")
         session.check_can_pay()
         self._check_limit(cents)
         return session.pay(cents, memo, now)

@@ -99,9 +99,9 @@ class Session:
     def check_can_pay(self) -> None:
         name = self.info.name
         if self.mode in (Mode.AWAITING, Mode.CONSENT, Mode.HANDING_BACK):
-            raise NotPaired(f"restoring the relationship with {name}; try again in a moment")
+            raise NotPaired(f"restoring the relationship with {name}; try again in a moment", "restoring")
         if self.fenced_out or self.mode is Mode.FENCED:
-            raise NotPaired(f"this relationship with {name} was handed to another process")
+            raise NotPaired(f"this relationship with {name} was handed to another process", "fenced")
         if self.left:
             raise PeerUnavailable(f"{name} left — nothing was sent")
         if self.silent:
