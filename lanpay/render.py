@@ -170,6 +170,9 @@ def _restart(event: Event, who: str) -> str | None:
         case HandbackAwaited(name=name, addr=(host, _), code=code):
             return (f"{name} ({host}) still holds the relationship; waiting for {name} to type accept. "
                     f"Compare code {code} with {name}'s screen")
+        case PaymentsVoided(first=first, last=last, restart=True):
+            return (f"Any payment your previous lanpay numbered #{first} or above never reached {who}: "
+                    f"not paid (new payments are numbered from #{last + 1})")
         case PaymentsVoided(first=first, last=last):
             which = f"payment #{first}" if first == last else f"payments #{first}..#{last}"
             return f"Your {which} never reached {who}: not paid"

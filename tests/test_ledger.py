@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
 from lanpay.core import wire
-from lanpay.core.ledger import MAX_AHEAD, BadHandback, Ledger, Outcome, Restore, Restored, Status
+from lanpay.core.ledger import MAX_AHEAD, NUMBER_GAP, BadHandback, Ledger, Outcome, Restore, Restored, Status
 
 
 # ------------------------------------------------------------------ receiving
@@ -348,9 +348,10 @@ def test_the_restored_side_sees_the_mirror_of_the_survivor_and_judges_its_pendin
     assert bob.balance == -alice.balance + 900 == 1170
     assert bob.in_cum == 5 and got(bob, 5, 500, "out5") == (Outcome.DUPLICATE, [])
     assert bob.ack() == wire.Ack(5, ())
-    # Bob's lost process gave out numbers 3 and 4, which never reached Alice: void, never reused.
-    assert done.voided == (3, 4)
-    assert bob.new_outgoing(1, "", now=21.0).seq == 5
+    # Bob's lost process gave out 3 and 4, which never reached Alice, and may have given out more
+    # unheard: all void, and never used again.
+    assert done.voided == (3, 4 + NUMBER_GAP)
+    assert bob.new_outgoing(1, "", now=21.0).seq == 5 + NUMBER_GAP
 
 
 def test_the_restored_history_is_the_survivor_s_seen_from_the_other_side() -> None:
@@ -382,12 +383,14 @@ def test_both_sides_agree_once_the_survivor_hears_the_restored_side_s_ack() -> N
 
 
 def test_the_survivor_drops_what_the_lost_process_sent_but_it_never_applied() -> None:
-    """The lost process will never resend 3; its held 4 is void; the new process numbers from 5."""
+    """The lost process will never resend 3; its held 4 is void; the new process numbers from
+    past every number the lost one may have given out."""
     alice = survivor()
     alice.adopt_handback()
-    assert alice.in_cum == 4 and not alice.waiting
+    assert alice.in_cum == 4 + NUMBER_GAP and not alice.waiting
     assert got(alice, 4, 40, "in4")[0] is Outcome.DUPLICATE
-    assert got(alice, 5, 50) == (Outcome.PROCESSED, [(5, Status.RECEIVED)])
+    nxt = 5 + NUMBER_GAP
+    assert got(alice, nxt, 50) == (Outcome.PROCESSED, [(nxt, Status.RECEIVED)])
 
 
 def test_under_its_limit_the_restored_side_refuses_a_pending_payment_and_says_so_in_its_ack() -> None:
@@ -484,8 +487,8 @@ def test_any_record_hands_back_as_its_mirror(ops: list[tuple[str, int, int]]) ->
     bob = done.ledger
     assert [e.seq for e in done.judged] == pending
     assert bob.balance == -alice.balance + sum(e.amount for e in done.judged)
-    assert bob.out_next == issued + 1 == alice.in_cum + 1
-    assert done.voided == ((applied + 1, issued) if issued > applied else None)
+    assert bob.out_next == issued + 1 + NUMBER_GAP == alice.in_cum + 1
+    assert done.voided == (applied + 1, issued + NUMBER_GAP)
     assert all(bob.processed(seq) for seq in range(1, alice.out_next)) and not bob.processed(alice.out_next)
 
 

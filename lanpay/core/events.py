@@ -172,11 +172,16 @@ class HandbackAwaited(Event):
 
 @dataclass(frozen=True)
 class PaymentsVoided(Event):
-    """Restored: our payments ``first``..``last`` (made by the lost process) never reached the
-    counterpart, so they were not paid; the numbers are never used again."""
+    """Our payments ``first``..``last`` never reached the counterpart, so they were not paid.
+
+    ``restart`` is set on a restored side: ``first``..``last`` is then every number our
+    lost process may have given out unheard (none of them is ever used again), and new
+    payments are numbered from ``last + 1``.
+    """
 
     first: int
     last: int
+    restart: bool = False
 
 
 @dataclass(frozen=True)

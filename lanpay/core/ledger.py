@@ -23,6 +23,8 @@ MAX_AHEAD = 256          # an incoming seq further past the cumulative mark is r
 SANE = 2**53             # no real relationship gets near this many cents or payments
 PART_BYTES = 1000        # entry bytes in one hand-back part: one datagram, no IP fragments
 MAX_PARTS = 1 << 20      # a hand-back claiming more parts cannot describe a real relationship
+NUMBER_GAP = 1000        # numbers a restarted side skips: its lost process may have given out some
+                         # that never reached the survivor, and a number must never name two payments
 _ENTRY_FIXED = 25        # encoded size of a hand-back entry without its memo
 
 
@@ -205,8 +207,9 @@ class Ledger:
 
     def adopt_handback(self) -> None:
         """After handing back: what the lost process sent but we never applied is void, and
-        its numbers are never used again (the restarted side numbers from past them)."""
-        self.in_cum = max(self.in_cum, self.peer_issued)
+        its numbers are never used again: the restarted side numbers from past them, and past
+        NUMBER_GAP more it may have given out unheard."""
+        self.in_cum = max(self.in_cum, self.peer_issued) + NUMBER_GAP
         self.peer_issued = self.in_cum
         self.waiting.clear()
         self.in_rejected.clear()
@@ -254,7 +257,7 @@ class Restored:
 
     ledger: Ledger
     judged: list[HistoryEntry]          # the survivor's pending payments, processed here now
-    voided: tuple[int, int] | None      # our lost process's payments that never arrived
+    voided: tuple[int, int]             # numbers our lost process may have used that never arrived
 
 
 class Restore:
@@ -302,10 +305,9 @@ class Restore:
             raise BadHandback("pending payments are not the newest ones")
         judged = [led._judge(seq, e.amount, e.memo, now - e.age_ms / 1000) for seq, e in sorted(pending.items())]
         led.in_cum = out_next - 1
-        led.out_next = peer_issued + 1
+        led.out_next = peer_issued + 1 + NUMBER_GAP
         led.peer_issued = out_next - 1
-        voided = (in_cum + 1, peer_issued) if peer_issued > in_cum else None
-        return Restored(led, judged, voided)
+        return Restored(led, judged, (in_cum + 1, led.out_next - 1))
 
 
 def _check_entry(e: wire.Entry, out_next: int, in_cum: int) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from . import crypto, events, wire
 from .errors import DecodeError, DropReason, NotPaired, PeerUnavailable
 from .handback import Handback
-from .ledger import MAX_AHEAD, BadHandback, Ledger, Outcome, Restore, Restored, Status
+from .ledger import MAX_AHEAD, BadHandback, HistoryEntry, Ledger, Outcome, Restore, Restored, Status
 from .retry import Retry
 from .rtt import RttEstimator
 
@@ -261,14 +261,20 @@ class Session:
         outcome, done = self.ledger.receive(msg.seq, msg.amount, msg.memo, now)
         if outcome in (Outcome.CONFLICT, Outcome.INVALID):
             return DropReason.VIOLATION
-        for entry in done:
-            if entry.status is Status.RECEIVED:
-                self.emit(events.PaymentReceived(entry.seq, entry.amount, entry.memo, self.ledger.balance))
-            else:
-                self.emit(events.PaymentDeclined(entry.seq, entry.amount, entry.memo, entry.reason))
+        self._tell_incoming(done)
         self.ledger.forget_rejections(min(msg.floor, msg.seq - 1))
         self._send(self.ledger.ack())
         return None
+
+    def _tell_incoming(self, done: list[HistoryEntry], resent: bool = False) -> None:
+        """Tell each payment processed just now, in order, with the balance right after it."""
+        balance = self.ledger.balance - sum(e.amount for e in done if e.status is Status.RECEIVED)
+        for entry in done:
+            if entry.status is Status.RECEIVED:
+                balance += entry.amount
+                self.emit(events.PaymentReceived(entry.seq, entry.amount, entry.memo, balance, resent=resent))
+            else:
+                self.emit(events.PaymentDeclined(entry.seq, entry.amount, entry.memo, entry.reason))
 
     def _on_ack(self, msg: wire.Ack, now: float) -> DropReason | None:
         if msg.cumulative >= self.ledger.out_next or any(r.seq > msg.cumulative for r in msg.rejections):
@@ -339,14 +345,8 @@ class Session:
         balance = self.ledger.balance - sum(e.amount for e in done.judged if e.status is Status.RECEIVED)
         self.emit(events.Paired(self.info.name, self.info.addr, self.info.code, restored=True,
                                 verified=self.info.verified, balance=balance))
-        if done.voided is not None:
-            self.emit(events.PaymentsVoided(*done.voided))
-        for entry in done.judged:
-            if entry.status is Status.REJECTED:
-                self.emit(events.PaymentDeclined(entry.seq, entry.amount, entry.memo, entry.reason))
-            else:
-                balance += entry.amount
-                self.emit(events.PaymentReceived(entry.seq, entry.amount, entry.memo, balance, resent=True))
+        self.emit(events.PaymentsVoided(*done.voided, restart=True))
+        self._tell_incoming(done.judged, resent=True)
         self._send(self.ledger.ack())
 
     def _on_resumed(self, msg: wire.Resumed, now: float) -> DropReason | None:
