@@ -22,6 +22,7 @@ from lanpay.core import wire
 from lanpay.core.amounts import format_amount
 from lanpay.core.errors import NotPaired, PeerUnavailable, UserError
 from lanpay.core.events import (
+    PeerTaken,
     WarningsRepeated,
     Event,
     Fenced,
@@ -115,6 +116,10 @@ def render(event: Event, peer: str | None = None) -> str | None:
             return f"Warning: {count} more {what} {name} in the last minute or more (counted, not listed)"
         case ImpostorSuspected(name=name, addr=(host, _)):
             return f"Warning: {host} claims to be {name} restarted, but {name} still answers; ignored"
+        case PeerTaken(name=name, reason="paired"):
+            return f"{name} is already paired with someone else; still looking"
+        case PeerTaken(name=name):
+            return f"{name} is waiting for someone else (it was started with --peer); still looking"
         case PairingRefused(peer_name=name, reason=reason):
             return f"{name} refused to pair: {_ADVICE.get(reason, reason)}"
         case PairingFailed(peer_name=name, reason=reason):
@@ -147,6 +152,7 @@ def _payment(event: Event, who: str) -> str | None:
 
 
 _REPEATED = {
+    "taken": "notices that a peer is taken, about",
     "namesake": "peers also calling themselves",
     "impostor": "claims to be the restarted",
     "code": "peers with the other kind of pairing code calling themselves",

@@ -43,6 +43,7 @@ from lanpay.core.events import (
     Paired,
     PairingFailed,
     PairingRefused,
+    PeerTaken,
     PaymentInDoubt,
     PaymentRejected,
     PeerBack,
@@ -148,7 +149,8 @@ class Shell:
             case Paired(peer_name=name) | PeerRestarted(name=name):
                 self.peer_name, self._left, self.why_not = name, False, None
                 self.paired.set()
-            case PairingRefused() | PairingFailed() | NameConflict() | HandbackAwaited() | RestoreFailed():
+            case PairingRefused() | PairingFailed() | NameConflict() | HandbackAwaited() | RestoreFailed() \
+                    | PeerTaken():
                 if not self.paired.is_set():
                     self.why_not = render(event, self.peer_name)
             case Fenced():

@@ -683,3 +683,22 @@ def test_an_old_datagram_of_a_dead_newcomer_cannot_take_back_a_finished_hand_bac
     assert alice.peer.session.info.incarnation == bob3.peer.incarnation
     assert alice.peer.status().online and bob3.peer.status().online
     assert alice.peer.ledger.balance == -500 and bob3.peer.ledger.balance == 500
+
+
+def test_a_third_peer_is_told_that_the_others_are_taken() -> None:
+    net = lan(5)
+    net.add("alice"), net.add("bob")
+    paired(net, *ALICE_BOB)
+    carol = net.add("carol")
+    net.run(net.now + 10)
+    assert sorted(e.name for e in carol.of(events.PeerTaken) if e.reason == "paired") == ["alice", "bob"]
+    assert carol.peer.state is State.LOOKING and carol.of(events.Paired) == []
+
+
+def test_asking_for_a_peer_that_asked_for_someone_else_says_so() -> None:
+    net = lan(6)
+    alice = net.add("alice", want_peer="bob")
+    net.add("bob", want_peer="carol")
+    net.run(10)
+    assert [(e.name, e.reason) for e in alice.of(events.PeerTaken)] == [("bob", "wants-other")]
+    assert alice.of(events.Paired) == []

@@ -17,6 +17,7 @@ from prompt_toolkit.output import DummyOutput
 from lanpay.core.errors import NotPaired, OverLimit, PeerUnavailable, UserError
 from lanpay.core import wire
 from lanpay.core.events import (
+    PeerTaken,
     WarningsRepeated,
     Event,
     Fenced,
@@ -121,6 +122,8 @@ RENDERED: list[tuple[Event, str | None]] = [
         "Warning: 10.0.0.9 claims to be bob restarted, but bob still answers; ignored",
     ),
     (PairingRefused("carol", "already paired"), "carol refused to pair: already paired"),
+    (PeerTaken("bob", "paired"), "bob is already paired with someone else; still looking"),
+    (PeerTaken("bob", "wants-other"), "bob is waiting for someone else (it was started with --peer); still looking"),
     (PairingFailed("carol", "wrong code"), "Pairing with carol failed: wrong code"),
     (
         PairingFailed("bob", wire.REFUSE_TEXT[wire.R_BAD_CODE]),

@@ -166,7 +166,24 @@ class Counterpart:
             self.peer.warn("code", rec.name, ("code", rec.incarnation),
                            events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]), now)
         survivors = {r.incarnation for r in self._survivors(now)}
+        if self.state in (State.LOOKING, State.PAIRING):
+            self._say_why_not(now)
         return [r for r in found if not r.paired or r.incarnation in survivors]
+
+    def _say_why_not(self, now: float) -> None:
+        """Tell the user (once per peer, counted after that) why a peer it could mean will not
+        pair: it is taken, or it asked for someone else."""
+        terms = self.peer.terms
+        for rec in self.peer.table.alive(now):
+            if rec.name == terms.name or terms.want_peer not in (None, rec.name):
+                continue
+            if rec.paired and rec.partner != terms.name:
+                reason = "paired"
+            elif rec.wants not in ("", terms.name):
+                reason = "wants-other"
+            else:
+                continue
+            self.peer.warn("taken", rec.name, ("taken", rec.incarnation, reason), events.PeerTaken(rec.name, reason), now)
 
     def _survivors(self, now: float) -> list[PeerRecord]:
         """Peers that say they hold our relationship: preferred for SURVIVOR_WAIT after we first

@@ -216,3 +216,12 @@ class WarningsRepeated(Event):
     name: str
     count: int
     since: float
+
+
+@dataclass(frozen=True)
+class PeerTaken(Event):
+    """A peer we would pair with cannot pair with us: ``reason`` is ``"paired"`` (it has a
+    counterpart) or ``"wants-other"`` (it asked for someone else with --peer)."""
+
+    name: str
+    reason: str
