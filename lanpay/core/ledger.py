@@ -23,6 +23,8 @@ MAX_AHEAD = 256          # an incoming seq further past the cumulative mark is r
 SANE = 2**53             # no real relationship gets near this many cents or payments
 PART_BYTES = 1000        # entry bytes in one hand-back part: one datagram, no IP fragments
 MAX_PARTS = 1 << 20      # a hand-back claiming more parts cannot describe a real relationship
+MAX_DECLINED_LINES = 1000  # refused incoming payments kept line by line; more are only counted:
+                           # refusals cost the sender nothing, so they must not cost us memory
 NUMBER_GAP = 1000        # numbers a restarted side skips: its lost process may have given out some
                          # that never reached the survivor, and a number must never name two payments
 _ENTRY_FIXED = 25        # encoded size of a hand-back entry without its memo
@@ -65,6 +67,8 @@ class Ledger:
         self.in_rejected: dict[int, int] = {}     # seq -> reason, pruned by the sender's floor
         self.out_settled = 0
         self.in_settled = 0
+        self.declined_lines = 0
+        self.declined_uncounted = 0                 # refusals past MAX_DECLINED_LINES: counted, not kept
         self._entries: dict[tuple[str, int], HistoryEntry] = {}
         self._unresolved: dict[int, None] = {}    # outgoing seqs, in order: pending() stays cheap
 
@@ -154,6 +158,10 @@ class Ledger:
             self.in_rejected[seq] = wire.REJECT_OVER_LIMIT
             entry = HistoryEntry(seq, "in", amount, memo, at, Status.REJECTED,
                                  wire.REJECT_TEXT[wire.REJECT_OVER_LIMIT])
+            if self.declined_lines >= MAX_DECLINED_LINES:
+                self.declined_uncounted += 1
+                return entry
+            self.declined_lines += 1
         else:
             self.balance += amount
             self.in_settled += 1

@@ -273,7 +273,7 @@ class Session:
             if entry.status is Status.RECEIVED:
                 balance += entry.amount
                 self.emit(events.PaymentReceived(entry.seq, entry.amount, entry.memo, balance, resent=resent))
-            else:
+            elif not self.ledger.declined_uncounted:       # past the bound, refusals are only counted
                 self.emit(events.PaymentDeclined(entry.seq, entry.amount, entry.memo, entry.reason))
 
     def _on_ack(self, msg: wire.Ack, now: float) -> DropReason | None:
