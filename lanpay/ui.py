@@ -151,6 +151,8 @@ class Shell:
                 self.paired.set()
             case PairingRefused() | PairingFailed() | NameConflict() | HandbackAwaited() | RestoreFailed() \
                     | PeerTaken():
+                if isinstance(event, HandbackAwaited):
+                    self.peer_name = event.name          # who holds our relationship, while it comes back
                 if not self.paired.is_set():
                     self.why_not = render(event, self.peer_name)
             case Fenced():

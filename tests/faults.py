@@ -86,10 +86,16 @@ def _base(kind: str, seed: int, rng: random.Random, chaos: tuple[float, float]) 
 
 
 def _restarts(plan: FaultPlan, rng: random.Random) -> None:
-    if rng.random() < 0.3:
+    """Several restarts of either side.  With a free stranger on the LAN, every restart hits
+    one side: the other survives and holds the relationship, which must come back to the
+    restarted side and never go to the stranger.  (When both sides lose their memory with a
+    free stranger about, a codeless peer without --peer may rightly pair with the stranger.)"""
+    stranger = rng.random() < 0.3
+    if stranger:
         plan.actions.append((0.0, "third-peer", ()))        # a free stranger on the LAN all along
+    who = rng.choice(ALICE_BOB)
     for _ in range(rng.randint(2, 4)):
-        plan.actions.append((rng.uniform(0, plan.chaos), "restart", (rng.choice(ALICE_BOB),)))
+        plan.actions.append((rng.uniform(0, plan.chaos), "restart", (who if stranger else rng.choice(ALICE_BOB),)))
 
 
 def _stages(plan: FaultPlan, rng: random.Random) -> None:
