@@ -206,19 +206,21 @@ class Forger:
         if kind == "namesake":
             flags = rng.choice((0, wire.F_PAIRED, wire.F_CODE))
             partner = rng.choice(("", victim.config.name))
-            msg: wire.Message = wire.Announce(fake_inc, rng.randint(1024, 65535), flags,
-                                              rng.choice((1000, 30000, 2**32 - 1)), real.name, "", partner,
-                                              victim.peer.incarnation if partner else 0, rng.randbytes(32))
+            msg: wire.Message = wire.padded(wire.Announce(
+                fake_inc, rng.randint(1024, 65535), flags, rng.choice((1000, 30000, 2**32 - 1)), real.name, "",
+                partner, victim.peer.incarnation if partner else 0, rng.randbytes(32)))
         elif kind in ("leaving", "redirect"):
             flags = wire.F_LEAVING if kind == "leaving" else wire.F_PAIRED
-            msg = wire.Announce(real.incarnation, rng.randint(1024, 65535), flags, 30000, real.name, "",
-                                victim.config.name, victim.peer.incarnation, real.public_key)
+            msg = wire.padded(wire.Announce(real.incarnation, rng.randint(1024, 65535), flags, 30000, real.name,
+                                            "", victim.config.name, victim.peer.incarnation, real.public_key))
         elif kind == "hello":
-            msg = wire.Hello(rng.choice((fake_inc, real.incarnation)), victim.peer.incarnation,
-                             rng.choice((0, wire.F_RESUMING)), real.name, "", rng.randbytes(32), rng.randbytes(16))
+            msg = wire.padded(wire.Hello(rng.choice((fake_inc, real.incarnation)), victim.peer.incarnation,
+                                         rng.choice((0, wire.F_RESUMING)), real.name, "", rng.randbytes(32),
+                                         rng.randbytes(16)))
         else:
             msg = wire.Reply(rng.choice((fake_inc, real.incarnation)), victim.peer.incarnation,
-                             rng.choice((0, wire.F_RESUMING)), real.name, rng.randbytes(32), rng.randbytes(16), b"")
+                             rng.choice((0, wire.F_RESUMING)), real.name, rng.randbytes(16), rng.randbytes(32),
+                             rng.randbytes(16), b"")
         return wire.encode(msg)
 
 

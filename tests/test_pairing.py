@@ -25,6 +25,7 @@ from lanpay.core import (announcer, counterpart, crypto, events, handback, hands
                          restart, session, wire)
 from lanpay.core.ledger import Ledger
 from lanpay.core.pairing import HANDSHAKE_DEADLINE, HELLO_DEADLINE, TRANSITIONS, HandshakeError, HsState, Identity
+from lanpay.core.counterpart import STARTUP_SETTLE
 from lanpay.core.peer import SETTLE, Config, Peer, State
 from lanpay.core.peers import PeerRecord
 from sim import Conditions, Host, Net
@@ -235,7 +236,7 @@ def test_the_lower_incarnation_initiates_and_the_higher_waits() -> None:
         high.receive_datagram(announce_of(low), A_ADDR, 0.0)
     assert wire.Hello not in sent_kinds(low), "a namesake of bob gets a moment to show up first"
     for peer in (low, high):
-        peer.handle_timeout(SETTLE)
+        peer.handle_timeout(max(SETTLE, STARTUP_SETTLE))
     assert wire.Hello in sent_kinds(low) and low.state is State.PAIRING
     assert wire.Hello not in sent_kinds(high) and high.state is State.LOOKING
 

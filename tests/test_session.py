@@ -18,6 +18,7 @@ from lanpay.core.amounts import MAX_PAYMENT_CENTS
 from lanpay.core.errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, PeerUnavailable, UserError
 from lanpay.core.ledger import MAX_AHEAD
 from lanpay.core.announcer import UNSOLICITED_PER_SECOND
+from lanpay.core.counterpart import STARTUP_SETTLE
 from lanpay.core.handshakes import MAX_ATTEMPTS
 from lanpay.core.peer import BROADCAST, MAX_BLOCKED, Config, Peer, State
 from lanpay.core.peers import MAX_PEERS
@@ -633,8 +634,11 @@ def test_a_part_of_a_hand_back_never_taken_is_unexpected() -> None:
 # ================================================================== the facade's own drops
 
 def lone(seed: int = 3, **config: object) -> tuple[Lan, Peer]:
+    """Alice, up for a moment (past her start-up wait) with nobody else around, at t = 0."""
     lan = Lan(seed)
+    lan.now = -STARTUP_SETTLE
     p = lan.add("alice", **config)
+    lan.now = 0.0
     lan.take(p)
     return lan, p
 

@@ -42,6 +42,8 @@ RESTORE_WAIT = CONSENT_WAIT + 30.0
 RESTORE_SILENCE = 10.0   # the other side of a hand-back silent this long: it is gone
 MAX_SUCCESSORS = 4       # newcomers waiting for consent at once
 MAX_FENCED = 4
+CLAIMANT_ANSWERS = 2     # announces of a would-be restarted counterpart answered when the hello is ours
+STARTUP_SETTLE = 0.5     # a fresh start takes no stranger before its first announces could be answered
 STARTUP_HOLD = 3.0       # with several peers around, a fresh start waits this long for a survivor to speak
 MAX_SURVIVOR_MISSES = 2
 SURVIVOR_WAIT = 10.0     # how long a record claiming our relationship is preferred over strangers
@@ -239,12 +241,11 @@ class Counterpart:
     def _hold_until(self, now: float) -> float | None:
         """Just started, with more than one peer around: one of them may hold our relationship
         (we may be a restarted process) and its answer may still be on the way.  A fresh pairing
-        waits until the start-up announces had time to be answered; alone with one peer, nobody
-        waits."""
-        until = self.peer.started + STARTUP_HOLD
-        if now >= until or len(self.peer.table.alive(now)) < 2:
-            return None
-        return until
+        waits until the start-up announces had time to be answered: STARTUP_SETTLE for answers
+        to arrive at all, STARTUP_HOLD once more than one peer has answered."""
+        started = self.peer.started
+        until = started + (STARTUP_HOLD if len(self.peer.table.alive(now)) >= 2 else STARTUP_SETTLE)
+        return until if now < until else None
 
     def _initiate(self, rec: PeerRecord, now: float, resuming: bool = False) -> None:
         """Say hello to ``rec`` if the tie-break makes it ours to start; a hello to someone
@@ -264,11 +265,12 @@ class Counterpart:
                 and code == bool(self.me.code) and not self.peer.pairer.cooling(inc, now))
 
     def is_claimant(self, rec: PeerRecord, now: float) -> bool:
-        """A free newcomer with our counterpart's name, whose hello it is to send: each of its
-        announces is answered (it may be our counterpart restarted, and our answer is how it
-        learns we hold its relationship); when the hello is ours to send, that tells it."""
+        """A free newcomer with our counterpart's name: its announces are answered (it may be our
+        counterpart restarted, and our answer is how it learns, before any stranger gets to it,
+        that we hold its relationship): all of them when the hello is its to send, else its
+        first CLAIMANT_ANSWERS (the rest of its bytes pay for our hello)."""
         return self.state in (State.PAIRED, State.REPAIRING) and not rec.paired \
-            and rec.incarnation < self.me.incarnation \
+            and (rec.incarnation < self.me.incarnation or rec.heard <= CLAIMANT_ANSWERS) \
             and self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now)
 
     def look_for_restart(self, now: float) -> None:

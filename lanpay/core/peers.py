@@ -37,6 +37,7 @@ class PeerRecord:
     first_seen: float
     expires_at: float
     heard_at: float = 0.0    # the last announce from ``addr``
+    heard: int = 1           # announces heard from this incarnation
 
     @property
     def paired(self) -> bool:
@@ -88,6 +89,7 @@ class PeerTable:
                 return rec              # its address still announces: someone else is lying
             rec.addr = addr
         rec.heard_at = now
+        rec.heard += 1
         rec.wants, rec.flags = msg.wants, msg.flags
         rec.partner, rec.partner_inc = msg.partner, msg.partner_inc
         rec.expires_at = now + lifetime(msg)

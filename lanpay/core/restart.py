@@ -48,6 +48,6 @@ class Probe:
         """Judge the probe at ``now``; ``old`` is the session of the process being probed."""
         if now < self.deadline:
             return Verdict.WAITING
-        if old.answered_ping_at >= self.started and not old.left:
+        if old.answered_ping_at > self.started and not old.left:
             return Verdict.ALIVE        # it answered a ping sent after the newcomer appeared
         return Verdict.GONE
