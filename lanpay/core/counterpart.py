@@ -128,7 +128,8 @@ class Counterpart:
         if survivors and msg.sender_inc not in {r.incarnation for r in survivors}:
             return DropReason.UNEXPECTED                     # our relationship is out there: it comes first
         if not self.me.code:
-            rivals = matching.hello_rivals(msg.name, msg.sender_inc, self.candidates(now), self.peer.table.alive(now))
+            free = [r for r in self.candidates(now) if not r.paired]
+            rivals = matching.hello_rivals(msg.name, msg.sender_inc, free, self.peer.table.alive(now))
             if rivals:
                 self.conflicted(msg.name, rivals, now)
                 return DropReason.UNEXPECTED
@@ -161,16 +162,20 @@ class Counterpart:
 
     # ---------------------------------------------------------------- who to pair with
     def candidates(self, now: float) -> list[PeerRecord]:
-        """Whom we could pair with: free peers, and a peer paired with our name only while it
-        counts as our survivor (after that its record is a leftover, not a namesake)."""
+        """Whom we could pair with, in the order to try them: our survivors, free peers, then
+        peers still claiming our name past their window (a dead survivor's leftover, or a live
+        one we have not reached yet: never a namesake, never ahead of a free peer)."""
         found, wrong_code = matching.candidates(self.peer.terms, self.peer.table.alive(now), self.peer.cooldown, now)
         for rec in wrong_code:
             self.peer.warn("code", rec.name, ("code", rec.incarnation),
                            events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]), now)
-        survivors = {r.incarnation for r in self._survivors(now)}
         if self.state in (State.LOOKING, State.PAIRING):
             self._say_why_not(now)
-        return [r for r in found if not r.paired or r.incarnation in survivors]
+        survivors = {r.incarnation for r in self._survivors(now)}
+        ours = [r for r in found if r.incarnation in survivors]
+        free = [r for r in found if not r.paired]
+        leftovers = [r for r in found if r.paired and r.incarnation not in survivors]
+        return ours + free + leftovers          # a claim of ours past its window comes last
 
     def _say_why_not(self, now: float) -> None:
         """Tell the user (once per peer, counted after that) why a peer it could mean will not
@@ -219,9 +224,10 @@ class Counterpart:
             found = survivors
         if not found:
             return None
-        for rec in found:
+        free = [r for r in found if not r.paired]
+        for rec in free:
             if not self.me.code:
-                self.conflicted(rec.name, found, now)      # told at once, whatever else waits
+                self.conflicted(rec.name, free, now)       # told at once, whatever else waits
         hold = self._hold_until(now)
         if not survivors and hold is not None:
             return hold
@@ -230,7 +236,7 @@ class Counterpart:
                 self._initiate(rec, now)
             return None
         for rec in found:
-            if self.conflicted(rec.name, found, now):
+            if not rec.paired and self.conflicted(rec.name, free, now):
                 continue
             if now < rec.first_seen + SETTLE:
                 return rec.first_seen + SETTLE
@@ -338,7 +344,8 @@ class Counterpart:
     def _rival(self, hs: pairing.Handshake, now: float) -> bool:
         """Another live peer answers to the same name: pair with neither, and say so."""
         table = self.peer.table
-        rivals = matching.handshake_rivals(hs.peer_name, hs.peer_inc, self.candidates(now), table.alive(now))
+        free = [r for r in self.candidates(now) if not r.paired]
+        rivals = matching.handshake_rivals(hs.peer_name, hs.peer_inc, free, [r for r in table.alive(now) if not r.paired])
         return self.conflicted(hs.peer_name, rivals, now) if rivals else False
 
     def complete(self, hs: pairing.Handshake, now: float) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .session import Session
 
 PROBE_TIME = 2.5        # how long an old process has to answer before a newcomer may take its place
+PROBE_MAX = 6.0         # however slow the link has been lately
 PROBE_SPACING = 0.15    # pings during that time: many, so loss alone does not make a live process look dead
 IMPOSTOR_COOLDOWN = 60.0
 REPAIR_WINDOW = 30.0    # after the probe passed, how long newcomers may come before we stop waiting
@@ -31,7 +32,7 @@ class Verdict(enum.Enum):
 def probe_time(left: bool, rto: float) -> float:
     """How long the old process gets to answer: nothing if it said goodbye, else
     long enough (and long in RTOs) that loss alone rarely silences it."""
-    return 0.0 if left else max(PROBE_TIME, 10 * rto)
+    return 0.0 if left else min(PROBE_MAX, max(PROBE_TIME, 10 * rto))
 
 
 @dataclass
