@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from lanpay.core import (announcer, counterpart, crypto, events, handback, handshakes, ledger, pairing, peers,
-                         restart, session, wire)
+from lanpay.core import (announcer, counterpart, crypto, events, handback, handshakes, ledger, notices, pairing,
+                         peers, restart, session, wire)
 from lanpay.core.ledger import Ledger
 from lanpay.core.pairing import HANDSHAKE_DEADLINE, HELLO_DEADLINE, TRANSITIONS, HandshakeError, HsState, Identity
 from lanpay.core.counterpart import STARTUP_SETTLE
@@ -346,6 +346,13 @@ def test_documented_sizes_of_fixed_messages() -> None:
     assert len(wire.encode(wire.Reveal(1, 2, bytes(32), b"", bytes(16)))) == 69
     assert len(wire.encode(wire.Announce(1, 0, 0, 6000, "alice", "bob", "", 0, bytes(32)))) == 63 + 5 + 3
     assert len(wire.encode(wire.padded(wire.Announce(1, 0, 0, 6000, "a", "", "", 0, bytes(32))))) == wire.ANNOUNCE_SIZE
+    assert wire.ANNOUNCE_SIZE == wire.HELLO_SIZE == 160
+    longest = "x" * wire.MAX_NAME                  # the largest of each, as §3 gives them
+    assert len(wire.encode(wire.Announce(1, 0, 0, 6000, longest, longest, longest, 0, bytes(32)))) == 159
+    assert len(wire.encode(wire.Reply(1, 2, 0, longest, bytes(16), bytes(32), bytes(16), bytes(32)))) == 151
+    assert len(wire.encode(wire.Refuse(1, 2, wire.R_TAKEN, longest))) == 54
+    hello = wire.padded(wire.Hello(1, 2, 0, "alice", "bob", bytes(32), bytes(16)))
+    assert len(hello.pad) == 160 - (72 + 5 + 3) and set(hello.pad) == {0}
 
 
 def test_a_padded_hello_or_announce_is_never_smaller_than_what_answers_it() -> None:
@@ -425,4 +432,9 @@ def test_the_documented_constants_have_their_values() -> None:
     assert session.CHALLENGE_SPACING == 0.5
     assert (ledger.MAX_AHEAD, ledger.SANE, ledger.PART_BYTES, ledger.MAX_PARTS) == (256, 2**53, 1000, 2**20)
     assert handback.PART_WINDOW == 16
+    assert (wire.ANNOUNCE_SIZE, wire.HELLO_SIZE, announcer.Credit.CAP, announcer.Credit.LIMIT) == (160, 160, 65536, 256)
+    assert (counterpart.STARTUP_HOLD, counterpart.SURVIVOR_WAIT) == (3.0, 10.0)
+    assert (ledger.MAX_DECLINED_LINES, ledger.NUMBER_GAP) == (1000, 1000)
+    assert (notices.MAX_FACTS, notices.REPEAT_EVERY, notices.MAX_GROUPS, notices.NEW_PER_MINUTE) == (256, 60.0, 64, 8)
+    assert wire.F_ANSWER == 0x10
     assert crypto.ReplayWindow().size == 1024
