@@ -197,6 +197,8 @@ class Counterpart:
         hear them (a live one has begun the hand-back by then; a dead one's record, or a forged
         one, must not hold us back for its lifetime), and while they have not failed us too often."""
         pairer = self.peer.pairer
+        if now >= self.peer.started + STARTUP_HOLD + SURVIVOR_WAIT and not pairer:
+            return []       # a restarted process meets its survivor early; later claims are only claims
         return [r for r in matching.survivors(self.peer.terms, self.peer.table.alive(now))
                 if self.survivor_misses.get(r.incarnation, 0) < MAX_SURVIVOR_MISSES
                 and (now < r.first_seen + SURVIVOR_WAIT or pairer.with_peer(r.incarnation))]
