@@ -35,6 +35,7 @@ BYE_COPIES = 3
 MAX_PINGS = 32          # remembered pings: a probe sends one every PROBE_SPACING
 CHALLENGE_SPACING = 0.5
 FENCE_SPACING = 0.5     # a fenced session answers its old process at most this often
+STALL_GAP = 2.5         # no call for this long (timers fire every PING_INTERVAL): this process was stopped
 VOID = "void"           # the reason recorded for a payment that never reached the counterpart
 
 
@@ -83,6 +84,8 @@ class Session:
         self.final_ack: wire.Fenced | None = None
         self.fence_sent_at = float("-inf")
         self.old_heard = False
+        self.last_call = now
+        self.stale_since: float | None = None    # we were stopped: payments wait until the peer answers anew
         if mode is Mode.HANDING_BACK:
             self.begin_handback(now)
         self.handle_timeout(now)
@@ -166,8 +169,19 @@ class Session:
         self.flights.clear()
 
     # ------------------------------------------------------------------ receiving
+    def _woke(self, now: float) -> None:
+        """Called first on every input: a gap longer than any timer allows means this process
+        was stopped (SIGSTOP, a suspended laptop).  What queued up meanwhile may be from a
+        relationship that has since gone to another process of ours, so no payment is applied
+        until the counterpart answers a ping sent after we woke."""
+        if now - self.last_call > STALL_GAP and self.mode is Mode.NORMAL and not self.closed:
+            self.stale_since = now
+            self._ping(now)
+        self.last_call = now
+
     def receive(self, msg: wire.Sealed, addr: tuple[str, int], now: float) -> DropReason | None:
         """Open and act on one sealed datagram; return why it was dropped, if it was."""
+        self._woke(now)
         if not self.window.fresh(msg.counter):
             return DropReason.REPLAY
         plain = crypto.open_sealed(self.keys.recv_key, msg.counter, msg.header, msg.ciphertext)
@@ -239,6 +253,8 @@ class Session:
                 if sent is not None:
                     self.rtt.sample(now - sent)
                     self.answered_ping_at = max(self.answered_ping_at, sent)
+                    if self.stale_since is not None and sent >= self.stale_since:
+                        self.stale_since = None       # the session still stands: payments flow again
                 self._heard_keepalive(msg)
             case wire.Bye():
                 if not self.left:
@@ -258,6 +274,8 @@ class Session:
             self._compare(msg)
 
     def _on_pay(self, msg: wire.Pay, now: float) -> DropReason | None:
+        if self.stale_since is not None:
+            return DropReason.UNEXPECTED          # it is sent again once we know the session still stands
         outcome, done = self.ledger.receive(msg.seq, msg.amount, msg.memo, now)
         if outcome in (Outcome.CONFLICT, Outcome.INVALID):
             return DropReason.VIOLATION
@@ -384,6 +402,7 @@ class Session:
     def handle_timeout(self, now: float) -> None:
         if self.closed or self.mode is Mode.FENCED:
             return
+        self._woke(now)
         if not self.left and not self.silent and now >= self.last_heard + SILENT_AFTER:
             self.silent = True
             self.emit(events.PeerSilent(self.info.name))
