@@ -31,6 +31,8 @@ from lanpay.core.ledger import Ledger, Restore
 from lanpay.core.peer import Peer
 from sim import Conditions, Net
 
+pytestmark = pytest.mark.slow       # simulator sweeps: the full suite runs them, the quick subset does not
+
 DEFAULT_SEEDS = {"restarts": 40, "stages": 40, "partitions": 30, "drops": 30, "stalls": 30, "namesake": 30,
                  "adversary": 10}
 
