@@ -22,6 +22,7 @@ from lanpay.core import wire
 from lanpay.core.amounts import format_amount
 from lanpay.core.errors import NotPaired, PeerUnavailable, UserError
 from lanpay.core.events import (
+    ImpersonationSeen,
     PeerTaken,
     WarningsRepeated,
     Event,
@@ -114,6 +115,8 @@ def render(event: Event, peer: str | None = None) -> str | None:
         case WarningsRepeated(kind=kind, name=name, count=count):
             what = _REPEATED.get(kind, "warnings")
             return f"Warning: {count} more {what} {name} in the last minute or more (counted, not listed)"
+        case ImpersonationSeen(name=name, host=host):
+            return f"Warning: {host} claimed to be you restarted; {name} did not hand it the relationship"
         case ImpostorSuspected(name=name, addr=(host, _)):
             return f"Warning: {host} claims to be {name} restarted, but {name} still answers; ignored"
         case PeerTaken(name=name, reason="paired"):
@@ -152,6 +155,7 @@ def _payment(event: Event, who: str) -> str | None:
 
 
 _REPEATED = {
+    "claimed": "reports of someone claiming to be you, from",
     "taken": "notices that a peer is taken, about",
     "namesake": "peers also calling themselves",
     "impostor": "claims to be the restarted",

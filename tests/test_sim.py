@@ -577,6 +577,7 @@ def test_an_impostor_claiming_to_be_the_restarted_counterpart_while_it_still_ans
     mallory = net.add("bob", label="mallory")
     net.run(net.now + 40)
     assert events.ImpostorSuspected("bob", mallory.addr) in alice.events
+    assert bob.of(events.ImpersonationSeen) == [events.ImpersonationSeen("alice", mallory.addr[0])]   # both told
     assert alice.peer.state is State.PAIRED and alice.peer.session.info.incarnation == bob.peer.incarnation
     assert not [e for e in mallory.of(events.Paired) if e.peer_name == "alice"]
     assert alice.of(events.PeerRestarted) == []

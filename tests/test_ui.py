@@ -17,6 +17,7 @@ from prompt_toolkit.output import DummyOutput
 from lanpay.core.errors import NotPaired, OverLimit, PeerUnavailable, UserError
 from lanpay.core import wire
 from lanpay.core.events import (
+    ImpersonationSeen,
     PeerTaken,
     WarningsRepeated,
     Event,
@@ -123,6 +124,8 @@ RENDERED: list[tuple[Event, str | None]] = [
     ),
     (PairingRefused("carol", "already paired"), "carol refused to pair: already paired"),
     (PeerTaken("bob", "paired"), "bob is already paired with someone else; still looking"),
+    (ImpersonationSeen("alice", "10.0.0.9"),
+     "Warning: 10.0.0.9 claimed to be you restarted; alice did not hand it the relationship"),
     (PeerTaken("bob", "wants-other"), "bob is waiting for someone else (it was started with --peer); still looking"),
     (PairingFailed("carol", "wrong code"), "Pairing with carol failed: wrong code"),
     (

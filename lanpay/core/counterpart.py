@@ -312,8 +312,7 @@ class Counterpart:
         if verdict is Verdict.ALIVE:
             self.probe = None
             self.peer.pairer.cool(probe.incarnation, now + IMPOSTOR_COOLDOWN)
-            self.peer.warn("impostor", probe.name, ("impostor", probe.incarnation),
-                           events.ImpostorSuspected(probe.name, probe.addr), now)
+            self._impostor(probe.name, probe.addr, probe.incarnation, now)
         elif verdict is Verdict.GONE:
             self.probe = None
             self.repair_until = now + REPAIR_WINDOW
@@ -442,12 +441,19 @@ class Counterpart:
         if s is self.session and self.state is State.REPAIRING and s.mode is Mode.NORMAL:
             self._old_is_alive(s, now)
 
+    def _impostor(self, name: str, addr: tuple[str, int], inc: int, now: float) -> None:
+        """Someone claimed to be our counterpart restarted while it still answers: tell our user,
+        and tell the counterpart itself (both users are told), once per claimant."""
+        fact = ("impostor", inc)
+        if fact not in self.peer.warned.facts and self.session is not None:
+            self.session.tell_claimed(addr[0])
+        self.peer.warn("impostor", name, fact, events.ImpostorSuspected(name, addr), now)
+
     def _old_is_alive(self, s: Session, now: float) -> None:
         """The process we thought gone spoke: whoever claimed its place is not it."""
         for inc, succ in list(self.successors.items()):
             self.peer.pairer.cool(inc, now + IMPOSTOR_COOLDOWN)
-            self.peer.warn("impostor", succ.info.name, ("impostor", inc),
-                           events.ImpostorSuspected(succ.info.name, succ.info.addr), now)
+            self._impostor(succ.info.name, succ.info.addr, inc, now)
         self.successors.clear()
         self.consent_until.clear()
         self._move(State.PAIRED)

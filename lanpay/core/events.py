@@ -225,3 +225,12 @@ class PeerTaken(Event):
 
     name: str
     reason: str
+
+
+@dataclass(frozen=True)
+class ImpersonationSeen(Event):
+    """Our counterpart ``name`` says someone at ``host`` claimed to be us restarted; it was
+    not handed the relationship."""
+
+    name: str
+    host: str

@@ -88,7 +88,7 @@ class Peer:
             if not text or len(text.encode()) > wire.MAX_NAME or wire.has_control(text):
                 raise UserError(f"{label} must be 1 to {wire.MAX_NAME} bytes of printable text")
         self.config, self.rng = config, rng
-        self.started = now
+        self.started = self._now = now          # the time of the latest input, for warnings
         private = new_private_key(rng)
         self.me = pairing.Identity(config.name, rng.getrandbits(64) or 1, private, public_key(private),
                                    config.want_peer or "", config.code or None)
@@ -209,6 +209,7 @@ class Peer:
 
     # ================================================================ datagrams in
     def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        self._now = now
         try:
             msg = wire.decode(data)
         except DecodeError:
@@ -293,7 +294,11 @@ class Peer:
         self._events.extend(self.warned.warn(kind, name, fact, event, now))
 
     def emit(self, event: events.Event) -> None:
-        """Queue an event for ``next_event``: the sessions report through here."""
+        """Queue an event for ``next_event``: the sessions report through here (a report about
+        a stranger counts as a warning, told once, then counted)."""
+        if isinstance(event, events.ImpersonationSeen):
+            self.warn("claimed", event.name, ("claimed", event.host), event, self._now)
+            return
         self._events.append(event)
 
     def announce_change(self, now: float) -> None:
@@ -355,6 +360,7 @@ class Peer:
         return min(t for t in times if t is not None)
 
     def handle_timeout(self, now: float) -> None:
+        self._now = now
         if self.state is State.CLOSED:
             return
         if self.announces.take(now, self.rng, paired=self.state is State.PAIRED):

@@ -159,6 +159,11 @@ class Session:
         for part in self.handback.due(now, self.rtt.rto, self.rtt.cap):
             self._send(part)
 
+    def tell_claimed(self, host: str) -> None:
+        """Tell our counterpart that someone at ``host`` claimed to be it restarted."""
+        if self.mode is Mode.NORMAL and not self.closed:
+            self._send(wire.Claimed(host[:wire.MAX_MEMO]))
+
     def fence(self) -> None:
         """The relationship goes to a newer process of the counterpart: remember what this
         one had applied, and from now on only tell it so."""
@@ -266,6 +271,8 @@ class Session:
                 return self._on_resumed(msg, now)
             case wire.Fenced():
                 return self._on_fenced(msg)
+            case wire.Claimed():
+                self.emit(events.ImpersonationSeen(self.info.name, msg.host))
         return None
 
     def _heard_keepalive(self, msg: wire.Ping | wire.Pong) -> None:

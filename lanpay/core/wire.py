@@ -540,7 +540,16 @@ class Fenced(Message):
     SPEC = (U64, ListOf(Rejection))
 
 
-INNER: dict[int, type] = {c.TYPE: c for c in (Pay, Ack, Ping, Pong, Bye, Resume, Resumed, Fenced)}
+@dataclass(frozen=True)
+class Claimed(Message):
+    """Someone at ``host`` claimed to be the receiver restarted; the sender did not believe it."""
+
+    TYPE = 9
+    host: str
+    SPEC = (MEMO,)
+
+
+INNER: dict[int, type] = {c.TYPE: c for c in (Pay, Ack, Ping, Pong, Bye, Resume, Resumed, Fenced, Claimed)}
 
 
 # ---------------------------------------------------------------- sizes that answer sizes
