@@ -243,6 +243,7 @@ def test_a_stalled_peer_keeps_its_relationship_when_a_namesake_asks_for_it(lanpa
     assert namesake.expect(AWAITED).group(1) == asked.group(1)
     bob.resume()                    # nobody accepted; the real bob wakes up
     alice.expect(rf"^Warning: {re.escape(THIRD)} claims to be bob restarted, but bob still answers; ignored$")
+    bob.expect(rf"^Warning: {re.escape(THIRD)} claimed to be you restarted; alice did not hand it the relationship$")
     alice.send("accept")
     alice.expect(r"^Error: nothing is waiting for your consent$")
 
