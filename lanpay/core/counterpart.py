@@ -22,6 +22,7 @@ start with a notice.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from . import events, matching, pairing, wire
@@ -234,7 +235,7 @@ class Counterpart:
         if not survivors and hold is not None:
             return hold
         if self.me.code:
-            for rec in (r for r in found if r.name == found[0].name):
+            for rec in self._uncrowded_first([r for r in found if r.name == found[0].name]):
                 self._initiate(rec, now)
             return None
         for rec in found:
@@ -286,13 +287,19 @@ class Counterpart:
         s = self.session
         if s is None or self.state not in (State.PAIRED, State.REPAIRING):
             return
-        for rec in self.peer.table.alive(now):
+        for rec in self._uncrowded_first(self.peer.table.alive(now)):
             if rec.paired or not self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now):
                 continue
             if self.state is State.PAIRED and self.probe is None:
                 self._start_probe(rec.name, rec.addr, rec.incarnation, now)
             elif self.state is State.REPAIRING and rec.incarnation not in self.successors:
                 self._initiate(rec, now, resuming=True)
+
+    def _uncrowded_first(self, records: list[PeerRecord]) -> list[PeerRecord]:
+        """Records from hosts that announce few incarnations first: a real peer is usually alone
+        on its host, a flood of forged ones is not, so forgeries cannot take every slot."""
+        crowd = Counter(r.addr[0] for r in self.peer.table.alive(self.peer._now))
+        return sorted(records, key=lambda r: (crowd[r.addr[0]], r.first_seen))
 
     def _start_probe(self, name: str, addr: tuple[str, int], inc: int, now: float) -> None:
         """Before anyone may take the relationship, check the old process is really gone."""

@@ -269,7 +269,7 @@ class Matchmaker:
             del self.attempts[key]
             if hs.initiator and hs.keys is not None:
                 self.late = (self.late + [hs])[-MAX_LATE:]
-            if hs.initiator and not hs.refusal:
+            if hs.initiator and not hs.refusal and not hs.handing_back:     # a newcomer we tried: no news
                 self.events.append(events.PairingFailed(hs.peer_name, f"{hs.peer_name} stopped answering"))
             if hs.initiator or hs.bad_tag:
                 self.cool(hs.peer_inc, now + (REFUSED_COOLDOWN if hs.refusal else COOLDOWN))
