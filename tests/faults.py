@@ -384,6 +384,10 @@ def run_fault_plan(plan: FaultPlan) -> list[str]:
     forger.start(until=net.now + plan.chaos + LIVENESS + 40.0)
     outsiders: list[Host] = []
     quiet_from = _play(plan, book, rng, outsiders)
+    if plan.code is None and plan.rates.get("namesake"):
+        # Without --code a live namesake cannot be told apart and is refused by design: the
+        # bound runs from when the forged namesakes go quiet (their records expire within 10 s).
+        forger.until = net.now
     net.heal()
     net.rules.clear()
     net.cond = Conditions()

@@ -219,3 +219,12 @@ def test_a_change_of_wants_or_pairing_is_a_normal_refresh() -> None:
     changed = replace(announce(7), wants="alice", flags=wire.F_PAIRED)
     rec, _ = table.update(changed, ADDR, now=1.0)
     assert rec is not None and rec.wants == "alice" and rec.paired
+
+
+def test_a_flood_spoofing_a_peer_s_address_does_not_push_out_the_peer_that_keeps_announcing() -> None:
+    table = PeerTable()
+    for t in (0.0, 0.1, 0.5):                      # the real bob's start-up announces
+        table.update(announce(1, name="bob"), ADDR, now=t)
+    for inc in range(100, 400):                     # one-shot incarnations from bob's own address
+        table.update(announce(inc, name="bob", key=bytes([inc % 256]) * 32), ADDR, now=0.5 + 0.01 * (inc - 99))
+    assert table.get(1) is not None and len([r for r in table.alive(4.0) if r.addr == ADDR]) == MAX_PER_HOST

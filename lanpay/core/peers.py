@@ -97,7 +97,7 @@ class PeerTable:
 
     def _make_room(self, addr: tuple[str, int], now: float) -> None:
         """Before a new record: at most MAX_PER_HOST per host, at most ``limit`` in all; the
-        host holding the most records gives one up first, its record closest to expiry."""
+        host holding the most records gives one up first."""
         self.expire(now)
         host = addr[0]
         mine = [r for r in self._by_inc.values() if r.addr[0] == host]
@@ -109,7 +109,10 @@ class PeerTable:
             self._evict([r for r in self._by_inc.values() if counts[r.addr[0]] == most])
 
     def _evict(self, group: list[PeerRecord]) -> None:
-        del self._by_inc[min(group, key=lambda r: r.expires_at).incarnation]
+        """Give up the record heard least often (a forged one-shot incarnation, usually), the one
+        closest to expiry among those: a peer that keeps announcing is not pushed out by a flood
+        that spoofs its address."""
+        del self._by_inc[min(group, key=lambda r: (r.heard, r.expires_at)).incarnation]
 
     def forget(self, incarnation: int) -> None:
         self._by_inc.pop(incarnation, None)
