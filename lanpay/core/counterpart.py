@@ -110,7 +110,6 @@ class Counterpart:
         if not (known or self.peer.budget.spend(now)):
             return DropReason.RATE
         self.peer.pairer.respond(self.me, msg, addr, resuming, self.peer.rng, now)
-        self.peer._collect()
         return None
 
     def _hello_while_looking(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
@@ -170,8 +169,6 @@ class Counterpart:
         for rec in wrong_code:
             self.peer.warn("code", rec.name, ("code", rec.incarnation),
                            events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]), now)
-        if self.state in (State.LOOKING, State.PAIRING):
-            self._say_why_not(now)
         survivors = {r.incarnation for r in self._survivors(now)}
         ours = [r for r in found if r.incarnation in survivors]
         free = [r for r in found if not r.paired]
@@ -221,6 +218,7 @@ class Counterpart:
         without it, a candidate is tried once it has settled with no namesake beside it.
         Returns when to look again (a candidate still settling), if ever.
         """
+        self._say_why_not(now)
         found = self.candidates(now)
         survivors = [r for r in self._survivors(now) if r in found]
         if survivors:
@@ -452,7 +450,7 @@ class Counterpart:
         """Someone claimed to be our counterpart restarted while it still answers: tell our user,
         and tell the counterpart itself (both users are told), once per claimant."""
         fact = ("impostor", inc)
-        if fact not in self.peer.warned.facts and self.session is not None:
+        if not self.peer.warned.seen(fact) and self.session is not None:
             self.session.tell_claimed(addr[0])
         self.peer.warn("impostor", name, fact, events.ImpostorSuspected(name, addr), now)
 

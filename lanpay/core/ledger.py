@@ -135,7 +135,7 @@ class Ledger:
         """
         if seq < 1 or not 1 <= amount <= MAX_PAYMENT_CENTS or seq > self.in_cum + MAX_AHEAD:
             return Outcome.INVALID, []
-        if seq <= self.in_cum:
+        if self.processed(seq):
             known = self._entries.get(("in", seq))
             if known is not None and (known.amount != amount or known.memo != memo):
                 return Outcome.CONFLICT, []

@@ -39,10 +39,14 @@ class Notices:
     def __len__(self) -> int:
         return len(self.facts)
 
+    def seen(self, fact: object) -> bool:
+        """Whether this fact was already warned about (or counted)."""
+        return fact in self.facts
+
     def warn(self, kind: str, name: str, fact: object, event: events.Event, now: float) -> list[events.Event]:
         """``event`` if it is the first of its kind about ``name``; a count of the repeats
         at most once every REPEAT_EVERY; nothing for a fact already seen."""
-        if fact in self.facts:
+        if self.seen(fact):
             return []
         self._remember(fact)
         key = (kind, name)
