@@ -228,6 +228,7 @@ class Users:
     """The two people: shown a hand-back request, they compare codes and accept as the plan says."""
 
     REACTION = (0.5, 3.0)
+    PATIENCE = 20.0     # how long a person waits for the other screen to show a code to compare
 
     def __init__(self, book: Book, policy: str, rng: random.Random) -> None:
         self.book, self.policy, self.rng = book, policy, rng
@@ -237,14 +238,22 @@ class Users:
 
     def _on_event(self, host: Host, event: events.Event) -> None:
         if isinstance(event, events.HandbackRequested) and self.policy != "never":
-            self.book.net.at(self.book.net.now + self.rng.uniform(*self.REACTION), lambda: self._decide(host, event))
+            asked = self.book.net.now
+            self.book.net.at(asked + self.rng.uniform(*self.REACTION), lambda: self._decide(host, event, asked))
 
-    def _decide(self, host: Host, request: events.HandbackRequested) -> None:
+    def _decide(self, host: Host, request: events.HandbackRequested, asked: float) -> None:
         name = self.book.name_of(host)
-        if name is None or not host.running:
+        if name is None or not host.alive:
             return
+        net = self.book.net
         shown = [e.code for h in self.book.lives[self.book.other(name)] if h.alive
                  for e in h.of(events.HandbackAwaited)]
+        waiting = not shown and self.policy == "match" and net.now < asked + self.PATIENCE
+        if host.stalled or waiting:
+            # Typed into a stopped process (read once it runs again), or the other screen has no
+            # code to compare yet: look again in a moment.
+            net.at(net.now + 0.5, lambda: self._decide(host, request, asked))
+            return
         if self.policy == "always" or (shown and shown[-1] == request.code):
             try:
                 host.peer.accept(self.book.net.now, request.code)
