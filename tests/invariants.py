@@ -606,12 +606,15 @@ def old_process_fenced(book: Book) -> list[str]:
                 after = [(w, e) for w, e in old.timeline if w > restored_at]
                 if any(isinstance(e, (events.PaymentReceived, events.PaymentConfirmed)) for _, e in after):
                     problems.append(f"{name}'s old process moved money after its relationship went to a new one")
-                if not any(isinstance(e, events.Fenced) for _, e in after):
+                # The survivor fences the old session when it hands over, which may be before
+                # the new process has its record: told at any time after the new one started.
+                since_new = [(w, e) for w, e in old.timeline if w >= new.started]
+                if not any(isinstance(e, events.Fenced) for _, e in since_new):
                     problems.append(f"{name}'s old process ran again after the hand-back at {restored_at:.2f}s "
                                     f"and was never told it is fenced")
                 other = book.other(name)
                 if not any(isinstance(e, events.OldProcessBack) for h in book.lives[other]
-                           for w, e in h.timeline if w > restored_at):
+                           for w, e in h.timeline if w >= new.started):
                     problems.append(f"{other} was never told that {name}'s old process came back")
                 problems += [f"{name}'s old process made payment #{p.seq} after it was replaced"
                              for p in book.issued_by(old) if p.at > restored_at]
