@@ -98,12 +98,27 @@ def test_a_peer_that_really_moved_is_followed_once_its_old_address_is_quiet() ->
     assert rec is not None and rec.addr == moved
 
 
-def test_a_leaving_announce_forgets_the_peer() -> None:
+def test_a_leaving_announce_takes_the_peer_out_of_pairing_at_once() -> None:
     table = PeerTable()
     table.update(announce(7), ADDR, now=0.0)
     rec, new = table.update(announce(7, flags=wire.F_LEAVING), ADDR, now=1.0)
     assert (rec, new) == (None, False)
-    assert len(table) == 0 and table.get(7) is None
+    assert table.alive(1.0) == [] and table.get(7) is None
+    table.expire(LOOKING_INTERVAL[1] * MISSED_INTERVALS)
+    assert len(table) == 0
+
+
+def test_a_forged_goodbye_costs_the_real_peer_only_until_it_is_heard_again() -> None:
+    """A goodbye spoofed from a peer's own address is still a hint: the peer's next announce
+    brings its record back, with its history (first seen, times heard) intact, and meanwhile
+    nobody can move the record to another address."""
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    table.update(announce(7, flags=wire.F_LEAVING), ADDR, now=1.0)
+    assert table.update(announce(7), ("10.6.6.6", 666), now=1.5)[0].addr == ADDR  # type: ignore[union-attr]
+    rec, new = table.update(announce(7), ADDR, now=2.0)
+    assert rec is not None and not new and rec.first_seen == 0.0 and rec.heard == 2
+    assert table.alive(2.0) == [rec] and table.get(7) is rec
 
 
 def test_a_leaving_announce_from_another_address_is_ignored() -> None:
@@ -205,7 +220,7 @@ def test_the_table_never_exceeds_its_limit_and_keeps_known_names(
         names.setdefault(inc, f"n{inc}")
         assert len(table) <= 8
         if leaving:
-            assert table.get(inc) is None
+            assert table.get(inc) is None and all(r.incarnation != inc for r in table.alive(now))
         else:
             rec = table.get(inc)
             assert rec is not None and rec.name == names[inc] and rec.expires_at > now

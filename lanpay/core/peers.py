@@ -38,6 +38,7 @@ class PeerRecord:
     expires_at: float
     heard_at: float = 0.0    # the last announce from ``addr``
     heard: int = 1           # announces heard from this incarnation
+    leaving: bool = False    # it said goodbye (or someone spoofing its address did) and was not heard since
 
     @property
     def paired(self) -> bool:
@@ -64,14 +65,19 @@ class PeerTable:
         return len(self._by_inc)
 
     def get(self, incarnation: int) -> PeerRecord | None:
-        return self._by_inc.get(incarnation)
+        rec = self._by_inc.get(incarnation)
+        return None if rec is None or rec.leaving else rec
 
     def update(self, msg: wire.Announce, addr: tuple[str, int], now: float) -> tuple[PeerRecord | None, bool]:
         """Record an announce; return (record, whether it is a newly seen incarnation)."""
         known = self._by_inc.get(msg.incarnation)
         if msg.flags & wire.F_LEAVING:
             if known is not None and known.addr == addr:
-                del self._by_inc[msg.incarnation]       # from where it announces: it really leaves
+                # From where it announces, yet still a hint (a source address is easy to spoof):
+                # the peer is out of pairing at once, but its record stays until it would have
+                # expired, so a forged goodbye neither frees its address for a redirect nor costs
+                # it its history once it announces again.
+                known.leaving = True
             return None, False
         if known is not None:
             return self._refresh(known, msg, addr, now), False
@@ -90,6 +96,7 @@ class PeerTable:
             rec.addr = addr
         rec.heard_at = now
         rec.heard += 1
+        rec.leaving = False
         rec.wants, rec.flags = msg.wants, msg.flags
         rec.partner, rec.partner_inc = msg.partner, msg.partner_inc
         rec.expires_at = now + lifetime(msg)
@@ -122,8 +129,9 @@ class PeerTable:
             del self._by_inc[inc]
 
     def alive(self, now: float) -> list[PeerRecord]:
-        """Live records, oldest first seen first."""
-        return sorted((r for r in self._by_inc.values() if r.expires_at > now), key=lambda r: r.first_seen)
+        """Live records, oldest first seen first (not those that said goodbye since last heard)."""
+        return sorted((r for r in self._by_inc.values() if r.expires_at > now and not r.leaving),
+                      key=lambda r: r.first_seen)
 
     def next_expiry(self) -> float | None:
         return min((r.expires_at for r in self._by_inc.values()), default=None)
