@@ -22,20 +22,20 @@ start with a notice.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
-from typing import TYPE_CHECKING
 
 from . import events, matching, pairing, wire
+from .announcer import Budget
 from .errors import DropReason
-from .handshakes import COOLDOWN, MAX_BLOCKED, Admission
+from .handshakes import COOLDOWN, MAX_BLOCKED, Admission, Matchmaker
 from .ledger import Ledger
-from .peers import PeerRecord
+from .notices import Notices
+from .peers import PeerRecord, PeerTable
 from .restart import IMPOSTOR_COOLDOWN, PROBE_SPACING, REPAIR_WINDOW, Probe, Verdict, probe_time
+from .rtt import RttEstimator
 from .session import Mode, PeerInfo, Session
-from .state import State
-
-if TYPE_CHECKING:
-    from .peer import Peer
+from .state import State, check
 
 SETTLE = 0.25            # wait this long after first hearing a candidate, so a namesake can show up too
 CONSENT_WAIT = 120.0     # how long a request for the relationship waits for the user's accept
@@ -47,6 +47,7 @@ CLAIMANT_ANSWERS = 3     # announces of a would-be restarted counterpart answere
 STARTUP_SETTLE = 0.8     # a fresh start takes no stranger before its first announces could be answered
 STARTUP_HOLD = 3.0       # with several peers around, a fresh start waits this long for a survivor to speak
 MAX_SURVIVOR_MISSES = 2
+HEARD_ENOUGH = 3         # announces that make a record as likely real as any other
 SURVIVOR_WAIT = 10.0     # how long a record claiming our relationship is preferred over strangers
 MAX_INITIATING = 4       # hellos of ours under way at once (namesakes with --code, newcomers)  # handshakes a "survivor" may fail before we stop preferring it
 
@@ -54,14 +55,23 @@ MAX_INITIATING = 4       # hellos of ours under way at once (namesakes with --co
 class Counterpart:
     """The relationship: its state, its session, and who may take it over.
 
-    Reads its context from the peer (identity, terms, peer table, handshakes);
-    sends and tells through the peer's queues.
+    Its context is handed in whole (identity, terms, the peer table, the handshakes,
+    the budget for strangers, the notices); what it decides to send, tell and
+    announce waits in ``out``, ``told`` and ``changed`` for the facade to collect.
     """
 
-    def __init__(self, peer: Peer) -> None:
-        self.peer = peer
+    def __init__(self, me: pairing.Identity, want_peer: str | None, limit: int | None, started: float, *,
+                 table: PeerTable, pairer: Matchmaker, budget: Budget, rtt: RttEstimator,
+                 notices: Notices, rng: random.Random) -> None:
+        self.me, self.want_peer, self.limit, self.started = me, want_peer, limit, started
+        self.table, self.pairer, self.budget, self.rtt, self.notices, self.rng = \
+            table, pairer, budget, rtt, notices, rng
+        self.out: list[tuple[bytes, tuple[str, int]]] = []
+        self.told: list[events.Event] = []
+        self.changed = False                          # the LAN should hear our new state now
         self.state = State.LOOKING
         self.session: Session | None = None
+        self.unpaired = Ledger(limit)                 # the ledger before (and between) sessions
         self.successors: dict[int, Session] = {}      # newcomers awaiting consent, by incarnation
         self.consent_until: dict[int, float] = {}
         self.fenced: list[Session] = []
@@ -73,8 +83,24 @@ class Counterpart:
 
     # ---------------------------------------------------------------- context
     @property
-    def me(self) -> pairing.Identity:
-        return self.peer.me
+    def terms(self) -> matching.Terms:
+        """Read afresh each time: tests may give ``me`` another incarnation after start."""
+        return matching.Terms(self.me.name, self.want_peer, bool(self.me.code))
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.session.ledger if self.session is not None else self.unpaired
+
+    def move(self, new: State) -> None:
+        """Change state, only along ``state.TRANSITIONS``: a wrong move is a bug, not a network event."""
+        self.state = check(self.state, new)
+
+    def _tell(self, event: events.Event) -> None:
+        self.told.append(event)
+
+    def _warn(self, kind: str, name: str, fact: object, event: events.Event, now: float) -> None:
+        """Tell a warning about a stranger once; repeats are counted (``notices``)."""
+        self.told.extend(self.notices.warn(kind, name, fact, event, now))
 
     def sessions(self) -> list[Session]:
         out = [self.session] if self.session is not None else []
@@ -83,14 +109,11 @@ class Counterpart:
     def _new_session(self, hs: pairing.Handshake, ledger: Ledger, mode: Mode, now: float) -> Session:
         assert hs.keys is not None
         info = PeerInfo(hs.peer_name, hs.peer_addr, hs.keys.code, bool(self.me.code), hs.peer_inc)
-        return Session(hs.keys, info, ledger, self.peer.rtt, mode, now, self.peer.emit)
-
-    def _move(self, new: State) -> None:
-        self.peer.move(new)
+        return Session(hs.keys, info, ledger, self.rtt, mode, now, self._tell)
 
     # ---------------------------------------------------------------- hellos
     def on_hello(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
-        pairer = self.peer.pairer
+        pairer = self.pairer
         if pairer.answered(msg, addr):
             return None                                  # our reply was lost
         if msg.name == self.me.name:
@@ -105,15 +128,15 @@ class Counterpart:
         """Answer a hello: at once if its sender announced itself from that host, else only
         within the budget for strangers, so a flood of made-up hellos draws bounded answers
         and cannot crowd out a peer we have heard."""
-        rec = self.peer.table.get(msg.sender_inc)
+        rec = self.table.get(msg.sender_inc)
         known = rec is not None and rec.addr[0] == addr[0] and rec.name == msg.name
-        if not (known or self.peer.budget.spend(now)):
+        if not (known or self.budget.spend(now)):
             return DropReason.RATE
-        self.peer.pairer.respond(self.me, msg, addr, resuming, self.peer.rng, now)
+        self.pairer.respond(self.me, msg, addr, resuming, self.rng, now)
         return None
 
     def _hello_while_looking(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
-        terms = self.peer.terms
+        terms = self.terms
         if msg.sender_inc > self.me.incarnation:
             return DropReason.UNEXPECTED                     # we initiate with this one, not it
         if not matching.accepts(terms, msg.name, msg.wants):
@@ -122,14 +145,14 @@ class Counterpart:
         if bool(msg.flags & wire.F_CODE) != bool(self.me.code):
             self._refuse(msg, addr, wire.R_CODE_MISMATCH, now)
             return None
-        if self.peer.pairer.cooling(msg.sender_inc, now):
+        if self.pairer.cooling(msg.sender_inc, now):
             return DropReason.RATE
         survivors = self._survivors(now)
-        if survivors and msg.sender_inc not in {r.incarnation for r in survivors}:
+        if survivors and not self._claims_ours(msg.sender_inc, survivors, now):
             return DropReason.UNEXPECTED                     # our relationship is out there: it comes first
         if not self.me.code:
             free = [r for r in self.candidates(now) if not r.paired]
-            rivals = matching.hello_rivals(msg.name, msg.sender_inc, free, self.peer.table.alive(now))
+            rivals = matching.hello_rivals(msg.name, msg.sender_inc, free, self.table.alive(now))
             if rivals:
                 self.conflicted(msg.name, rivals, now)
                 return DropReason.UNEXPECTED
@@ -156,30 +179,30 @@ class Counterpart:
         return None
 
     def _refuse(self, msg: wire.Hello, addr: tuple[str, int], reason: int, now: float) -> None:
-        if self.peer.budget.spend(now):
+        if self.budget.spend(now):
             refusal = wire.Refuse(self.me.incarnation, msg.sender_inc, reason, self.me.name)
-            self.peer.send(wire.encode(refusal), addr)
+            self.out.append((wire.encode(refusal), addr))
 
     # ---------------------------------------------------------------- who to pair with
     def candidates(self, now: float) -> list[PeerRecord]:
         """Whom we could pair with, in the order to try them: our survivors, free peers, then
         peers still claiming our name past their window (a dead survivor's leftover, or a live
         one we have not reached yet: never a namesake, never ahead of a free peer)."""
-        found, wrong_code = matching.candidates(self.peer.terms, self.peer.table.alive(now), self.peer.cooldown, now)
+        found, wrong_code = matching.candidates(self.terms, self.table.alive(now), self.pairer.cooldown, now)
         for rec in wrong_code:
-            self.peer.warn("code", rec.name, ("code", rec.incarnation),
+            self._warn("code", rec.name, ("code", rec.incarnation),
                            events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]), now)
         survivors = {r.incarnation for r in self._survivors(now)}
-        ours = [r for r in found if r.incarnation in survivors]
+        ours = _heard_most([r for r in found if r.incarnation in survivors])
         free = [r for r in found if not r.paired]
-        leftovers = [r for r in found if r.paired and r.incarnation not in survivors]
+        leftovers = _heard_most([r for r in found if r.paired and r.incarnation not in survivors])
         return ours + free + leftovers          # a claim of ours past its window comes last
 
     def _say_why_not(self, now: float) -> None:
         """Tell the user (once per peer, counted after that) why a peer it could mean will not
         pair: it is taken, or it asked for someone else."""
-        terms = self.peer.terms
-        for rec in self.peer.table.alive(now):
+        terms = self.terms
+        for rec in self.table.alive(now):
             if rec.name == terms.name or terms.want_peer not in (None, rec.name):
                 continue
             if rec.paired and rec.partner != terms.name:
@@ -188,25 +211,33 @@ class Counterpart:
                 reason = "wants-other"
             else:
                 continue
-            self.peer.warn("taken", rec.name, ("taken", rec.incarnation, reason), events.PeerTaken(rec.name, reason), now)
+            self._warn("taken", rec.name, ("taken", rec.incarnation, reason), events.PeerTaken(rec.name, reason), now)
 
     def _survivors(self, now: float) -> list[PeerRecord]:
         """Peers that say they hold our relationship: preferred for SURVIVOR_WAIT after we first
         hear them (a live one has begun the hand-back by then; a dead one's record, or a forged
         one, must not hold us back for its lifetime), and while they have not failed us too often."""
-        pairer = self.peer.pairer
-        if now >= self.peer.started + STARTUP_HOLD + SURVIVOR_WAIT and not pairer:
+        pairer = self.pairer
+        if now >= self.started + STARTUP_HOLD + SURVIVOR_WAIT and not pairer:
             return []       # a restarted process meets its survivor early; later claims are only claims
-        return [r for r in matching.survivors(self.peer.terms, self.peer.table.alive(now))
+        return [r for r in matching.survivors(self.terms, self.table.alive(now))
                 if self.survivor_misses.get(r.incarnation, 0) < MAX_SURVIVOR_MISSES
-                and (now < r.first_seen + SURVIVOR_WAIT or pairer.with_peer(r.incarnation))]
+                and (now < r.first_seen + SURVIVOR_WAIT
+                     or (pairer.with_peer(r.incarnation) and now < r.first_seen + SURVIVOR_WAIT + pairing.HELLO_DEADLINE))]
+
+    def _claims_ours(self, incarnation: int, survivors: list[PeerRecord], now: float) -> bool:
+        """Whether ``incarnation`` is among the survivors we prefer, or itself says it holds our
+        relationship (past its window: fresher forged claims must not push the real one out)."""
+        if incarnation in {r.incarnation for r in survivors}:
+            return True
+        return any(r.incarnation == incarnation for r in matching.survivors(self.terms, self.table.alive(now)))
 
     def conflicted(self, name: str, group: list[PeerRecord], now: float) -> bool:
         """Several live peers answer to ``name``: pair with none, and tell the user once."""
         same = matching.namesakes(name, group)
         if same:
             key = ("conflict", frozenset(r.incarnation for r in same))
-            self.peer.warn("namesake", name, key, events.NameConflict(name, tuple(r.addr for r in same)), now)
+            self._warn("namesake", name, key, events.NameConflict(name, tuple(r.addr for r in same)), now)
             return True
         return False
 
@@ -233,16 +264,26 @@ class Counterpart:
         if not survivors and hold is not None:
             return hold
         if self.me.code:
-            for rec in self._uncrowded_first([r for r in found if r.name == found[0].name]):
+            for rec in self._uncrowded_first([r for r in found if r.name == found[0].name], now):
                 self._initiate(rec, now)
             return None
+        if any(self.pairer.initiating(r.incarnation) for r in found):
+            return None                              # one at a time without a code
+        waiting_on = None
         for rec in found:
+            if waiting_on is not None and not (rec.paired and rec.name == waiting_on):
+                break
             if not rec.paired and self.conflicted(rec.name, free, now):
                 continue
             if now < rec.first_seen + SETTLE:
                 return rec.first_seen + SETTLE
-            self._initiate(rec, now)
-            return None
+            if self._initiate(rec, now):
+                return None
+            if not rec.paired:
+                return None                          # its hello is the one to come
+            # A claim to hold our relationship whose hello is to come, or that failed us lately:
+            # another claim of that name behind it may be the real one (claims are cheap to forge).
+            waiting_on = rec.name
         return None
 
     def _hold_until(self, now: float) -> float | None:
@@ -250,33 +291,41 @@ class Counterpart:
         (we may be a restarted process) and its answer may still be on the way.  A fresh pairing
         waits until the start-up announces had time to be answered: STARTUP_SETTLE for answers
         to arrive at all, STARTUP_HOLD once more than one peer has answered."""
-        started = self.peer.started
-        until = started + (STARTUP_HOLD if len(self.peer.table.alive(now)) >= 2 else STARTUP_SETTLE)
+        started = self.started
+        until = started + (STARTUP_HOLD if len(self.table.alive(now)) >= 2 else STARTUP_SETTLE)
         return until if now < until else None
 
-    def _initiate(self, rec: PeerRecord, now: float, resuming: bool = False) -> None:
+    def _initiate(self, rec: PeerRecord, now: float, resuming: bool = False) -> bool:
         """Say hello to ``rec`` if the tie-break makes it ours to start; a hello to someone
-        known only from an announce is sent unasked, so it spends the budget for strangers."""
-        pairer = self.peer.pairer
-        if self.me.incarnation > rec.incarnation or pairer.cooling(rec.incarnation, now) \
-                or pairer.initiating(rec.incarnation) or pairer.initiators() >= MAX_INITIATING:
-            return
-        if self.peer.budget.spend(now):
-            pairer.initiate(self.me, rec, resuming, self.peer.rng, now)
+        known only from an announce is sent unasked, so it spends the budget for strangers.
+        Returns whether a hello went (or is already under way)."""
+        pairer = self.pairer
+        if pairer.initiating(rec.incarnation):
+            return True
+        # The higher incarnation waits for the other's hello, unless the other says it is paired
+        # with us (a hand-back we gave up on): it holds a session, so its hello will not come.
+        ours = rec.paired and rec.partner == self.me.name and rec.partner_inc == self.me.incarnation
+        if (self.me.incarnation > rec.incarnation and not ours) or pairer.cooling(rec.incarnation, now) \
+                or pairer.initiators() >= MAX_INITIATING:
+            return False
+        if not self.budget.spend(now):
+            return False
+        pairer.initiate(self.me, rec, resuming, self.rng, now)
+        return True
 
     def _newcomer(self, inc: int, name: str, wants: str, code: bool, now: float) -> bool:
         """Could this incarnation be our counterpart restarted?"""
         s = self.session
         return (s is not None and name == s.info.name and inc != s.info.incarnation
-                and inc not in self.past_partners and matching.accepts(self.peer.terms, name, wants)
-                and code == bool(self.me.code) and not self.peer.pairer.cooling(inc, now))
+                and inc not in self.past_partners and matching.accepts(self.terms, name, wants)
+                and code == bool(self.me.code) and not self.pairer.cooling(inc, now))
 
     def is_claimant(self, rec: PeerRecord, now: float) -> bool:
         """A free newcomer with our counterpart's name: its announces are answered (it may be our
         counterpart restarted, and our answer is how it learns, before any stranger gets to it,
         that we hold its relationship): all of them when the hello is its to send, else its
         first CLAIMANT_ANSWERS (the rest of its bytes pay for our hello)."""
-        return self.state in (State.PAIRED, State.REPAIRING) and not rec.paired \
+        return self.state in (State.PAIRED, State.REPAIRING) and not self._taken(rec) \
             and (rec.incarnation < self.me.incarnation or rec.heard <= CLAIMANT_ANSWERS) \
             and self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now)
 
@@ -285,24 +334,31 @@ class Counterpart:
         s = self.session
         if s is None or self.state not in (State.PAIRED, State.REPAIRING):
             return
-        for rec in self._uncrowded_first(self.peer.table.alive(now)):
-            if rec.paired or not self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now):
+        for rec in self._uncrowded_first(self.table.alive(now), now):
+            if self._taken(rec) or not self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now):
                 continue
             if self.state is State.PAIRED and self.probe is None:
                 self._start_probe(rec.name, rec.addr, rec.incarnation, now)
             elif self.state is State.REPAIRING and rec.incarnation not in self.successors:
                 self._initiate(rec, now, resuming=True)
 
-    def _uncrowded_first(self, records: list[PeerRecord]) -> list[PeerRecord]:
-        """Records from hosts that announce few incarnations first: a real peer is usually alone
-        on its host, a flood of forged ones is not, so forgeries cannot take every slot."""
-        crowd = Counter(r.addr[0] for r in self.peer.table.alive(self.peer._now))
-        return sorted(records, key=lambda r: (crowd[r.addr[0]], r.first_seen))
+    def _taken(self, rec: PeerRecord) -> bool:
+        """Whether a record says it is paired, counting a claim to be paired with this very
+        process as free: we know whom we are paired with, so that claim is stale or forged."""
+        return rec.paired and not (rec.partner == self.me.name and rec.partner_inc == self.me.incarnation)
+
+    def _uncrowded_first(self, records: list[PeerRecord], now: float) -> list[PeerRecord]:
+        """The likeliest real peers first: an incarnation heard announcing again and again (a
+        forged one is usually heard once), then those from hosts announcing few incarnations (a
+        real peer is usually alone on its host, a flood of forged ones is not, though it may spoof
+        the real peer's address), so forgeries cannot take every slot."""
+        crowd = Counter(r.addr[0] for r in self.table.alive(now))
+        return sorted(records, key=lambda r: (-min(r.heard, HEARD_ENOUGH), crowd[r.addr[0]], r.first_seen))
 
     def _start_probe(self, name: str, addr: tuple[str, int], inc: int, now: float) -> None:
         """Before anyone may take the relationship, check the old process is really gone."""
         assert self.session is not None
-        wait = probe_time(self.session.left, self.peer.rtt.rto)
+        wait = probe_time(self.session.left, self.rtt.rto)
         self.probe = Probe(name, addr, inc, now, now + wait)
         if wait:
             self.session.probe(now, until=now + wait, spacing=PROBE_SPACING)
@@ -316,24 +372,24 @@ class Counterpart:
         verdict = probe.check(now, s)
         if verdict is Verdict.ALIVE:
             self.probe = None
-            self.peer.pairer.cool(probe.incarnation, now + IMPOSTOR_COOLDOWN)
+            self.pairer.cool(probe.incarnation, now + IMPOSTOR_COOLDOWN)
             self._impostor(probe.name, probe.addr, probe.incarnation, now)
         elif verdict is Verdict.GONE:
             self.probe = None
             self.repair_until = now + REPAIR_WINDOW
-            self._move(State.REPAIRING)
-            self.peer.announce_change(now)         # newcomers hear us (and may answer) at once
+            self.move(State.REPAIRING)
+            self.changed = True         # newcomers hear us (and may answer) at once
 
     # ---------------------------------------------------------------- committing
     def admit(self, hs: pairing.Handshake, now: float) -> Admission:
         """May we commit to ``hs`` now (reveal, or confirm)?"""
         if self.state in (State.LOOKING, State.PAIRING):
             survivors = self._survivors(now)
-            if survivors and hs.peer_inc not in {r.incarnation for r in survivors}:
+            if survivors and not self._claims_ours(hs.peer_inc, survivors, now):
                 return Admission.NO
             if not self.me.code and self._rival(hs, now):
                 return Admission.NO
-            if not survivors and self._hold_until(now) is not None:
+            if not survivors and (self._hold_until(now) is not None or self._contested(hs, now)):
                 return Admission.LATER
             return Admission.YES
         if self.state is State.RESTORING:
@@ -347,16 +403,26 @@ class Counterpart:
             return Admission.LATER if self.probe is not None else Admission.NO
         return Admission.YES if hs.peer_name == s.info.name else Admission.NO
 
+    def _contested(self, hs: pairing.Handshake, now: float) -> bool:
+        """Someone else says it holds a relationship with a process of this name: the one we are
+        pairing with may be that process restarted, on its way back to it.  We leave it alone for
+        SURVIVOR_WAIT after first hearing it (its survivor reaches it by then), then pair."""
+        mine = self.table.get(hs.peer_inc)
+        if mine is None or now >= mine.first_seen + SURVIVOR_WAIT:
+            return False
+        return any(r.paired and r.partner == hs.peer_name and r.partner_inc != hs.peer_inc
+                   and r.incarnation != hs.peer_inc for r in self.table.alive(now))
+
     def _rival(self, hs: pairing.Handshake, now: float) -> bool:
         """Another live peer answers to the same name: pair with neither, and say so."""
-        table = self.peer.table
+        table = self.table
         free = [r for r in self.candidates(now) if not r.paired]
         rivals = matching.handshake_rivals(hs.peer_name, hs.peer_inc, free, [r for r in table.alive(now) if not r.paired])
         return self.conflicted(hs.peer_name, rivals, now) if rivals else False
 
     def complete(self, hs: pairing.Handshake, now: float) -> None:
         """A handshake finished: it becomes the relationship, a request for it, or our restore."""
-        self.peer.pairer.finished(hs)
+        self.pairer.finished(hs)
         if hs.handing_back:
             self._successor(hs, now)
         elif hs.resuming:
@@ -368,34 +434,34 @@ class Counterpart:
         again = self.session is not None and self.session.info.incarnation == hs.peer_inc
         if not (again or self.state in (State.LOOKING, State.PAIRING)):
             return
-        ledger = self.session.ledger if again and self.session else self.peer._ledger
+        ledger = self.session.ledger if again and self.session else self.unpaired
         self.session = self._new_session(hs, ledger, Mode.NORMAL, now)
-        self.peer.pairer.clear()
+        self.pairer.clear()
         if self.state is State.LOOKING:
-            self._move(State.PAIRING)
+            self.move(State.PAIRING)
         if self.state is State.PAIRING:
-            self._move(State.PAIRED)
+            self.move(State.PAIRED)
         s = self.session
-        self.peer.emit(events.Paired(s.info.name, s.info.addr, s.info.code, verified=s.info.verified,
+        self._tell(events.Paired(s.info.name, s.info.addr, s.info.code, verified=s.info.verified,
                                      balance=s.ledger.balance, again=again))
-        self.peer.announce_change(now)
+        self.changed = True
 
     def _restoring(self, hs: pairing.Handshake, now: float) -> None:
         """We restarted and the peer holds our relationship: wait for its record."""
         if self.state not in (State.LOOKING, State.PAIRING, State.RESTORING):
             return
-        self.peer._ledger = Ledger(self.peer.config.limit)
-        self.session = self._new_session(hs, self.peer._ledger, Mode.AWAITING, now)
-        self.peer.pairer.clear()
+        self.unpaired = Ledger(self.limit)
+        self.session = self._new_session(hs, self.unpaired, Mode.AWAITING, now)
+        self.pairer.clear()
         self.restore_until = now + RESTORE_WAIT
         if self.state is State.LOOKING:
-            self._move(State.PAIRING)
+            self.move(State.PAIRING)
         if self.state is not State.RESTORING:
-            self._move(State.RESTORING)
+            self.move(State.RESTORING)
         s = self.session
         if not s.info.verified:
-            self.peer.emit(events.HandbackAwaited(s.info.name, s.info.addr, s.info.code))
-        self.peer.announce_change(now)
+            self._tell(events.HandbackAwaited(s.info.name, s.info.addr, s.info.code))
+        self.changed = True
 
     def _successor(self, hs: pairing.Handshake, now: float) -> None:
         """A newcomer proved (``--code``) or claims to be our counterpart restarted."""
@@ -412,9 +478,9 @@ class Counterpart:
         self.successors[hs.peer_inc] = new
         self.consent_until[hs.peer_inc] = now + CONSENT_WAIT
         if self.state is State.PAIRED:
-            self._move(State.REPAIRING)
+            self.move(State.REPAIRING)
         led = s.ledger
-        self.peer.emit(events.HandbackRequested(new.info.name, new.info.addr, new.info.code, led.balance,
+        self._tell(events.HandbackRequested(new.info.name, new.info.addr, new.info.code, led.balance,
                                                 len(led.history()), len(led.pending())))
 
     def hand_over(self, new: Session, now: float) -> None:
@@ -430,15 +496,15 @@ class Counterpart:
         self.session = new
         new.begin_handback(now)
         if self.state is State.REPAIRING:
-            self._move(State.PAIRED)
-        self.peer.announce_change(now)
+            self.move(State.PAIRED)
+        self.changed = True
 
     def _retire(self, incarnation: int) -> None:
         """A counterpart process we are done with: never mistake it for a newcomer again."""
         if len(self.past_partners) >= MAX_BLOCKED:
             self.past_partners.pop()
         self.past_partners.add(incarnation)
-        self.peer.table.forget(incarnation)
+        self.table.forget(incarnation)
 
     # ---------------------------------------------------------------- following the sessions
     def heard(self, s: Session, now: float) -> None:
@@ -450,18 +516,18 @@ class Counterpart:
         """Someone claimed to be our counterpart restarted while it still answers: tell our user,
         and tell the counterpart itself (both users are told), once per claimant."""
         fact = ("impostor", inc)
-        if not self.peer.warned.seen(fact) and self.session is not None:
+        if not self.notices.seen(fact) and self.session is not None:
             self.session.tell_claimed(addr[0])
-        self.peer.warn("impostor", name, fact, events.ImpostorSuspected(name, addr), now)
+        self._warn("impostor", name, fact, events.ImpostorSuspected(name, addr), now)
 
     def _old_is_alive(self, s: Session, now: float) -> None:
         """The process we thought gone spoke: whoever claimed its place is not it."""
         for inc, succ in list(self.successors.items()):
-            self.peer.pairer.cool(inc, now + IMPOSTOR_COOLDOWN)
+            self.pairer.cool(inc, now + IMPOSTOR_COOLDOWN)
             self._impostor(succ.info.name, succ.info.addr, inc, now)
         self.successors.clear()
         self.consent_until.clear()
-        self._move(State.PAIRED)
+        self.move(State.PAIRED)
 
     def settle(self, now: float) -> None:
         """State changes that follow from what the sessions did."""
@@ -469,19 +535,19 @@ class Counterpart:
         if s is None:
             return
         if s.fenced_out and self.state is not State.CLOSED:
-            self._move(State.CLOSED)
+            self.move(State.CLOSED)
         elif self.state is State.RESTORING and s.ready:
-            self._move(State.PAIRED)
-            self.peer.announce_change(now)
+            self.move(State.PAIRED)
+            self.changed = True
 
     def timer(self, now: float) -> None:
         for s in self.sessions():
             s.handle_timeout(now)
         self._check_probe(now)
         self._check_restore(now)
-        self._check_consent(now)
+        self.check_consent(now)
         if self.state is State.REPAIRING and not self.successors and now >= self.repair_until:
-            self._move(State.PAIRED)       # nobody came: a newcomer's announce starts a new probe
+            self.move(State.PAIRED)       # nobody came: a newcomer's announce starts a new probe
 
     def _check_restore(self, now: float) -> None:
         s = self.session
@@ -489,22 +555,24 @@ class Counterpart:
             return
         if now >= self.restore_until or now >= s.last_heard + RESTORE_SILENCE:
             reason = "timeout" if now >= self.restore_until else "silent"
-            self.peer.emit(events.RestoreFailed(s.info.name, reason))
-            self.peer.pairer.cool(s.info.incarnation, now + COOLDOWN)
+            self._tell(events.RestoreFailed(s.info.name, reason))
+            self.pairer.cool(s.info.incarnation, now + COOLDOWN)
             self.survivor_misses[s.info.incarnation] = self.survivor_misses.get(s.info.incarnation, 0) + 1
             self.session = None
-            self.peer._ledger = Ledger(self.peer.config.limit)
-            self._move(State.LOOKING)
-            self.peer.announce_change(now)
+            self.unpaired = Ledger(self.limit)
+            self.move(State.LOOKING)
+            self.changed = True
 
-    def _check_consent(self, now: float) -> None:
+    def check_consent(self, now: float) -> None:
+        """Requests for the relationship end when the user let them wait too long, or when the
+        process asking has gone silent (also checked before an ``accept`` is applied)."""
         for inc, succ in list(self.successors.items()):
             expired = now >= self.consent_until[inc]
             if expired or now >= succ.last_heard + RESTORE_SILENCE:
                 del self.successors[inc], self.consent_until[inc]
-                self.peer.pairer.cool(inc, now + COOLDOWN)
+                self.pairer.cool(inc, now + COOLDOWN)
                 reason = "expired" if expired else "silent"
-                self.peer.emit(events.RestoreFailed(succ.info.name, reason))
+                self._tell(events.RestoreFailed(succ.info.name, reason))
 
     def next_timeout(self) -> float | None:
         times = [t for s in self.sessions() if (t := s.next_timeout()) is not None]
@@ -519,3 +587,8 @@ class Counterpart:
             times.append(self.repair_until)
         return min(times, default=None)
 
+
+def _heard_most(records: list[PeerRecord]) -> list[PeerRecord]:
+    """Claims to hold our relationship, the one heard most (then most lately) first: a real
+    survivor keeps announcing from one incarnation, forged claims are cheap one-offs."""
+    return sorted(records, key=lambda r: (-r.heard, -r.heard_at))

@@ -22,7 +22,7 @@ import random
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from . import events, matching, pairing, wire
+from . import events, pairing, wire
 from .amounts import MAX_PAYMENT_CENTS, format_amount
 from .announcer import AnnounceSchedule, Budget, Credit, announce
 from .crypto import new_private_key, normalise_code, public_key
@@ -34,7 +34,7 @@ from .ledger import HistoryEntry, Ledger, Status as EntryStatus
 from .peers import PeerTable
 from .rtt import RttEstimator
 from .session import Session
-from .state import HOLDING, State, check
+from .state import HOLDING, State
 
 __all__ = ["BROADCAST", "COOLDOWN", "MAX_BLOCKED", "SETTLE", "Config", "Destination", "HistoryEntry",
            "Peer", "State", "Status"]
@@ -90,23 +90,31 @@ class Peer:
         self.config, self.rng = config, rng
         self.started = self._now = now          # the time of the latest input, for warnings
         private = new_private_key(rng)
-        self.me = pairing.Identity(config.name, rng.getrandbits(64) or 1, private, public_key(private),
-                                   config.want_peer or "", config.code or None)
+        me = pairing.Identity(config.name, rng.getrandbits(64) or 1, private, public_key(private),
+                              config.want_peer or "", config.code or None)
         self.table = PeerTable()
         self.rtt = RttEstimator()
-        self._ledger = Ledger(config.limit)
         self.pairer = Matchmaker()
-        self.who = Counterpart(self)
         self.warned = Notices()
+        self.budget = Budget(now)
+        self.who = Counterpart(me, config.want_peer, config.limit, now, table=self.table, pairer=self.pairer,
+                               budget=self.budget, rtt=self.rtt, notices=self.warned, rng=rng)
         self._settle_at: float | None = None
         self.drops: Counter[DropReason] = Counter()
         self._events: deque[events.Event] = deque()
         self._outbox: list[tuple[bytes, Destination]] = []
         self.credit = Credit()
         self.announces = AnnounceSchedule(now)
-        self.budget = Budget(now)
 
     # ================================================================ public API
+    @property
+    def me(self) -> pairing.Identity:
+        return self.who.me
+
+    @me.setter
+    def me(self, identity: pairing.Identity) -> None:
+        self.who.me = identity
+
     @property
     def incarnation(self) -> int:
         return self.me.incarnation
@@ -125,14 +133,14 @@ class Peer:
 
     @property
     def ledger(self) -> Ledger:
-        s = self.who.session
-        return s.ledger if s is not None else self._ledger
+        return self.who.ledger
 
     @property
     def idle(self) -> bool:
         return not self.ledger.pending()
 
     def next_event(self) -> events.Event | None:
+        self._collect()
         return self._events.popleft() if self._events else None
 
     def history(self) -> list[HistoryEntry]:
@@ -169,6 +177,7 @@ class Peer:
         With several processes asking at once, ``code`` (the one shown for the right
         one) says which; nothing is handed over on a guess.
         """
+        self.who.check_consent(now)          # a request that expired meanwhile is not there to accept
         waiting = list(self.who.successors.values())
         if code is not None:
             waiting = [s for s in waiting if normalise_code(s.info.code) == normalise_code(code)]
@@ -189,7 +198,7 @@ class Peer:
         for s in self.who.sessions():
             s.close()
         self._broadcast(self._announce(leaving=True))
-        self.move(State.CLOSED)
+        self.who.move(State.CLOSED)
 
     def status(self) -> Status:
         s = self.who.session
@@ -284,20 +293,11 @@ class Peer:
         self._outbox.append((data, BROADCAST))
         self._outbox.extend((data, target) for target in self.config.connect)
 
-    @property
-    def terms(self) -> matching.Terms:
-        """Read afresh each time: tests may give ``me`` another incarnation after start."""
-        return matching.Terms(self.me.name, self.config.want_peer, bool(self.me.code))
-
-    def warn(self, kind: str, name: str, fact: object, event: events.Event, now: float) -> None:
-        """Tell a warning about a stranger once; repeats are counted (``notices``)."""
-        self._events.extend(self.warned.warn(kind, name, fact, event, now))
-
-    def emit(self, event: events.Event) -> None:
-        """Queue an event for ``next_event``: the sessions report through here (a report about
-        a stranger counts as a warning, told once, then counted)."""
+    def _tell(self, event: events.Event) -> None:
+        """Queue an event for ``next_event`` (a session's report about a stranger counts as a
+        warning, told once, then counted)."""
         if isinstance(event, events.ImpersonationSeen):
-            self.warn("claimed", event.name, ("claimed", event.host), event, self._now)
+            self._events.extend(self.warned.warn("claimed", event.name, ("claimed", event.host), event, self._now))
             return
         self._events.append(event)
 
@@ -307,26 +307,28 @@ class Peer:
         self.announces.redraw(now, self.rng, paired=self.state is State.PAIRED)
 
     # ---------------------------------------------------------------- state
-    def move(self, new: State) -> None:
-        """Change state, only along ``state.TRANSITIONS``: a wrong move is a bug, not a network event."""
-        self.who.state = check(self.who.state, new)
-
     def _after_change(self, now: float) -> None:
         """After any input: collect what the parts decided, and start what the new situation calls for."""
+        self._now = max(self._now, now)
         self.who.settle(now)
         self._consider(now)
         self._collect()
 
     def _collect(self) -> None:
-        """Take what the handshakes decided to send and tell, in the order they decided it."""
+        """Take what the handshakes and the relationship decided to send, tell and announce."""
+        who = self.who
         self._outbox.extend(self.pairer.out)
         self.pairer.out = []
         self._events.extend(self.pairer.events)
         self.pairer.events = []
-
-    def send(self, data: bytes, addr: tuple[str, int]) -> None:
-        """Queue a datagram for one address; it leaves with the next ``datagrams_to_send``."""
-        self._outbox.append((data, addr))
+        self._outbox.extend(who.out)
+        who.out = []
+        told, who.told = who.told, []
+        for event in told:
+            self._tell(event)
+        if who.changed:
+            who.changed = False
+            self.announce_change(self._now)
 
     def _consider(self, now: float) -> None:
         if self.state in (State.LOOKING, State.PAIRING):
@@ -335,9 +337,9 @@ class Peer:
             self._settle_at = None
             self.who.look_for_restart(now)
         if self.state is State.LOOKING and self.pairer:
-            self.move(State.PAIRING)
+            self.who.move(State.PAIRING)
         elif self.state is State.PAIRING and not self.pairer:
-            self.move(State.LOOKING)
+            self.who.move(State.LOOKING)
 
     def _may_send(self, data: bytes, dest: Destination) -> bool:
         """Outside a session nothing is sent to an address beyond the bytes heard from it
