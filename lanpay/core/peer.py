@@ -293,7 +293,7 @@ class Peer:
         self._outbox.append((data, BROADCAST))
         self._outbox.extend((data, target) for target in self.config.connect)
 
-    def _tell(self, event: events.Event) -> None:
+    def emit(self, event: events.Event) -> None:
         """Queue an event for ``next_event`` (a session's report about a stranger counts as a
         warning, told once, then counted)."""
         if isinstance(event, events.ImpersonationSeen):
@@ -325,7 +325,7 @@ class Peer:
         who.out = []
         told, who.told = who.told, []
         for event in told:
-            self._tell(event)
+            self.emit(event)
         if who.changed:
             who.changed = False
             self.announce_change(self._now)

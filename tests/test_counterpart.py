@@ -1,0 +1,115 @@
+"""Who the counterpart is, rule by rule: forged claims and stale records never hold up the real one.
+
+Each test drives a real core (``Peer``) with datagrams and time and looks at what
+it sends: the rules of ``lanpay.core.counterpart`` that decide whom to say hello
+to, whose hello to answer and when a request for the relationship is over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+
+from lanpay.core import events, wire
+from lanpay.core.counterpart import SURVIVOR_WAIT
+from lanpay.core.errors import UserError
+from lanpay.core.peer import Config, Peer
+from sim import Net
+
+LOW, MID, HIGH = 2**61, 2**62, 2**63
+REAL = ("10.0.0.7", 47007)
+
+
+def fresh(name: str, incarnation: int, now: float = 0.0) -> Peer:
+    peer = Peer(Config(name=name), random.Random(incarnation), now)
+    peer.me = dataclasses.replace(peer.me, incarnation=incarnation)
+    return peer
+
+
+def announce(inc: int, name: str, partner: str = "", partner_inc: int = 0, paired: bool = True,
+             key: bytes | None = None) -> bytes:
+    flags = wire.F_PAIRED if paired else 0
+    return wire.encode(wire.padded(wire.Announce(inc, 47000, flags, 30000 if paired else 2500, name, "",
+                                                 partner, partner_inc, key or random.Random(inc).randbytes(32))))
+
+
+def hellos(out: list[tuple[bytes, object]]) -> list[object]:
+    return [dest for data, dest in out if isinstance(wire.decode(data), wire.Hello)]
+
+
+def run(peer: Peer, now: float, until: float) -> list[tuple[bytes, object]]:
+    """Let the core's timers fire up to ``until``; everything it sent on the way."""
+    out = peer.datagrams_to_send(now)
+    while (t := peer.next_timeout()) is not None and t <= until:
+        now = max(now, t)
+        peer.handle_timeout(now)
+        out += peer.datagrams_to_send(now)
+    return out
+
+
+def test_a_claim_whose_hello_is_the_others_to_send_does_not_stop_us_trying_the_next() -> None:
+    """A restarted bob hears two processes claim to hold its relationship: the one heard most
+    has the lower incarnation (its hello is the one to come, and a forged claim never sends it);
+    bob still says hello to the other claim, which may be the real survivor."""
+    bob = fresh("bob", MID)
+    for i in range(5):
+        bob.receive_datagram(announce(LOW, "alice", "bob", 77), ("10.0.200.9", 5000), 0.01 * i)
+    for t in (0.1, 0.2):            # heard less than the forged claim; its bytes pay for our hello
+        bob.receive_datagram(announce(HIGH, "alice", "bob", 77), REAL, t)
+    assert REAL in hellos(run(bob, 0.2, 2.0))
+
+
+def test_a_claim_to_be_paired_with_this_very_process_is_greeted_whatever_the_tie_break() -> None:
+    """alice gave up a hand-back that bob went on with: bob's announce says it is paired with this
+    alice, so bob's hello will not come; alice, whose hello it normally is not, says hello."""
+    alice = fresh("alice", HIGH)
+    for t in (0.0, 0.1):
+        alice.receive_datagram(announce(LOW, "bob", "alice", HIGH), REAL, t)
+    assert REAL in hellos(run(alice, 0.1, 2.0))
+
+
+def test_a_claim_to_be_paired_with_someone_else_of_our_name_is_still_waited_for() -> None:
+    """The tie-break stands for any other claim: the lower incarnation sends the hello."""
+    alice = fresh("alice", HIGH)
+    for t in (0.0, 0.1):
+        alice.receive_datagram(announce(LOW, "bob", "alice", 12345), REAL, t)
+    assert REAL not in hellos(run(alice, 0.1, 2.0))
+
+
+def test_a_peer_someone_else_holds_a_relationship_with_is_left_alone_for_a_while() -> None:
+    """carol and a fresh bob are free; alice's announce says she is paired with a bob: this bob
+    may be that one restarted, on its way back to alice.  carol leaves it alone for
+    SURVIVOR_WAIT after first hearing it, then pairs with it (a claim costs a bounded wait)."""
+    net = Net(3)
+    carol, bob = net.add("carol"), net.add("bob")
+    alice_says = announce(LOW, "alice", "bob", 4242)
+    for k in range(40):
+        net.at(0.5 * k, lambda: net.inject(alice_says, REAL, carol.addr))
+    net.run(SURVIVOR_WAIT - 1.0)
+    assert not carol.of(events.Paired) and not bob.of(events.Paired)
+    assert net.run_until(lambda: bool(carol.of(events.Paired)), SURVIVOR_WAIT + 10.0)
+    assert carol.of(events.Paired)[0].peer_name == "bob"
+
+
+def test_without_such_a_claim_two_free_peers_pair_at_once() -> None:
+    net = Net(3)
+    carol, bob = net.add("carol"), net.add("bob")
+    assert net.run_until(lambda: bool(carol.of(events.Paired)) and bool(bob.of(events.Paired)), 3.0)
+
+
+def test_an_accept_after_the_request_went_silent_hands_nothing_over() -> None:
+    """A person who types accept into a process that was stopped meanwhile: the request whose
+    process went silent past the restore window is over, and the accept says so."""
+    net = Net(11)
+    net.consent = False
+    alice, _ = net.add("alice"), net.add("bob")
+    assert net.run_until(lambda: alice.peer.state.value == "paired", 10)
+    net.restart("bob")
+    assert net.run_until(lambda: bool(alice.of(events.HandbackRequested)), 30)
+    net.kill("bob")
+    with pytest.raises(UserError, match="nothing is waiting"):
+        alice.peer.accept(net.now + 11.0)
+    assert alice.peer.session is not None and alice.peer.session.info.name == "bob"
+    assert not alice.peer.who.successors
