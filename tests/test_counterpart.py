@@ -13,8 +13,9 @@ import random
 import pytest
 
 from lanpay.core import events, wire
-from lanpay.core.counterpart import SURVIVOR_WAIT
+from lanpay.core.counterpart import STARTUP_HOLD, SURVIVOR_WAIT
 from lanpay.core.errors import UserError
+from lanpay.core.pairing import HELLO_DEADLINE
 from lanpay.core.peer import Config, Peer
 from sim import Net
 
@@ -113,3 +114,42 @@ def test_an_accept_after_the_request_went_silent_hands_nothing_over() -> None:
         alice.peer.accept(net.now + 11.0)
     assert alice.peer.session is not None and alice.peer.session.info.name == "bob"
     assert not alice.peer.who.successors
+
+
+def test_forged_survivor_claims_however_many_hold_a_fresh_process_back_a_bounded_time() -> None:
+    """Announces under fresh incarnations, every 5 s, each saying it is paired with alice: she
+    prefers such claims over strangers only early in her life, so she pairs with bob soon after
+    (STARTUP_HOLD + SURVIVOR_WAIT + a hello's deadline at most, here 17 s)."""
+    bound = STARTUP_HOLD + SURVIVOR_WAIT + HELLO_DEADLINE
+    for seed in range(3):
+        net = Net(seed)
+        alice, bob = net.add("alice"), net.add("bob")
+        rng = random.Random(seed)
+        for k in range(30):
+            net.at(5.0 * k, lambda: net.inject(announce(rng.getrandbits(64) or 1, "mallory", "alice", rng.getrandbits(64)),
+                                                (f"10.0.200.{rng.randint(1, 20)}", 5000), alice.addr))
+        assert net.run_until(lambda: bool(alice.of(events.Paired)) and bool(bob.of(events.Paired)), bound + 3.0)
+        assert alice.of(events.Paired)[0].peer_name == "bob"
+
+
+def test_a_survivor_record_redirected_before_the_survivor_is_heard_does_not_keep_the_relationship_away() -> None:
+    """A forger hears bob's restarted process announce and, before alice's answer arrives, sends
+    copies of alice's announce from its own host, again and again: bob's record of alice points
+    there and bob's hellos go astray.  alice, whose hello it is not, says hello herself once bob's
+    is overdue, and bob takes a hello offering his relationship back whoever's turn it was."""
+    net = Net(21)
+    net.consent = True
+    alice, bob = net.add("alice", code="blue harbour seven"), net.add("bob", code="blue harbour seven")
+    assert net.run_until(lambda: alice.peer.state.value == "paired" and bob.peer.state.value == "paired", 10)
+    old_bob = bob.peer.incarnation
+    net.kill("bob")
+    new = net.restart("bob")
+    new.peer.me = dataclasses.replace(new.peer.me, incarnation=1)        # its hello is the one to send
+    copy = wire.encode(wire.padded(wire.Announce(
+        alice.peer.incarnation, 47000, wire.F_PAIRED | wire.F_CODE, 30000, "alice", "", "bob", old_bob,
+        alice.peer.me.public_key)))
+    forger = ("10.0.200.5", 5000)
+    for k in range(200):
+        net.at(net.now + 0.5 * k, lambda: net.inject(copy, forger, new.addr))
+    assert net.run_until(lambda: any(e.restored for e in new.of(events.Paired)), 40)
+    assert new.peer.session is not None and new.peer.session.peer_addr == alice.addr

@@ -46,10 +46,11 @@ MAX_FENCED = 4
 CLAIMANT_ANSWERS = 3     # announces of a would-be restarted counterpart answered when the hello is ours
 STARTUP_SETTLE = 0.8     # a fresh start takes no stranger before its first announces could be answered
 STARTUP_HOLD = 3.0       # with several peers around, a fresh start waits this long for a survivor to speak
-MAX_SURVIVOR_MISSES = 2
+MAX_SURVIVOR_MISSES = 2  # restores a survivor may fail before we stop preferring it
 HEARD_ENOUGH = 3         # announces that make a record as likely real as any other
 SURVIVOR_WAIT = 10.0     # how long a record claiming our relationship is preferred over strangers
-MAX_INITIATING = 4       # hellos of ours under way at once (namesakes with --code, newcomers)  # handshakes a "survivor" may fail before we stop preferring it
+HELLO_OVERDUE = 5.0      # a newcomer whose hello this long in coming gets ours (hellos may go astray)
+MAX_INITIATING = 4       # hellos of ours under way at once (namesakes with --code, newcomers)
 
 
 class Counterpart:
@@ -137,8 +138,11 @@ class Counterpart:
 
     def _hello_while_looking(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
         terms = self.terms
-        if msg.sender_inc > self.me.incarnation:
-            return DropReason.UNEXPECTED                     # we initiate with this one, not it
+        if msg.sender_inc > self.me.incarnation and not (msg.flags & wire.F_RESUMING
+                                                          and self._claims_ours(msg.sender_inc, [], now)):
+            # We initiate with this one, not it; unless it says it holds our relationship and
+            # offers it back (our hellos may be going to a forger that redirected its record).
+            return DropReason.UNEXPECTED
         if not matching.accepts(terms, msg.name, msg.wants):
             self._refuse(msg, addr, wire.R_NOT_WANTED, now)
             return None
@@ -214,16 +218,21 @@ class Counterpart:
             self._warn("taken", rec.name, ("taken", rec.incarnation, reason), events.PeerTaken(rec.name, reason), now)
 
     def _survivors(self, now: float) -> list[PeerRecord]:
-        """Peers that say they hold our relationship: preferred for SURVIVOR_WAIT after we first
-        hear them (a live one has begun the hand-back by then; a dead one's record, or a forged
-        one, must not hold us back for its lifetime), and while they have not failed us too often."""
-        pairer = self.pairer
-        if now >= self.started + STARTUP_HOLD + SURVIVOR_WAIT and not pairer:
+        """Peers that say they hold our relationship, preferred over strangers only early in our
+        life: a claim first heard in our first STARTUP_HOLD + SURVIVOR_WAIT seconds is preferred for
+        SURVIVOR_WAIT after we first hear it (within that time), and for one hello's deadline more
+        while a handshake with it is under way.  A live survivor has begun the hand-back by then;
+        a dead one's record, or forged claims however many, hold a fresh process back at most
+        that long.  A survivor that failed to restore us twice is no longer preferred."""
+        early = self.started + STARTUP_HOLD + SURVIVOR_WAIT
+        if now >= early + pairing.HELLO_DEADLINE:
             return []       # a restarted process meets its survivor early; later claims are only claims
+        pairer = self.pairer
         return [r for r in matching.survivors(self.terms, self.table.alive(now))
-                if self.survivor_misses.get(r.incarnation, 0) < MAX_SURVIVOR_MISSES
-                and (now < r.first_seen + SURVIVOR_WAIT
-                     or (pairer.with_peer(r.incarnation) and now < r.first_seen + SURVIVOR_WAIT + pairing.HELLO_DEADLINE))]
+                if self.survivor_misses.get(r.incarnation, 0) < MAX_SURVIVOR_MISSES and r.first_seen < early
+                and ((now < early and now < r.first_seen + SURVIVOR_WAIT)
+                     or (pairer.with_peer(r.incarnation)
+                         and now < min(early, r.first_seen + SURVIVOR_WAIT) + pairing.HELLO_DEADLINE))]
 
     def _claims_ours(self, incarnation: int, survivors: list[PeerRecord], now: float) -> bool:
         """Whether ``incarnation`` is among the survivors we prefer, or itself says it holds our
@@ -295,7 +304,7 @@ class Counterpart:
         until = started + (STARTUP_HOLD if len(self.table.alive(now)) >= 2 else STARTUP_SETTLE)
         return until if now < until else None
 
-    def _initiate(self, rec: PeerRecord, now: float, resuming: bool = False) -> bool:
+    def _initiate(self, rec: PeerRecord, now: float, resuming: bool = False, overdue: bool = False) -> bool:
         """Say hello to ``rec`` if the tie-break makes it ours to start; a hello to someone
         known only from an announce is sent unasked, so it spends the budget for strangers.
         Returns whether a hello went (or is already under way)."""
@@ -304,7 +313,7 @@ class Counterpart:
             return True
         # The higher incarnation waits for the other's hello, unless the other says it is paired
         # with us (a hand-back we gave up on): it holds a session, so its hello will not come.
-        ours = rec.paired and rec.partner == self.me.name and rec.partner_inc == self.me.incarnation
+        ours = overdue or (rec.paired and rec.partner == self.me.name and rec.partner_inc == self.me.incarnation)
         if (self.me.incarnation > rec.incarnation and not ours) or pairer.cooling(rec.incarnation, now) \
                 or pairer.initiators() >= MAX_INITIATING:
             return False
@@ -340,7 +349,10 @@ class Counterpart:
             if self.state is State.PAIRED and self.probe is None:
                 self._start_probe(rec.name, rec.addr, rec.incarnation, now)
             elif self.state is State.REPAIRING and rec.incarnation not in self.successors:
-                self._initiate(rec, now, resuming=True)
+                # Its hello should come, yet it may be sending it to a forger that redirected our
+                # record there: past HELLO_OVERDUE we say hello ourselves.
+                overdue = now >= rec.first_seen + HELLO_OVERDUE and not self.pairer.with_peer(rec.incarnation)
+                self._initiate(rec, now, resuming=True, overdue=overdue)
 
     def _taken(self, rec: PeerRecord) -> bool:
         """Whether a record says it is paired, counting a claim to be paired with this very
