@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from invariants import Book, check_lives
 from lanpay.core import events, wire
 from lanpay.core.errors import UserError
-from sim import Conditions, Host, Net
+from sim import Conditions, Datagram, DropRule, Host, Net
 
 ALICE_BOB = ("alice", "bob")
 LIVENESS = 30.0          # docs/DESIGN.md invariant 10: paired again this long after the last fault
@@ -305,9 +305,9 @@ def _aim(book: Book, stage: str, who: str, target: str, delay: float, rng: rando
 
 
 # ============================================================== running a plan
-def _drop_rule(kind: str, prob: float, until: float, sender: str | None, rng: random.Random):
-    def rule(now: float, seen: str, src: Host | None, dst: Host | None) -> bool:
-        if now >= until or seen != kind or (sender is not None and (src is None or src.name != sender)):
+def _drop_rule(kind: str, prob: float, until: float, sender: str | None, rng: random.Random) -> DropRule:
+    def rule(d: Datagram) -> bool:
+        if d.now >= until or d.kind != kind or (sender is not None and d.src.name != sender):
             return False
         return rng.random() < prob
     return rule

@@ -112,7 +112,7 @@ def test_a_drop_rule_loses_only_its_own_kind_one_way_cuts_only_one_direction() -
     net.run_until(lambda: alice.peer.session is not None and bob.peer.session is not None, 30)
     seen: list[tuple[str, str]] = []
     net.taps.append(lambda now, data, src, dst: seen.append((net.kind(data, src), net.by_addr[src].name)))
-    net.rules.append(lambda now, kind, src, dst: kind == "sealed:ack")
+    net.rules.append(lambda d: d.kind == "sealed:ack")
     net.cut_one_way("alice", "bob")
     seq = net.pay("bob", 500, "x")
     net.run(net.now + 2)
