@@ -253,8 +253,9 @@ class Net:
         return "sealed:" + wire.INNER[plain[0]].__name__.lower()
 
     def _lost(self, host: Host, receiver: Host | None, data: bytes) -> bool:
-        if receiver is not None and (self.cut or self.one_way) and (
-                frozenset((host.name, receiver.name)) in self.cut or (host.name, receiver.name) in self.one_way):
+        """Partitions, then drop rules (only asked when there are some: the fast path has none)."""
+        if receiver is not None and (frozenset((host.name, receiver.name)) in self.cut
+                                     or (host.name, receiver.name) in self.one_way):
             return True
         if self.rules:
             seen = Datagram(self, self.now, data, host, receiver)
@@ -279,20 +280,21 @@ class Net:
         heapq.heappush(self._queue, (self.now + delay, self._n, data, src, dst))
 
     def _transmit(self, host: Host, data: bytes, dest: Destination) -> None:
+        src, now, cond = host.addr, self.now, self.cond
         if dest is BROADCAST:
-            targets = [a for a in self.by_addr if self.echo or a != host.addr]
+            targets = [a for a in self.by_addr if self.echo or a != src]
         else:
             targets = [dest]     # type: ignore[list-item]
-        cond = self.cond
         for dst in targets:
             if self.record:
-                self.wire_log.append((self.now, data, host.addr, dst))
-            for tap in self.taps:
-                tap(self.now, data, host.addr, dst)
-            if self._lost(host, self.by_addr.get(dst), data):
+                self.wire_log.append((now, data, src, dst))
+            for tap in self.taps:               # a tap may cut the wire for this very datagram
+                tap(now, data, src, dst)
+            if (self.cut or self.one_way or self.rules) and self._lost(host, self.by_addr.get(dst), data):
                 continue
             if type(cond) is Perfect:
-                self.inject(data, host.addr, dst, cond.latency)
+                self._n += 1
+                heapq.heappush(self._queue, (now + cond.latency, self._n, data, src, dst))
                 continue
             if self.rng.random() < cond.loss:
                 continue
@@ -314,7 +316,7 @@ class Net:
         self._flush(host)
 
     def _flush(self, host: Host) -> None:
-        if not host.running:
+        if not host.alive or host.stalled:
             return
         for data, dest in host.peer.datagrams_to_send(self.now):
             if self.keep:
@@ -324,7 +326,8 @@ class Net:
 
     def collect(self, host: Host) -> None:
         """Take every event the host's core has for its user, in order, with the time."""
-        while (event := host.peer.next_event()) is not None:
+        next_event = host.peer.next_event
+        while (event := next_event()) is not None:
             if self.keep:
                 host.events.append(event)
                 host.timeline.append((self.now, event))
