@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -414,6 +414,13 @@ class Net:
             self.step(nxt)
         for host in self.live():
             self._flush(host)
+
+    def play(self, actions: Iterable[tuple[float, str, tuple]], act: Callable[[str, tuple], None]) -> None:
+        """Play a timeline: run the clock to each action's time (seconds from now), then ``act(kind, args)``."""
+        start = self.now
+        for at, kind, args in actions:
+            self.run(start + at)
+            act(kind, args)
 
     def run_until(self, predicate: Callable[[], bool], limit: float, every: float = 0.01) -> bool:
         """Run until ``predicate()`` holds or the fake clock passes ``limit`` seconds from now.

@@ -172,14 +172,14 @@ def restart_plan(seed: int) -> Book:
     net.add("alice", code=code)
     net.add("bob", code=code, limit=500)
     book = Book(net)
-    assert net.run_until(lambda: faults._both_paired(book), 30)
+    assert net.run_until(lambda: faults.both_paired(book), 30)
     book.pay("alice", 600, "too much")                 # over bob's limit: a rejected line on both sides
-    assert net.run_until(lambda: faults._settled(book), 30)
+    assert net.run_until(lambda: faults.settled(book), 30)
     book.pay("bob", 300, "lunch")
     book.pay("alice", 200, "café ☕")
     for _ in range(rng.randint(0, 4)):
         book.pay(rng.choice(ALICE_BOB), rng.randint(1, 100), rng.choice(("", "tea", "bus fare")))
-    assert net.run_until(lambda: faults._settled(book), 30)
+    assert net.run_until(lambda: faults.settled(book), 30)
     net.run(net.now + rng.uniform(0.0, 2.0))
     dead = rng.choice(ALICE_BOB)
     net.kill(dead)
@@ -188,10 +188,10 @@ def restart_plan(seed: int) -> Book:
         book.pay(survivor, rng.randint(1, 50), rng.choice(("while you were away", "")))
     net.run(net.now + rng.uniform(0.2, 2.0))
     book.restart(dead)
-    if net.run_until(lambda: faults._settled(book), 60, every=0.05):
+    if net.run_until(lambda: faults.settled(book), 60, every=0.05):
         for name in ALICE_BOB:
             book.pay(name, 1, "after the restart")
-        net.run_until(lambda: faults._settled(book), 10, every=0.05)
+        net.run_until(lambda: faults.settled(book), 10, every=0.05)
     net.run(net.now + 3)
     return book
 
@@ -273,7 +273,7 @@ def _pair(seed: int, code: str | None = None, policy: str = "match", **bob: obje
     net.add("bob", code=code, **bob)
     book = Book(net)
     Users(book, policy, random.Random(seed))
-    assert net.run_until(lambda: faults._both_paired(book), 30)
+    assert net.run_until(lambda: faults.both_paired(book), 30)
     return net, book
 
 
@@ -281,7 +281,7 @@ def _calm(net: Net, book: Book, within: float = faults.LIVENESS) -> list[str]:
     """Heal, give the pair the liveness bound to settle, then check every invariant across lives."""
     net.heal()
     net.rules.clear()
-    problems = [] if net.run_until(lambda: faults._settled(book), within, every=0.05) else \
+    problems = [] if net.run_until(lambda: faults.settled(book), within, every=0.05) else \
         [f"not settled within {within:.0f} s"]
     net.run(net.now + 3)
     return problems + check_lives(book)
