@@ -19,10 +19,15 @@ lives with :func:`invariants.check_lives`.  The classes:
 
 A user shown ``HandbackRequested`` accepts (``peer.accept``) as the plan says:
 by default only when the code shown on the other side is the same.
+
+What every plan's run shares (:class:`Plan`, :func:`start`, :func:`pair`,
+:func:`settled`, :func:`one_more_each_way`, :func:`seeds`) serves the random
+sweep of tests/test_sim.py too.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import traceback
 from dataclasses import dataclass, field
@@ -84,6 +89,15 @@ class FaultPlan(Plan):
 
 
 # ============================================================== what every plan's run shares
+def seeds(default: int, many: str) -> list[int]:
+    """The seeds a sweep runs: ``LANPAY_SIM_SEED`` alone when set (a rerun), else as many as the
+    variable ``many`` says, else ``default``."""
+    one = os.environ.get("LANPAY_SIM_SEED")
+    if one:
+        return [int(one)]
+    return list(range(int(os.environ.get(many, default))))
+
+
 def start(plan: Plan) -> Book:
     """alice and bob on a fresh network of the plan's seed and conditions, with its code and limits."""
     net = Net(plan.seed, plan.conditions)

@@ -9,19 +9,19 @@ with the command that reruns it alone::
 
 ``LANPAY_SIM_SEEDS`` changes how many seeds the sweep covers (default 2000);
 ``tools/simulate.py --seeds A:B`` runs any range in parallel.  The fault classes
-that hunt restarts, stalls, namesakes and forgeries are in tests/test_sim_faults.py.
+that hunt restarts, stalls, namesakes and forgeries are in tests/test_sim_faults.py;
+both sweeps run their plans with what :mod:`faults` shares.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import traceback
 
 import pytest
 
-from faults import ALICE_BOB, Plan, one_more_each_way, pair, settled, start
+from faults import ALICE_BOB, Plan, one_more_each_way, pair, seeds, settled, start
 from invariants import Book, bounded, check_all
 from lanpay.core import events, wire
 from lanpay.core.errors import PeerUnavailable
@@ -248,10 +248,7 @@ def check_seed(seed: int) -> list[str]:
 
 
 def seeds_to_run() -> list[int]:
-    one = os.environ.get("LANPAY_SIM_SEED")
-    if one:
-        return [int(one)]
-    return list(range(int(os.environ.get("LANPAY_SIM_SEEDS", "2000"))))
+    return seeds(2000, "LANPAY_SIM_SEEDS")
 
 
 CHUNKS = 8

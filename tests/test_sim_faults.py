@@ -17,7 +17,6 @@ catches each break in at least 95 % of restart seeds.
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import re
 
@@ -38,10 +37,7 @@ DEFAULT_SEEDS = {"restarts": 40, "stages": 40, "partitions": 30, "drops": 30, "s
 
 
 def seeds_for(kind: str) -> list[int]:
-    one = os.environ.get("LANPAY_SIM_SEED")
-    if one:
-        return [int(one)]
-    return list(range(int(os.environ.get("LANPAY_SIM_FAULT_SEEDS", DEFAULT_SEEDS[kind]))))
+    return faults.seeds(DEFAULT_SEEDS[kind], "LANPAY_SIM_FAULT_SEEDS")
 
 
 def sweep(kind: str) -> None:
@@ -51,32 +47,40 @@ def sweep(kind: str) -> None:
 
 
 # ============================================================== the sweeps
-def test_restarting_either_side_several_times_keeps_every_payment_and_line() -> None:
-    sweep("restarts")
+# Each sweep takes its class as its one parameter, so ``-k KIND`` (the rerun command) selects it.
+@pytest.mark.parametrize("kind", ["restarts"])
+def test_restarting_either_side_several_times_keeps_every_payment_and_line(kind: str) -> None:
+    sweep(kind)
 
 
-def test_a_restart_at_the_worst_moment_of_a_restore_ends_in_agreement_or_a_notice() -> None:
-    sweep("stages")
+@pytest.mark.parametrize("kind", ["stages"])
+def test_a_restart_at_the_worst_moment_of_a_restore_ends_in_agreement_or_a_notice(kind: str) -> None:
+    sweep(kind)
 
 
-def test_a_long_or_one_way_partition_heals_without_losing_what_anyone_was_told() -> None:
-    sweep("partitions")
+@pytest.mark.parametrize("kind", ["partitions"])
+def test_a_long_or_one_way_partition_heals_without_losing_what_anyone_was_told(kind: str) -> None:
+    sweep(kind)
 
 
-def test_losing_every_datagram_of_one_kind_for_a_while_loses_nothing_told() -> None:
-    sweep("drops")
+@pytest.mark.parametrize("kind", ["drops"])
+def test_losing_every_datagram_of_one_kind_for_a_while_loses_nothing_told(kind: str) -> None:
+    sweep(kind)
 
 
-def test_a_stopped_process_resumes_and_nothing_told_is_lost() -> None:
-    sweep("stalls")
+@pytest.mark.parametrize("kind", ["stalls"])
+def test_a_stopped_process_resumes_and_nothing_told_is_lost(kind: str) -> None:
+    sweep(kind)
 
 
-def test_a_new_process_beside_a_stalled_namesake_never_takes_over_silently() -> None:
-    sweep("namesake")
+@pytest.mark.parametrize("kind", ["namesake"])
+def test_a_new_process_beside_a_stalled_namesake_never_takes_over_silently(kind: str) -> None:
+    sweep(kind)
 
 
-def test_forged_discovery_and_handshake_datagrams_do_not_keep_the_pair_apart() -> None:
-    sweep("adversary")
+@pytest.mark.parametrize("kind", ["adversary"])
+def test_forged_discovery_and_handshake_datagrams_do_not_keep_the_pair_apart(kind: str) -> None:
+    sweep(kind)
 
 
 # ============================================================== the hunt reaches what it aims at
