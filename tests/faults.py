@@ -20,7 +20,7 @@ lives with :func:`invariants.check_lives`.  The classes:
 A user shown ``HandbackRequested`` accepts (``peer.accept``) as the plan says:
 by default only when the code shown on the other side is the same.
 
-What every plan's run shares (:class:`Plan`, :func:`start`, :func:`pair`,
+What every plan's run shares (:class:`Plan`, :func:`book_for`, :func:`pair`,
 :func:`settled`, :func:`one_more_each_way`, :func:`seeds`) serves the random
 sweep of tests/test_sim.py too.
 """
@@ -98,8 +98,9 @@ def seeds(default: int, many: str) -> list[int]:
     return list(range(int(os.environ.get(many, default))))
 
 
-def start(plan: Plan) -> Book:
-    """alice and bob on a fresh network of the plan's seed and conditions, with its code and limits."""
+def book_for(plan: Plan) -> Book:
+    """alice and bob on a fresh network of the plan's seed and conditions, with its code and limits,
+    and the book that follows them."""
     net = Net(plan.seed, plan.conditions)
     for name in ALICE_BOB:
         net.add(name, code=plan.code, limit=plan.limits[name])
@@ -434,7 +435,7 @@ def _fault(kind: str, args: tuple, plan: FaultPlan, book: Book, rng: random.Rand
 
 def run_fault_plan(plan: FaultPlan) -> list[str]:
     """Run one seed of a fault class; return every invariant sentence it broke."""
-    book = start(plan)
+    book = book_for(plan)
     net = book.net
     rng = random.Random(f"run-{plan.kind}-{plan.seed}")
     Users(book, plan.accept, random.Random(rng.random()))

@@ -21,7 +21,7 @@ import traceback
 
 import pytest
 
-from faults import ALICE_BOB, Plan, one_more_each_way, pair, seeds, settled, start
+from faults import ALICE_BOB, Plan, book_for, one_more_each_way, pair, seeds, settled
 from invariants import Book, bounded, check_all
 from lanpay.core import events, wire
 from lanpay.core.errors import PeerUnavailable
@@ -185,7 +185,7 @@ class Attacker:
 
 def run_plan(plan: Plan) -> list[str]:
     """Run one seed's scenario to the end; return every invariant it broke."""
-    book = start(plan)
+    book = book_for(plan)
     attacker = Attacker(book.net, random.Random(f"attacker-{plan.seed}"))
     if failed := pair(book):
         return failed
