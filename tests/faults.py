@@ -19,10 +19,15 @@ lives with :func:`invariants.check_lives`.  The classes:
 
 A user shown ``HandbackRequested`` accepts (``peer.accept``) as the plan says:
 by default only when the code shown on the other side is the same.
+
+What every plan's run shares (:class:`Plan`, :func:`book_for`, :func:`pair`,
+:func:`settled`, :func:`one_more_each_way`, :func:`seeds`) serves the random
+sweep of tests/test_sim.py too.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import traceback
 from dataclasses import dataclass, field
@@ -30,7 +35,7 @@ from dataclasses import dataclass, field
 from invariants import Book, check_lives
 from lanpay.core import events, wire
 from lanpay.core.errors import UserError
-from sim import Conditions, Host, Net
+from sim import Conditions, Datagram, DropRule, Host, Net
 
 ALICE_BOB = ("alice", "bob")
 LIVENESS = 30.0          # docs/DESIGN.md invariant 10: paired again this long after the last fault
@@ -46,18 +51,31 @@ RERUN = "LANPAY_SIM_SEED={seed} python3 -m pytest tests/test_sim_faults.py -k {k
 
 
 @dataclass
-class FaultPlan:
+class Plan:
     """Everything a seed decides, drawn before the run so a failure can describe it."""
 
-    kind: str
     seed: int
     conditions: Conditions
     code: str | None
     limits: dict[str, int | None]
     chaos: float
+    actions: list[tuple[float, str, tuple]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        c = self.conditions
+        kinds = ", ".join(f"{t:.2f}s {kind}{args if args else ''}" for t, kind, args in self.actions)
+        return (f"loss {c.loss:.0%}, duplicate {c.duplicate:.0%}, reorder {c.reorder:.0%}, "
+                f"delay {c.delay[0] * 1000:.1f}-{c.delay[1] * 1000:.1f} ms, code {self.code!r}, "
+                f"limits {self.limits}, chaos {self.chaos:.1f}s: {kinds or 'no actions'}")
+
+
+@dataclass
+class FaultPlan(Plan):
+    """A plan of one fault class, with how its users answer and what a forger sends."""
+
+    kind: str = ""
     accept: str = "match"                  # "match" (codes compared), "always" or "never"
     rates: dict[str, float] = field(default_factory=dict)   # forged datagrams per second, by kind
-    actions: list[tuple[float, str, tuple]] = field(default_factory=list)
 
     def describe(self) -> str:
         c = self.conditions
@@ -70,6 +88,57 @@ class FaultPlan:
                 f"{pays} payments: {acts or 'no faults'}")
 
 
+# ============================================================== what every plan's run shares
+def seeds(default: int, many: str) -> list[int]:
+    """The seeds a sweep runs: ``LANPAY_SIM_SEED`` alone when set (a rerun), else as many as the
+    variable ``many`` says, else ``default``."""
+    one = os.environ.get("LANPAY_SIM_SEED")
+    if one:
+        return [int(one)]
+    return list(range(int(os.environ.get(many, default))))
+
+
+def book_for(plan: Plan) -> Book:
+    """alice and bob on a fresh network of the plan's seed and conditions, with its code and limits,
+    and the book that follows them."""
+    net = Net(plan.seed, plan.conditions)
+    for name in ALICE_BOB:
+        net.add(name, code=plan.code, limit=plan.limits[name])
+    return Book(net)
+
+
+def pair(book: Book) -> list[str]:
+    """Let alice and bob pair; the sentence saying they did not, if not within 120 s."""
+    net = book.net
+    if net.run_until(lambda: both_paired(book), 120, every=0.05):
+        return []
+    return [f"alice and bob did not pair within 120 s ({[h.peer.state.value for h in net.live()]})"]
+
+
+def both_paired(book: Book) -> bool:
+    """The current processes of alice and bob run, are paired, and with each other."""
+    a, b = (book.current(n) for n in ALICE_BOB)
+    for me, them in ((a, b), (b, a)):
+        s = me.peer.session
+        if not me.running or me.peer.state.value != "paired" or s is None or not s.ready \
+                or s.info.incarnation != them.peer.incarnation:
+            return False
+    return True
+
+
+def settled(book: Book) -> bool:
+    return both_paired(book) and all(book.current(n).peer.idle for n in ALICE_BOB)
+
+
+def one_more_each_way(book: Book) -> list[str]:
+    """Once calm, the relationship still works: one more payment each way goes through."""
+    for name in ALICE_BOB:
+        book.pay(name, 1, "after the storm")
+    if not book.net.run_until(lambda: settled(book), 10, every=0.05):
+        return ["a payment made once calm did not settle within 10 s"]
+    return []
+
+
 # ============================================================== drawing plans
 def _base(kind: str, seed: int, rng: random.Random, chaos: tuple[float, float]) -> FaultPlan:
     cond = Conditions(loss=rng.choice((0.0, 0.0, 0.05, 0.15)), duplicate=rng.choice((0.0, 0.05)),
@@ -78,7 +147,7 @@ def _base(kind: str, seed: int, rng: random.Random, chaos: tuple[float, float]) 
     limits: dict[str, int | None] = {n: None for n in ALICE_BOB}
     if rng.random() < 0.3:
         limits[rng.choice(ALICE_BOB)] = rng.choice((500, 2000, 20000))
-    plan = FaultPlan(kind, seed, cond, code, limits, chaos=rng.uniform(*chaos))
+    plan = FaultPlan(seed, cond, code, limits, chaos=rng.uniform(*chaos), kind=kind)
     for _ in range(rng.choice((3, 8, 20))):
         amount = rng.choice(AMOUNTS) if rng.random() < 0.7 else rng.randint(1, 50000)
         plan.actions.append((rng.uniform(0, plan.chaos), "pay", (rng.choice(ALICE_BOB), amount, rng.choice(MEMOS))))
@@ -314,82 +383,74 @@ def _aim(book: Book, stage: str, who: str, target: str, delay: float, rng: rando
 
 
 # ============================================================== running a plan
-def _drop_rule(kind: str, prob: float, until: float, sender: str | None, rng: random.Random):
-    def rule(now: float, seen: str, src: Host | None, dst: Host | None) -> bool:
-        if now >= until or seen != kind or (sender is not None and (src is None or src.name != sender)):
+def _drop_rule(kind: str, prob: float, until: float, sender: str | None, rng: random.Random) -> DropRule:
+    def rule(d: Datagram) -> bool:
+        if d.now >= until or d.kind != kind or (sender is not None and d.src.name != sender):
             return False
         return rng.random() < prob
     return rule
-
-
-def _both_paired(book: Book) -> bool:
-    a, b = (book.current(n) for n in ALICE_BOB)
-    for me, them in ((a, b), (b, a)):
-        s = me.peer.session
-        if not me.running or me.peer.state.value != "paired" or s is None or not s.ready \
-                or s.info.incarnation != them.peer.incarnation:
-            return False
-    return True
-
-
-def _settled(book: Book) -> bool:
-    return _both_paired(book) and all(book.current(n).peer.idle for n in ALICE_BOB)
 
 
 def _play(plan: FaultPlan, book: Book, rng: random.Random, outsiders: list[Host]) -> float:
     """The faults at their times; returns when the last one ends."""
     net, start = book.net, book.net.now
     last = start
-    for at, kind, args in plan.actions:
-        net.run(start + at)
+
+    def act(kind: str, args: tuple) -> None:
+        nonlocal last
         if kind == "pay":
             name, cents, memo = args
             host = net.hosts[name]
             if host.running:
                 book.pay(name, cents, memo, host=host)
-            continue
-        last = max(last, net.now)
-        if kind == "restart":
-            book.restart(*args)
-        elif kind == "aim":
-            _aim(book, *args, rng=rng)
-            last = max(last, net.now + 20.0)
-        elif kind == "cut":
-            net.partition(*ALICE_BOB)
-        elif kind == "cut-one-way":
-            net.cut_one_way(*args)
-        elif kind == "heal":
-            net.heal()
-        elif kind == "drop":
-            what, prob, length, sender = args
-            net.rules.append(_drop_rule(what, prob, net.now + length, sender, random.Random(rng.random())))
-            last = max(last, net.now + length)
-        elif kind == "stall":
-            name, length = args
-            net.stall(net.hosts[name], length)
-            last = max(last, net.now + length)
-        elif kind == "third-peer":
-            outsiders.append(net.add("carol", code=plan.code))
-        elif kind == "old-back":
-            name, length = args
-            net.stall(net.hosts[name], length)
-            book.restart(name, keep_old=True)
-            last = max(last, net.now + length)
+            return
+        last = max(last, net.now, _fault(kind, args, plan, book, rng, outsiders))
+    net.play(plan.actions, act)
     net.run(max(start + plan.chaos, last))
     return max(net.now, last)
 
 
+def _fault(kind: str, args: tuple, plan: FaultPlan, book: Book, rng: random.Random, outsiders: list[Host]) -> float:
+    """Start one fault now; returns when it ends."""
+    net = book.net
+    if kind == "restart":
+        book.restart(*args)
+    elif kind == "aim":
+        _aim(book, *args, rng=rng)
+        return net.now + 20.0
+    elif kind == "cut":
+        net.partition(*ALICE_BOB)
+    elif kind == "cut-one-way":
+        net.cut_one_way(*args)
+    elif kind == "heal":
+        net.heal()
+    elif kind == "drop":
+        what, prob, length, sender = args
+        net.rules.append(_drop_rule(what, prob, net.now + length, sender, random.Random(rng.random())))
+        return net.now + length
+    elif kind == "stall":
+        name, length = args
+        net.stall(net.hosts[name], length)
+        return net.now + length
+    elif kind == "third-peer":
+        outsiders.append(net.add("carol", code=plan.code))
+    elif kind == "old-back":
+        name, length = args
+        net.stall(net.hosts[name], length)
+        book.restart(name, keep_old=True)
+        return net.now + length
+    return net.now
+
+
 def run_fault_plan(plan: FaultPlan) -> list[str]:
     """Run one seed of a fault class; return every invariant sentence it broke."""
-    net = Net(plan.seed, plan.conditions)
-    for name in ALICE_BOB:
-        net.add(name, code=plan.code, limit=plan.limits[name])
-    book = Book(net)
+    book = book_for(plan)
+    net = book.net
     rng = random.Random(f"run-{plan.kind}-{plan.seed}")
     Users(book, plan.accept, random.Random(rng.random()))
     forger = Forger(book, plan.rates, random.Random(rng.random()))
-    if not net.run_until(lambda: _both_paired(book), 120, every=0.05):
-        return [f"alice and bob did not pair within 120 s ({[h.peer.state.value for h in net.live()]})"]
+    if failed := pair(book):
+        return failed
     forger.start(until=net.now + plan.chaos + LIVENESS + 40.0)
     outsiders: list[Host] = []
     quiet_from = _play(plan, book, rng, outsiders)
@@ -401,16 +462,13 @@ def run_fault_plan(plan: FaultPlan) -> list[str]:
     net.rules.clear()
     net.cond = Conditions()
     problems = []
-    if not net.run_until(lambda: _settled(book), LIVENESS, every=0.25):
+    if not net.run_until(lambda: settled(book), LIVENESS, every=0.25):
         problems.append(f"not paired again within {LIVENESS:.0f} s of the last fault at {quiet_from:.1f}s "
                         f"({_states(book)}; {forger.sent} forged datagrams)")
-        if not net.run_until(lambda: _settled(book), SETTLE_LIMIT, every=0.5):
+        if not net.run_until(lambda: settled(book), SETTLE_LIMIT, every=0.5):
             problems.append(f"still not settled {SETTLE_LIMIT + LIVENESS:.0f} s after the last fault ({_states(book)})")
-    if _settled(book):
-        for name in ALICE_BOB:
-            book.pay(name, 1, "after the storm")
-        if not net.run_until(lambda: _settled(book), 10, every=0.05):
-            problems.append("a payment made once calm did not settle within 10 s")
+    if settled(book):
+        problems += one_more_each_way(book)
     net.run(net.now + 3.0)
     return problems + check_lives(book, outsiders)
 

@@ -10,6 +10,7 @@ failing seed reports everything that went wrong at once.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from lanpay.core import events, session
@@ -555,20 +556,27 @@ def restores_told(book: Book) -> list[str]:
     return problems
 
 
+def _restored_lives(book: Book) -> Iterator[tuple[str, int, list[tuple[float, events.Paired]]]]:
+    """Each process of either side that was handed a relationship: its side, its place among that
+    side's lives, and every restored ``Paired`` it told, with the time (what restores_consented and old_process_fenced both walk)."""
+    for name in book.names:
+        for k, host in enumerate(book.lives[name]):
+            restored = [(w, e) for w, e in host.timeline if isinstance(e, events.Paired) and e.restored]
+            if restored:
+                yield name, k, restored
+
+
 def restores_consented(book: Book) -> list[str]:
     """Invariant 8: a relationship goes to a new process only on proof (``--code``) or after the
     survivor's user accepted that very code."""
     problems = []
-    for name in book.names:
+    for name, _, restored in _restored_lives(book):
         other = book.other(name)
-        for host in book.lives[name]:
-            for when, e in host.timeline:
-                if not (isinstance(e, events.Paired) and e.restored) or e.verified:
-                    continue
-                if not any(code == e.code and at <= when and book.name_of(h) == other
-                           for at, h, code in book.accepted):
-                    problems.append(f"{other} handed the relationship to a new process of {name} at {when:.2f}s "
-                                    f"(code {e.code}) that proved nothing, and {other}'s user never accepted it")
+        for when, e in restored:
+            if not e.verified and not any(code == e.code and at <= when and book.name_of(h) == other
+                                          for at, h, code in book.accepted):
+                problems.append(f"{other} handed the relationship to a new process of {name} at {when:.2f}s "
+                                f"(code {e.code}) that proved nothing, and {other}'s user never accepted it")
     return problems
 
 
@@ -594,30 +602,27 @@ def fresh_starts_justified(book: Book) -> list[str]:
 def old_process_fenced(book: Book) -> list[str]:
     """Invariant 9: an old process that speaks after a hand-back is fenced, and both people are told."""
     problems = []
-    for name in book.names:
-        lives = book.lives[name]
-        for k, new in enumerate(lives):
-            restored_at = next((w for w, e in new.timeline if isinstance(e, events.Paired) and e.restored), None)
-            if restored_at is None:
-                continue
-            for old in lives[:k]:
-                if (old.died is not None and old.died <= restored_at) or old.stalled:
-                    continue       # gone before the hand-back, or never ran again
-                after = [(w, e) for w, e in old.timeline if w > restored_at]
-                if any(isinstance(e, (events.PaymentReceived, events.PaymentConfirmed)) for _, e in after):
-                    problems.append(f"{name}'s old process moved money after its relationship went to a new one")
-                # The survivor fences the old session when it hands over, which may be before
-                # the new process has its record: told at any time after the new one started.
-                since_new = [(w, e) for w, e in old.timeline if w >= new.started]
-                if not any(isinstance(e, events.Fenced) for _, e in since_new):
-                    problems.append(f"{name}'s old process ran again after the hand-back at {restored_at:.2f}s "
-                                    f"and was never told it is fenced")
-                other = book.other(name)
-                if not any(isinstance(e, events.OldProcessBack) for h in book.lives[other]
-                           for w, e in h.timeline if w >= new.started):
-                    problems.append(f"{other} was never told that {name}'s old process came back")
-                problems += [f"{name}'s old process made payment #{p.seq} after it was replaced"
-                             for p in book.issued_by(old) if p.at > restored_at]
+    for name, k, restored in _restored_lives(book):
+        restored_at = restored[0][0]
+        new = book.lives[name][k]
+        for old in book.lives[name][:k]:
+            if (old.died is not None and old.died <= restored_at) or old.stalled:
+                continue       # gone before the hand-back, or never ran again
+            after = [(w, e) for w, e in old.timeline if w > restored_at]
+            if any(isinstance(e, (events.PaymentReceived, events.PaymentConfirmed)) for _, e in after):
+                problems.append(f"{name}'s old process moved money after its relationship went to a new one")
+            # The survivor fences the old session when it hands over, which may be before the
+            # new process has its record: told at any time after the new one started.
+            since_new = [(w, e) for w, e in old.timeline if w >= new.started]
+            if not any(isinstance(e, events.Fenced) for _, e in since_new):
+                problems.append(f"{name}'s old process ran again after the hand-back at {restored_at:.2f}s "
+                                f"and was never told it is fenced")
+            other = book.other(name)
+            if not any(isinstance(e, events.OldProcessBack) for h in book.lives[other]
+                       for w, e in h.timeline if w >= new.started):
+                problems.append(f"{other} was never told that {name}'s old process came back")
+            problems += [f"{name}'s old process made payment #{p.seq} after it was replaced"
+                         for p in book.issued_by(old) if p.at > restored_at]
     return problems
 
 

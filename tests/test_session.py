@@ -1,18 +1,21 @@
 """Sessions between two real peers, driven by hand: what the users see when the network misbehaves.
 
-A small zero-delay LAN with a hand-moved clock carries the datagrams; each test
-decides what is lost, replayed, forged or flipped.  Forged datagrams are sealed
-with a peer's own session keys (an authenticated peer that misbehaves) or with
-no key at all (a stranger).  Every drop is checked by its reason.
+A small zero-delay LAN with a hand-moved clock (:mod:`driver` on a perfect wire)
+carries the datagrams; each test decides what is lost, replayed, forged or
+flipped.  Forged datagrams are sealed with a peer's own session keys (an
+authenticated peer that misbehaves) or with no key at all (a stranger).  Every
+drop is checked by its reason.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
+from driver import Addr, Datagram, Host, Net, Perfect
 from lanpay.core import crypto, events, wire
 from lanpay.core.amounts import MAX_PAYMENT_CENTS
 from lanpay.core.errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, PeerUnavailable, UserError
@@ -24,7 +27,6 @@ from lanpay.core.peer import BROADCAST, MAX_BLOCKED, Config, Peer, State
 from lanpay.core.peers import MAX_PEERS
 from lanpay.core.session import BYE_COPIES, IN_DOUBT_AFTER, SILENT_AFTER, WINDOW
 
-Addr = tuple[str, int]
 Drop = Callable[[Peer, Peer, bytes], bool]
 
 
@@ -37,58 +39,46 @@ def lose_all(src: Peer, dst: Peer, data: bytes) -> bool:
 
 
 class Lan:
-    """Peers on a zero-delay LAN; the clock moves only when a test moves it."""
+    """Peers on a zero-delay LAN (the shared driver on a perfect wire); the clock moves only when
+    a test moves it.  Tests hold the cores themselves and hand datagrams over when they choose."""
 
     def __init__(self, seed: int = 1) -> None:
-        self.rng = random.Random(seed)
-        self.now = 0.0
-        self.peers: dict[Addr, Peer] = {}
-        self.log: dict[int, list[events.Event]] = {}
-        self.count = 0
-        self.consent = True          # a survivor's user accepts a hand-back when both screens show one code
-        self.accepted: set[str] = set()
+        self.net = Net(seed, Perfect(), echo=False)
+
+    @property
+    def now(self) -> float:
+        return self.net.now
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self.net.now = value
 
     def add(self, name: str, **config: object) -> Peer:
-        self.count += 1
-        addr = (f"10.0.0.{self.count}", 47000 + self.count)
-        peer = Peer(Config(name=name, **config), random.Random(self.rng.getrandbits(64)), self.now)  # type: ignore[arg-type]
-        self.peers[addr] = peer
-        self.log[id(peer)] = []
-        return peer
+        return self.net.add(name, **config).peer
+
+    def host(self, peer: Peer) -> Host:
+        return next(h for h in self.net.by_addr.values() if h.peer is peer)
 
     def addr(self, peer: Peer) -> Addr:
-        return next(a for a, p in self.peers.items() if p is peer)
+        return self.host(peer).addr
 
     def remove(self, peer: Peer) -> None:
         """The process is gone: nothing reaches it and it sends nothing."""
-        del self.peers[self.addr(peer)]
+        self.net.kill_host(self.host(peer))
 
     def move(self, peer: Peer, addr: Addr) -> None:
         """The host got a new address (a new lease, another interface): same process, same memory."""
-        self.remove(peer)
-        self.peers[addr] = peer
+        self.net.move(self.host(peer), addr)
 
     def take(self, peer: Peer) -> list[bytes]:
         """What a peer wants to send now, taken off it without delivering."""
-        out = [data for data, _ in peer.datagrams_to_send(self.now)]
-        self.events(peer)
-        return out
+        return self.net.take(self.host(peer))
 
     def events(self, peer: Peer, kind: type | None = None) -> list:
         """Everything the peer reported so far (optionally of one kind)."""
-        while (event := peer.next_event()) is not None:
-            self.log[id(peer)].append(event)
-            if self.consent and isinstance(event, (events.HandbackRequested, events.HandbackAwaited)):
-                self._compare_codes()
-        return [e for e in self.log[id(peer)] if kind is None or isinstance(e, kind)]
-
-    def _compare_codes(self) -> None:
-        shown = {e.code for log in self.log.values() for e in log if isinstance(e, events.HandbackAwaited)}
-        for p in list(self.peers.values()):
-            for e in self.log[id(p)]:
-                if isinstance(e, events.HandbackRequested) and e.code in shown and e.code not in self.accepted:
-                    self.accepted.add(e.code)
-                    p.accept(self.now, e.code)
+        host = self.host(peer)
+        self.net.collect(host)
+        return list(host.events) if kind is None else host.of(kind)
 
     def deliver(self, src: Peer, dst: Peer, datagrams: list[bytes]) -> None:
         for data in datagrams:
@@ -96,40 +86,27 @@ class Lan:
 
     def pump(self, drop: Drop = keep_all) -> None:
         """Deliver until nobody has anything left to send."""
-        for _ in range(500):
-            for p in list(self.peers.values()):
-                self.events(p)
-            batch = [(p, data, dest) for p in list(self.peers.values()) for data, dest in p.datagrams_to_send(self.now)]
-            if not batch:
-                return
-            for src, data, dest in batch:
-                if dest is BROADCAST:
-                    targets = [p for p in self.peers.values() if p is not src]
-                else:
-                    targets = [self.peers[dest]] if dest in self.peers else []  # type: ignore[index]
-                for dst in targets:
-                    if not drop(src, dst, data):
-                        dst.receive_datagram(data, self.addr(src), self.now)
-        raise AssertionError("the LAN never went quiet")
+        with self._dropping(drop):
+            self.net.pump()
 
     def advance(self, until: float, drop: Drop = keep_all) -> None:
         """Run every timer due up to ``until``, delivering what they send unless ``drop`` says no."""
-        self.pump(drop)
-        for _ in range(100_000):
-            due = [t for p in self.peers.values() if (t := p.next_timeout()) is not None]
-            if not due or min(due) > until:
-                break
-            self.now = max(self.now, min(due))
-            for peer in list(self.peers.values()):
-                t = peer.next_timeout()
-                if t is not None and t <= self.now:
-                    peer.handle_timeout(self.now)
-            self.pump(drop)
-        else:
-            raise AssertionError("timers never settled")
-        self.now = max(self.now, until)
-        for peer in self.peers.values():
-            self.events(peer)
+        with self._dropping(drop):
+            self.net.pump()
+            self.net.run(until)
+
+    @contextmanager
+    def _dropping(self, drop: Drop) -> Iterator[None]:
+        """Lose, for the while, what ``drop`` picks among datagrams bound for a live peer."""
+        def rule(d: Datagram) -> bool:
+            return d.dst is not None and d.dst.alive and drop(d.src.peer, d.dst.peer, d.data)
+        if drop is not keep_all:
+            self.net.rules.append(rule)
+        try:
+            yield
+        finally:
+            if drop is not keep_all:
+                self.net.rules.remove(rule)
 
 
 def paired(seed: int = 1, alice: dict | None = None, bob: dict | None = None) -> tuple[Lan, Peer, Peer]:

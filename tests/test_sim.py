@@ -9,19 +9,19 @@ with the command that reruns it alone::
 
 ``LANPAY_SIM_SEEDS`` changes how many seeds the sweep covers (default 2000);
 ``tools/simulate.py --seeds A:B`` runs any range in parallel.  The fault classes
-that hunt restarts, stalls, namesakes and forgeries are in tests/test_sim_faults.py.
+that hunt restarts, stalls, namesakes and forgeries are in tests/test_sim_faults.py;
+both sweeps run their plans with what :mod:`faults` shares.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import traceback
-from dataclasses import dataclass, field
 
 import pytest
 
+from faults import ALICE_BOB, Plan, book_for, one_more_each_way, pair, seeds, settled
 from invariants import Book, bounded, check_all
 from lanpay.core import events, wire
 from lanpay.core.errors import PeerUnavailable
@@ -31,30 +31,10 @@ from lanpay.core.peer import State
 from lanpay.core.rtt import RttEstimator
 from sim import Conditions, Host, Net
 
-ALICE_BOB = ("alice", "bob")
 RERUN = "LANPAY_SIM_SEED={seed} python3 -m pytest tests/test_sim.py -k random_seeds"
 
 
 # ============================================================== the random scenario
-@dataclass
-class Plan:
-    """Everything a seed decides, drawn before the run so a failure can describe it."""
-
-    seed: int
-    conditions: Conditions
-    code: str | None
-    limits: dict[str, int | None]
-    chaos: float
-    actions: list[tuple[float, str, tuple]] = field(default_factory=list)
-
-    def describe(self) -> str:
-        c = self.conditions
-        kinds = ", ".join(f"{t:.2f}s {kind}{args if args else ''}" for t, kind, args in self.actions)
-        return (f"loss {c.loss:.0%}, duplicate {c.duplicate:.0%}, reorder {c.reorder:.0%}, "
-                f"delay {c.delay[0] * 1000:.1f}-{c.delay[1] * 1000:.1f} ms, code {self.code!r}, "
-                f"limits {self.limits}, chaos {self.chaos:.1f}s: {kinds or 'no actions'}")
-
-
 AMOUNTS = (1, 5, 99, 100, 1000, 2500, 12345, 100000)
 MEMOS = ("", "", "", "lunch", "rent for may", "café ☕", "x" * 64)
 ATTACKS = ("replay", "replay-spoofed", "bitflip", "announce", "announce-counterpart", "hello", "handshake", "junk",
@@ -203,26 +183,12 @@ class Attacker:
             self.net.inject(wire.encode(msg), src, dst)
 
 
-def _both_paired(book: Book) -> bool:
-    a, b = (book.current(n) for n in ALICE_BOB)
-    return all(h.peer.state is State.PAIRED and h.peer.session is not None and h.peer.session.ready
-               for h in (a, b)) and a.peer.session.info.incarnation == b.peer.incarnation \
-        and b.peer.session.info.incarnation == a.peer.incarnation
-
-
-def _settled(book: Book) -> bool:
-    return _both_paired(book) and all(book.current(n).peer.idle for n in ALICE_BOB)
-
-
 def run_plan(plan: Plan) -> list[str]:
     """Run one seed's scenario to the end; return every invariant it broke."""
-    net = Net(plan.seed, plan.conditions)
-    for name in ALICE_BOB:
-        net.add(name, code=plan.code, limit=plan.limits[name])
-    book = Book(net)
-    attacker = Attacker(net, random.Random(f"attacker-{plan.seed}"))
-    if not net.run_until(lambda: _both_paired(book), 120, every=0.05):
-        return [f"alice and bob did not pair within 120 s ({[h.peer.state.value for h in net.live()]})"]
+    book = book_for(plan)
+    attacker = Attacker(book.net, random.Random(f"attacker-{plan.seed}"))
+    if failed := pair(book):
+        return failed
     outsiders = _play(plan, book, attacker)
     problems = _calm(book) + check_all(book, outsiders) + attacker.problems
     return problems + [p for host in outsiders for p in bounded(host.peer)]
@@ -232,20 +198,11 @@ def _play(plan: Plan, book: Book, attacker: Attacker) -> list[Host]:
     """The chaos: the plan's actions at their times; returns the third peers that joined."""
     net, start = book.net, book.net.now
     outsiders: list[Host] = []
-    for at, kind, args in plan.actions:
-        net.run(start + at)
-        if kind == "pay":
-            book.pay(*args)
-        elif kind == "cut":
-            net.partition(*ALICE_BOB)
-        elif kind == "heal":
-            net.heal()
-        elif kind == "restart":
-            book.restart(*args)
-        elif kind == "attack":
-            attacker.act(*args)
-        elif kind == "third-peer":
-            outsiders.append(_third_peer(net, attacker))
+    acts = {"pay": lambda args: book.pay(*args), "cut": lambda _: net.partition(*ALICE_BOB),
+            "heal": lambda _: net.heal(), "restart": lambda args: book.restart(*args),
+            "attack": lambda args: attacker.act(*args),
+            "third-peer": lambda _: outsiders.append(_third_peer(net, attacker))}
+    net.play(plan.actions, lambda kind, args: acts[kind](args))
     net.run(start + plan.chaos)
     return outsiders
 
@@ -255,8 +212,8 @@ def _calm(book: Book) -> list[str]:
     net = book.net
     net.heal()
     net.cond = Conditions()
-    if net.run_until(lambda: _settled(book), 150, every=0.25):
-        problems = _one_more_each_way(book)
+    if net.run_until(lambda: settled(book), 150, every=0.25):
+        problems = one_more_each_way(book)
     else:
         problems = [f"not settled 150 s after healing: { {n: book.current(n).peer.state.value for n in ALICE_BOB} }"]
     net.run(net.now + 3.0)
@@ -265,15 +222,6 @@ def _calm(book: Book) -> list[str]:
         if not problems and s is not None and s.agree is not True:
             problems.append(f"{name}'s keepalives do not show agreeing ledgers (agree={s.agree})")
     return problems
-
-
-def _one_more_each_way(book: Book) -> list[str]:
-    """Once calm, the relationship still works: one more payment each way goes through."""
-    for name in ALICE_BOB:
-        book.pay(name, 1, "after the storm")
-    if not book.net.run_until(lambda: _settled(book), 10, every=0.05):
-        return ["a payment made once calm did not settle within 10 s"]
-    return []
 
 
 def _third_peer(net: Net, attacker: Attacker) -> Host:
@@ -300,10 +248,7 @@ def check_seed(seed: int) -> list[str]:
 
 
 def seeds_to_run() -> list[int]:
-    one = os.environ.get("LANPAY_SIM_SEED")
-    if one:
-        return [int(one)]
-    return list(range(int(os.environ.get("LANPAY_SIM_SEEDS", "2000"))))
+    return seeds(2000, "LANPAY_SIM_SEEDS")
 
 
 CHUNKS = 8
@@ -375,7 +320,7 @@ def paired(net: Net, *names: str, within: float = 30.0) -> None:
 
 
 def settle(net: Net, book: Book, within: float = 60.0) -> None:
-    assert net.run_until(lambda: _settled(book), within, every=0.05), \
+    assert net.run_until(lambda: settled(book), within, every=0.05), \
         {n: book.current(n).peer.state.value for n in ALICE_BOB}
     net.run(net.now + 3.0)
 

@@ -17,7 +17,6 @@ catches each break in at least 95 % of restart seeds.
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import re
 
@@ -38,10 +37,7 @@ DEFAULT_SEEDS = {"restarts": 40, "stages": 40, "partitions": 30, "drops": 30, "s
 
 
 def seeds_for(kind: str) -> list[int]:
-    one = os.environ.get("LANPAY_SIM_SEED")
-    if one:
-        return [int(one)]
-    return list(range(int(os.environ.get("LANPAY_SIM_FAULT_SEEDS", DEFAULT_SEEDS[kind]))))
+    return faults.seeds(DEFAULT_SEEDS[kind], "LANPAY_SIM_FAULT_SEEDS")
 
 
 def sweep(kind: str) -> None:
@@ -51,32 +47,40 @@ def sweep(kind: str) -> None:
 
 
 # ============================================================== the sweeps
-def test_restarting_either_side_several_times_keeps_every_payment_and_line() -> None:
-    sweep("restarts")
+# Each sweep takes its class as its one parameter, so ``-k KIND`` (the rerun command) selects it.
+@pytest.mark.parametrize("kind", ["restarts"])
+def test_restarting_either_side_several_times_keeps_every_payment_and_line(kind: str) -> None:
+    sweep(kind)
 
 
-def test_a_restart_at_the_worst_moment_of_a_restore_ends_in_agreement_or_a_notice() -> None:
-    sweep("stages")
+@pytest.mark.parametrize("kind", ["stages"])
+def test_a_restart_at_the_worst_moment_of_a_restore_ends_in_agreement_or_a_notice(kind: str) -> None:
+    sweep(kind)
 
 
-def test_a_long_or_one_way_partition_heals_without_losing_what_anyone_was_told() -> None:
-    sweep("partitions")
+@pytest.mark.parametrize("kind", ["partitions"])
+def test_a_long_or_one_way_partition_heals_without_losing_what_anyone_was_told(kind: str) -> None:
+    sweep(kind)
 
 
-def test_losing_every_datagram_of_one_kind_for_a_while_loses_nothing_told() -> None:
-    sweep("drops")
+@pytest.mark.parametrize("kind", ["drops"])
+def test_losing_every_datagram_of_one_kind_for_a_while_loses_nothing_told(kind: str) -> None:
+    sweep(kind)
 
 
-def test_a_stopped_process_resumes_and_nothing_told_is_lost() -> None:
-    sweep("stalls")
+@pytest.mark.parametrize("kind", ["stalls"])
+def test_a_stopped_process_resumes_and_nothing_told_is_lost(kind: str) -> None:
+    sweep(kind)
 
 
-def test_a_new_process_beside_a_stalled_namesake_never_takes_over_silently() -> None:
-    sweep("namesake")
+@pytest.mark.parametrize("kind", ["namesake"])
+def test_a_new_process_beside_a_stalled_namesake_never_takes_over_silently(kind: str) -> None:
+    sweep(kind)
 
 
-def test_forged_discovery_and_handshake_datagrams_do_not_keep_the_pair_apart() -> None:
-    sweep("adversary")
+@pytest.mark.parametrize("kind", ["adversary"])
+def test_forged_discovery_and_handshake_datagrams_do_not_keep_the_pair_apart(kind: str) -> None:
+    sweep(kind)
 
 
 # Seeds that once broke an invariant, each for a reason fixed since (named in the commit that
@@ -127,7 +131,7 @@ def test_a_drop_rule_loses_only_its_own_kind_one_way_cuts_only_one_direction() -
     net.run_until(lambda: alice.peer.session is not None and bob.peer.session is not None, 30)
     seen: list[tuple[str, str]] = []
     net.taps.append(lambda now, data, src, dst: seen.append((net.kind(data, src), net.by_addr[src].name)))
-    net.rules.append(lambda now, kind, src, dst: kind == "sealed:ack")
+    net.rules.append(lambda d: d.kind == "sealed:ack")
     net.cut_one_way("alice", "bob")
     seq = net.pay("bob", 500, "x")
     net.run(net.now + 2)
@@ -187,14 +191,14 @@ def restart_plan(seed: int) -> Book:
     net.add("alice", code=code)
     net.add("bob", code=code, limit=500)
     book = Book(net)
-    assert net.run_until(lambda: faults._both_paired(book), 30)
+    assert net.run_until(lambda: faults.both_paired(book), 30)
     book.pay("alice", 600, "too much")                 # over bob's limit: a rejected line on both sides
-    assert net.run_until(lambda: faults._settled(book), 30)
+    assert net.run_until(lambda: faults.settled(book), 30)
     book.pay("bob", 300, "lunch")
     book.pay("alice", 200, "café ☕")
     for _ in range(rng.randint(0, 4)):
         book.pay(rng.choice(ALICE_BOB), rng.randint(1, 100), rng.choice(("", "tea", "bus fare")))
-    assert net.run_until(lambda: faults._settled(book), 30)
+    assert net.run_until(lambda: faults.settled(book), 30)
     net.run(net.now + rng.uniform(0.0, 2.0))
     dead = rng.choice(ALICE_BOB)
     net.kill(dead)
@@ -203,10 +207,10 @@ def restart_plan(seed: int) -> Book:
         book.pay(survivor, rng.randint(1, 50), rng.choice(("while you were away", "")))
     net.run(net.now + rng.uniform(0.2, 2.0))
     book.restart(dead)
-    if net.run_until(lambda: faults._settled(book), 60, every=0.05):
+    if net.run_until(lambda: faults.settled(book), 60, every=0.05):
         for name in ALICE_BOB:
             book.pay(name, 1, "after the restart")
-        net.run_until(lambda: faults._settled(book), 10, every=0.05)
+        net.run_until(lambda: faults.settled(book), 10, every=0.05)
     net.run(net.now + 3)
     return book
 
@@ -288,7 +292,7 @@ def _pair(seed: int, code: str | None = None, policy: str = "match", **bob: obje
     net.add("bob", code=code, **bob)
     book = Book(net)
     Users(book, policy, random.Random(seed))
-    assert net.run_until(lambda: faults._both_paired(book), 30)
+    assert net.run_until(lambda: faults.both_paired(book), 30)
     return net, book
 
 
@@ -296,7 +300,7 @@ def _calm(net: Net, book: Book, within: float = faults.LIVENESS) -> list[str]:
     """Heal, give the pair the liveness bound to settle, then check every invariant across lives."""
     net.heal()
     net.rules.clear()
-    problems = [] if net.run_until(lambda: faults._settled(book), within, every=0.05) else \
+    problems = [] if net.run_until(lambda: faults.settled(book), within, every=0.05) else \
         [f"not settled within {within:.0f} s"]
     net.run(net.now + 3)
     return problems + check_lives(book)

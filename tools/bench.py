@@ -45,7 +45,6 @@ import json
 import math
 import os
 import platform
-import random
 import re
 import select
 import shutil
@@ -55,7 +54,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -66,8 +64,10 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from lanpay import __version__
 from lanpay.core import wire
 from lanpay.core.events import PaymentConfirmed
-from lanpay.core.peer import BROADCAST, Config, Peer
 from lanpay.core.session import WINDOW
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from driver import Host, Net, Perfect  # noqa: E402  (the tests' in-memory LAN, found through the path above)
 
 INSIDE_ENV = "LANPAY_BENCH_INSIDE"
 NFT_TABLE = "lanpay_bench_loss"
@@ -806,61 +806,48 @@ Address = tuple[str, int]
 
 
 class Wire:
-    """Two cores joined directly in this process, with a fake clock: no sockets at all."""
+    """Two cores on the tests' in-memory LAN (tests/driver.py) with a fake clock: no sockets at all.
+
+    The wire is perfect (no random draw per datagram) and takes ``HOP`` per
+    datagram, so each step of the clock carries one hop; hosts keep nothing
+    (the memory rows measure what the cores keep), and an event hook counts
+    confirmations.
+    """
+
+    HOP = 0.0001
 
     def __init__(self, rng_seed: int = 7) -> None:
-        seeds = random.Random(rng_seed)
-        self.now = 0.0
-        self.addrs: tuple[Address, Address] = (("10.0.0.1", 40001), ("10.0.0.2", 40002))
-        self.peers = {
-            self.addrs[0]: Peer(Config(name="alice"), random.Random(seeds.getrandbits(64)), 0.0),
-            self.addrs[1]: Peer(Config(name="bob"), random.Random(seeds.getrandbits(64)), 0.0),
-        }
-        self.queue: deque[tuple[bytes, Address, Address]] = deque()
+        self.net = Net(rng_seed, Perfect(latency=self.HOP), echo=False, keep=False)
+        self.alice, bob = self.net.add("alice"), self.net.add("bob")
+        self.addrs: tuple[Address, Address] = (self.alice.addr, bob.addr)
+        self.peers = {host.addr: host.peer for host in (self.alice, bob)}
         self.record: list[tuple[Address, bytes]] | None = None
         self.confirmed = 0
+        self.net.taps.append(self._tap)
+        self.net.event_hooks.append(self._count)
 
-    def _flush(self, src: Address) -> None:
-        other = self.addrs[1] if src == self.addrs[0] else self.addrs[0]
-        for data, dest in self.peers[src].datagrams_to_send(self.now):
-            self.queue.append((data, src, other if dest is BROADCAST else dest))
+    def _tap(self, now: float, data: bytes, src: Address, dst: Address) -> None:
+        if self.record is not None:
+            self.record.append((src, data))
 
-    def step(self, tick: float = 0.0001) -> None:
-        """Advance the clock, serve due timers, deliver what is on the wire, count events."""
-        self.now += tick
-        for addr, peer in self.peers.items():
-            due = peer.next_timeout()
-            if due is not None and due <= self.now:
-                peer.handle_timeout(self.now)
-            self._flush(addr)
-        for _ in range(len(self.queue)):
-            data, src, dst = self.queue.popleft()
-            if self.record is not None:
-                self.record.append((src, data))
-            self.peers[dst].receive_datagram(data, src, self.now)
-            self._flush(dst)
-        for peer in self.peers.values():
-            while (event := peer.next_event()) is not None:
-                self.confirmed += isinstance(event, PaymentConfirmed)
+    def _count(self, host: Host, event: object) -> None:
+        self.confirmed += isinstance(event, PaymentConfirmed)
 
-    def pair(self, steps: int = 100_000) -> None:
-        """Run until both cores are paired (bounded in steps)."""
-        for _ in range(steps):
-            self.step(0.001)
-            if all(p.status().state == "paired" for p in self.peers.values()):
-                return
-        raise BenchError("the two in-process cores did not pair")
+    def pair(self, limit: float = 100.0) -> None:
+        """Run until both cores are paired (bounded in fake seconds)."""
+        if not self.net.run_until(lambda: all(p.status().state == "paired" for p in self.peers.values()), limit):
+            raise BenchError("the two in-process cores did not pair")
 
     def pay_all(self, count: int, steps: int) -> None:
         """Alice pays ``count`` times, keeping the session's window full, until all confirm."""
-        alice = self.peers[self.addrs[0]]
+        alice = self.alice.peer
         asked = 0
         for _ in range(steps):
             while asked < count and asked - self.confirmed < WINDOW:
-                alice.pay(1, "", self.now)
+                alice.pay(1, "", self.net.now)
                 asked += 1
-            self._flush(self.addrs[0])
-            self.step()
+            self.net.flush(self.alice)
+            self.net.step()
             if self.confirmed >= count:
                 return
         raise BenchError(f"only {self.confirmed} of {count} in-process payments confirmed")
