@@ -30,6 +30,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 KEEP_LINES = 10_000      # lines kept one by one per direction; older ones are only totals
 _TRIM = 1024             # folded lines are cut off the arrays' front in runs of at least this many
@@ -43,9 +44,12 @@ class Status(str, enum.Enum):
     REJECTED = "rejected"
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One line, as callers see it: made on demand from the arrays, never stored."""
+class HistoryEntry(NamedTuple):
+    """One line, as callers see it: made on demand from the arrays, never stored.
+
+    A named tuple, immutable like a frozen dataclass but a third of the cost to make:
+    one is made for every payment on each side.
+    """
 
     seq: int
     direction: str   # "in" or "out"
@@ -121,7 +125,7 @@ class Lines:
     index of an unresolved line: unresolved lines are never folded.
     """
 
-    __slots__ = ("direction", "keep", "seqs", "amounts", "ats", "states", "memos", "start", "base",
+    __slots__ = ("direction", "keep", "seqs", "amounts", "ats", "states", "memos", "start", "base", "last",
                  "reasons", "through", "settled", "settled_cents", "refused", "refused_cents")
 
     def __init__(self, direction: str, keep: int | None = None) -> None:
@@ -134,16 +138,12 @@ class Lines:
         self.memos: list[str] = []         # "" is one shared object: a memo costs only where present
         self.start = 0                     # positions below this are folded, not yet cut off
         self.base = 0
+        self.last = 0                      # the highest seq ever given a line here (kept or folded), 0 if none
         self.reasons: list[str] = []       # the rejection reasons seen, by number (a handful in practice)
         self.through = self.settled = self.settled_cents = self.refused = self.refused_cents = 0
 
     def __len__(self) -> int:
         return len(self.seqs) - self.start
-
-    @property
-    def last(self) -> int:
-        """The highest seq ever given a line here (kept or folded), 0 if none."""
-        return self.seqs[-1] if len(self) else self.through
 
     def add(self, seq: int, amount: int, memo: str, at: float, state: int = SETTLED, reason: str = "") -> int:
         """Append a line numbered above every other; return its index.
@@ -154,13 +154,16 @@ class Lines:
         """
         if seq <= self.last:
             return self._replace(seq, amount, memo, at, state, reason)
-        self.seqs.append(seq)
+        self.last = seq
+        seqs = self.seqs
+        seqs.append(seq)
         self.amounts.append(amount)
         self.ats.append(at)
         self.states.append(self._code(reason) if state == REJECTED else state)
         self.memos.append(memo or "")
-        self.fold()
-        return self.base + len(self.seqs) - 1
+        if len(seqs) - self.start > self.keep:
+            self.fold()
+        return self.base + len(seqs) - 1
 
     def _replace(self, seq: int, amount: int, memo: str, at: float, state: int, reason: str) -> int:
         index = self.find(seq)
@@ -221,6 +224,7 @@ class Lines:
     def adopt(self, totals: Totals) -> None:
         """Start from another record's totals (a restore): only before any line is kept."""
         assert not len(self) and not self.through
+        self.last = totals.through
         self.through, self.settled, self.settled_cents = totals.through, totals.settled, totals.settled_cents
         self.refused, self.refused_cents = totals.refused, totals.refused_cents
 
