@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 KEEP_LINES = 10_000      # lines kept one by one per direction; older ones are only totals
-_TRIM = 1024             # folded lines are cut off the arrays' front in runs of at least this many
+_TRIM = 1024             # folded lines are cut off the arrays' front in runs of this many
 
 
 class Status(str, enum.Enum):
@@ -179,10 +179,6 @@ class Lines:
         if index - self.base == self.start:
             self.fold()
 
-    def state(self, index: int) -> int:
-        """PENDING, IN_DOUBT, SETTLED or REJECTED (whatever the reason)."""
-        return min(self.states[index - self.base], REJECTED)
-
     def find(self, seq: int) -> int | None:
         """The index of the kept line numbered ``seq``, or None (never given, or folded)."""
         pos = bisect_left(self.seqs, seq, self.start)
@@ -241,11 +237,12 @@ class Lines:
             self.through = self.seqs[pos]
             self.memos[pos] = ""
             self.start += 1
-        if self.start >= _TRIM and 2 * self.start >= len(self.seqs):
+        if self.start >= _TRIM:
             self._trim()
 
     def _trim(self) -> None:
-        """Cut the folded lines off the front: each line is moved a bounded number of times."""
+        """Cut the folded lines off the front, ``_TRIM`` at a time: the kept ones move once per
+        ``_TRIM`` folds (constant work per line), and at most ``_TRIM`` folded positions linger."""
         cut = self.start
         for column in (self.seqs, self.amounts, self.ats, self.states, self.memos):
             del column[:cut]
