@@ -37,7 +37,7 @@ class Pay:
 
 @dataclass(frozen=True)
 class History:
-    """Show every payment in and out."""
+    """Show the payments in and out: the latest line by line, any older ones as totals."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class CommandHelp:
 HELP: tuple[CommandHelp, ...] = (
     CommandHelp("balance", "show your balance with the peer (and pending payments)"),
     CommandHelp("pay AMOUNT [MEMO]", "pay the peer, e.g. 'pay 10.50 lunch'"),
-    CommandHelp("history", "list payments made and received"),
+    CommandHelp("history", "list payments made and received (the oldest as totals)"),
     CommandHelp("peer", "show the peer's name, address, pairing code and link"),
     CommandHelp("accept [CODE]", "hand the relationship back to a restarted peer, once the codes match"),
     CommandHelp("help", "show this list (also '?')"),

@@ -48,6 +48,7 @@ from lanpay.core.events import (
     PeerSilent,
     RestoreFailed,
 )
+from lanpay.core.history import Earlier, Totals
 
 if TYPE_CHECKING:
     from lanpay.core.peer import HistoryEntry, Status
@@ -303,15 +304,20 @@ def balance_record(status: Status) -> dict[str, Any]:
 
 
 def history_text(entries: Sequence[HistoryEntry], wall: Callable[[float], float]) -> str:
-    """A table of payments, oldest first, with local wall-clock times."""
+    """A table of payments, oldest first, with local wall-clock times.
+
+    Above it, one line for the payments no longer listed one by one (``entries.earlier``,
+    the totals the ledger folded them into), so the table never seems to be all there was.
+    """
+    earlier = earlier_text(_earlier_of(entries))
     if not entries:
-        return "No payments yet."
+        return earlier or "No payments yet."
     rows = [("#", "dir", "amount", "status", "time", "memo")]
     for e in entries:
         clock = time.strftime("%H:%M:%S", time.localtime(wall(e.at)))
         rows.append((str(e.seq), e.direction, format_amount(e.amount), _state(e), clock, shown(e.memo)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = []
+    lines = [earlier] if earlier else []
     for row in rows:
         cells = [
             cell.rjust(width) if i in (0, 2) else cell.ljust(width)
@@ -321,13 +327,42 @@ def history_text(entries: Sequence[HistoryEntry], wall: Callable[[float], float]
     return "\n".join(lines)
 
 
+def earlier_text(earlier: Earlier) -> str | None:
+    """One line for the payments folded into totals: how many, and what they came to each way."""
+    if not earlier.lines:
+        return None
+    sent, received = earlier.sent, earlier.received
+    parts = []
+    if sent.settled:
+        parts.append(f"sent {format_amount(sent.settled_cents)} in {sent.settled}")
+    if received.settled:
+        parts.append(f"received {format_amount(received.settled_cents)} in {received.settled}")
+    if sent.refused and received.refused:
+        parts.append(f"{sent.refused + received.refused} refused ({sent.refused} of yours, "
+                     f"{received.refused} of theirs)")
+    elif sent.refused or received.refused:
+        parts.append(f"{sent.refused} of yours refused" if sent.refused else f"{received.refused} of theirs refused")
+    return f"{_count(earlier.lines, 'earlier payment')} not listed: " + ", ".join(parts)
+
+
 def history_record(entries: Sequence[HistoryEntry], wall: Callable[[float], float]) -> dict[str, Any]:
-    """``history`` for scripts: every payment, with its time in seconds since the epoch."""
+    """``history`` for scripts: every payment listed, with its time in seconds since the epoch, and
+    the totals of those no longer listed (``through``: the highest number folded, each way)."""
+    earlier = _earlier_of(entries)
     return {"payments": [
         {"seq": e.seq, "direction": e.direction, **money("amount", e.amount), "status": _state(e),
          "time": round(wall(e.at), 3), "memo": shown(e.memo)}
         for e in entries
-    ]}
+    ], "earlier": {"payments": earlier.lines, "sent": _totals(earlier.sent), "received": _totals(earlier.received)}}
+
+
+def _earlier_of(entries: Sequence[HistoryEntry]) -> Earlier:
+    return getattr(entries, "earlier", None) or Earlier()
+
+
+def _totals(t: Totals) -> dict[str, Any]:
+    return {"through": t.through, "count": t.settled, **money("amount", t.settled_cents),
+            "refused": t.refused, **money("refused_amount", t.refused_cents)}
 
 
 def _state(entry: HistoryEntry) -> str:

@@ -283,12 +283,15 @@ _MIRROR = {("out", "confirmed"): ("in", "received"), ("in", "received"): ("out",
 
 
 def _history_handed_back(host: Host, survivor: Host) -> list[str]:
-    """Every settled line of the survivor appears, mirrored, in the restored side's history:
-    the whole history travels in a hand-back."""
-    mine = {(e.direction, e.seq, e.amount, e.memo, e.status.value) for e in host.peer.history()}
+    """Every settled line of the survivor appears, mirrored, in the restored side's history, or
+    within the lines it folded into totals: the whole history travels in a hand-back."""
+    history = host.peer.history()
+    mine = {(e.direction, e.seq, e.amount, e.memo, e.status.value) for e in history}
     missing = []
     for e in survivor.peer.history():
         twin = _MIRROR.get((e.direction, e.status.value))
+        if twin is not None and e.seq <= _folded_through(history, twin[0]):
+            continue
         if twin is not None and (twin[0], e.seq, e.amount, e.memo, twin[1]) not in mine:
             missing.append(f"{e.direction} seq {e.seq} {e.amount}")
     if missing:
@@ -314,8 +317,15 @@ def outsiders_kept_out(book: Book, outsiders: list[Host]) -> list[str]:
 
 
 # ---------------------------------------------------------------- invariant 12
+def _folded_through(history, direction: str) -> int:
+    """The highest seq of ``direction`` that ``history`` holds only as totals (0: none)."""
+    earlier = history.earlier
+    return (earlier.sent if direction == "out" else earlier.received).through
+
+
 def bounded(peer: Peer) -> list[str]:
-    """Invariant 12: every table the network can grow stays under its cap."""
+    """Invariant 12: every table the network can grow stays under its cap, the history included
+    (lines sent are bounded once none is pending: an unresolved one holds back the folding)."""
     limits = {
         "peer table": (len(peer.table), MAX_PEERS),
         "one-time warnings": (len(peer.warned), 4 * MAX_BLOCKED),
@@ -328,6 +338,9 @@ def bounded(peer: Peer) -> list[str]:
         limits["queued datagrams"] = (len(s.outbox), 4 * session.WINDOW)
         limits["payments held above the cumulative mark"] = (len(s.ledger.waiting), MAX_AHEAD)
         limits["remembered rejections"] = (len(s.ledger.in_rejected), MAX_AHEAD)
+        limits["history lines received"] = (len(s.ledger.ins), s.ledger.ins.keep)
+        if not s.ledger.pending():
+            limits["history lines sent"] = (len(s.ledger.outs), s.ledger.outs.keep)
     limits["queued datagrams (facade)"] = (len(peer._outbox), 4 * MAX_PEERS)
     return [f"{peer.me.name}: {what} holds {n}, over {cap}" for what, (n, cap) in limits.items() if n > cap]
 
@@ -368,10 +381,14 @@ def _line(e) -> tuple:
 
 
 def histories_agree(book: Book) -> list[str]:
-    """Invariant 7: the two current histories mirror each other line by line, rejected lines included."""
+    """Invariant 7: the two current histories mirror each other: the totals of the lines folded
+    (the same lines, to the same number, each way), then line by line, rejected lines included."""
     a, b = (book.current(n) for n in book.names)
     epoch = final_epoch(book)
     problems = []
+    mine, theirs = a.peer.history().earlier, b.peer.history().earlier
+    if mine.mirrored() != theirs:
+        problems.append(f"folded totals disagree: {a.name} has {mine}, {b.name} has {theirs}")
     for me, them in ((a, b), (b, a)):
         theirs = {_line(e) for e in them.peer.history()}
         voided = [v for _, _, v in book.told(book.name_of(me) or "", epoch, events.PaymentsVoided)]
@@ -444,12 +461,15 @@ def told_stays_true(book: Book) -> list[str]:
     epoch = final_epoch(book)
     problems = []
     for name in book.names:
-        lines = {(e.direction, e.seq): e for e in book.current(name).peer.history()}
+        history = book.current(name).peer.history()
+        lines = {(e.direction, e.seq): e for e in history}
         told = [(h, w, e, "in", "received") for h, w, e in book.told(name, epoch, events.PaymentReceived)]
         told += [(h, w, e, "out", "confirmed") for h, w, e in book.told(name, epoch, events.PaymentConfirmed)]
         told += [(h, w, e, "in", "rejected") for h, w, e in book.told(name, epoch, events.PaymentDeclined)]
         for _, when, e, direction, status in told:
             line = lines.get((direction, e.seq))
+            if line is None and e.seq <= _folded_through(history, direction):
+                continue                 # folded: it is in the totals, which histories_agree compares
             if line is None:
                 problems.append(f"{name} was told #{e.seq} ({e.amount}) {status} at {when:.2f}s, "
                                 f"but the history has no such line now")
@@ -466,7 +486,9 @@ def doubts_resolved(book: Book) -> list[str]:
     problems = []
     for name in book.names:
         current = book.current(name)
-        final = {(e.direction, e.seq): e.status.value for e in current.peer.history()}
+        history = current.peer.history()
+        final = {(e.direction, e.seq): e.status.value for e in history}
+        folded = _folded_through(history, "out")
         for p in book.issued:
             host = p.host
             if book.name_of(host) != name or host is current or p.epoch != epoch:
@@ -476,7 +498,7 @@ def doubts_resolved(book: Book) -> list[str]:
             later = [h for h in book.lives[name] if h.started >= p.at and h is not host]
             voided = any(e.first <= p.seq <= e.last for h in later for e in h.of(events.PaymentsVoided))
             restored = any(e.restored for h in later for e in h.of(events.Paired))
-            shown = restored and final.get(("out", p.seq)) in ("confirmed", "rejected")
+            shown = restored and (p.seq <= folded or final.get(("out", p.seq)) in ("confirmed", "rejected"))
             if not (voided or shown):
                 doubted = any(e.seq == p.seq for e in host.of(events.PaymentInDoubt))
                 end = f"died at {host.died:.2f}s" if host.died is not None else "was replaced"
@@ -531,10 +553,11 @@ def balances_in_events(book: Book) -> list[str]:
         current = book.current(name)
         lines = current.peer.history()
         total = sum(e.amount for e in lines if e.status.value == "received") \
-            - sum(e.amount for e in lines if e.direction == "out" and e.status.value == "confirmed")
+            - sum(e.amount for e in lines if e.direction == "out" and e.status.value == "confirmed") \
+            + lines.earlier.received.settled_cents - lines.earlier.sent.settled_cents
         if total != current.peer.ledger.balance:
             problems.append(f"{name}'s balance is {current.peer.ledger.balance}, but its history "
-                            f"({len(lines)} lines) adds up to {total}")
+                            f"({len(lines)} lines and {lines.earlier.lines} folded) adds up to {total}")
     return problems
 
 

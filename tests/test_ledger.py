@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
 from lanpay.core import wire
-from lanpay.core.ledger import MAX_AHEAD, MAX_DECLINED_LINES, NUMBER_GAP, BadHandback, Ledger, Outcome, Restore, Restored, Status
+from lanpay.core.ledger import (MAX_AHEAD, MAX_DECLINED_LINES, NUMBER_GAP, BadHandback, Ledger, Outcome, Restore,
+                                Restored, Status, Totals)
 
 
 # ------------------------------------------------------------------ receiving
@@ -625,14 +626,16 @@ TestUnreliableDelivery.settings = settings(max_examples=150, stateful_step_count
 TestUnreliableDelivery.pytestmark = [pytest.mark.slow]   # 150 stateful runs: in the full suite, not the quick one
 
 
-def test_refusals_past_a_bound_are_counted_not_kept() -> None:
-    """A counterpart can make us refuse at no cost to itself: past MAX_DECLINED_LINES the lines
-    are only counted, so memory stays flat; every refusal is still acknowledged as one."""
-    led = Ledger(limit=0)
+def test_refusals_past_a_bound_are_counted_not_told_and_their_lines_are_folded_past_the_history_bound() -> None:
+    """A counterpart can make us refuse at no cost to itself: past MAX_DECLINED_LINES refusals are
+    only counted, not told one by one, and past the history's bound their lines are folded into
+    totals like any other, so memory stays flat; every refusal is still acknowledged as one."""
+    led = Ledger(limit=0, keep=300)
     for seq in range(1, MAX_DECLINED_LINES + 501):
         outcome, done = led.receive(seq, 5, "x" * 64, now=0.0)
         assert outcome is Outcome.PROCESSED and done[0].status is Status.REJECTED
         led.forget_rejections(seq - 1)
-    assert len(led.history()) == MAX_DECLINED_LINES and led.declined_uncounted == 500
+    assert len(led.history()) == 300 and led.declined_uncounted == 500
+    assert led.earlier().received == Totals(through=1200, refused=1200, refused_cents=6000)
     assert led.ack() == wire.Ack(MAX_DECLINED_LINES + 500, (wire.Rejection(MAX_DECLINED_LINES + 500, 1),))
     assert led.balance == 0

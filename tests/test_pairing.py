@@ -383,12 +383,15 @@ def test_documented_sizes_of_sealed_messages() -> None:
 
 
 def test_documented_sizes_of_hand_back_parts() -> None:
-    """58 bytes of summary plus 24 and the memo per entry; the fullest part fits in 1 082 bytes."""
+    """59 bytes of summary (41 more per direction of folded totals) plus 24 and the memo per entry;
+    the fullest part fits in 1 082 bytes."""
     entry = wire.Entry(1, 1, 100, wire.E_SETTLED, 0, 0, "rent")
-    assert len(wire.encode_inner(wire.Resume(0, 1, -5, 2, 0, 0, 1, 0, ()))) == 58
-    assert len(wire.encode_inner(wire.Resume(0, 1, -5, 2, 0, 0, 1, 0, (entry, entry)))) == 58 + 2 * (24 + 4)
+    assert len(wire.encode_inner(wire.Resume(0, 1, -5, 2, 0, 0, 1, 0, ()))) == 59
+    assert len(wire.encode_inner(wire.Resume(0, 1, -5, 2, 0, 0, 1, 0, (entry, entry)))) == 59 + 2 * (24 + 4)
+    both = (wire.Earlier(1, 1, 1, 5, 0, 0), wire.Earlier(0, 1, 1, 5, 0, 0))
+    assert len(wire.encode_inner(wire.Resume(0, 1, -5, 2, 0, 0, 1, 0, (), both))) == 59 + 2 * 41
     fullest = Ledger()                            # twelve lines whose memos fill a part to the byte
-    for memo in ["m" * 58] * 10 + ["m" * 60] * 2:
+    for memo in ["m" * 58] * 9 + ["m" * 59] * 3:
         fullest.new_outgoing(1, memo, 0.0)
     [part] = fullest.snapshot(0.0)
     assert len(part.entries) == 12

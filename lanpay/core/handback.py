@@ -1,9 +1,9 @@
 """Sending the survivor's record to a restarted counterpart, one part per datagram.
 
-The record can be long (the whole history travels), so it goes in parts, a
-window of them at a time, each retried on the one retry timer until the
-restarted side says it holds it.  The restarted side collects them in any order
-(``ledger.Restore``).
+The record can be long (up to 10 000 history lines each way, with the totals of
+the older ones), so it goes in parts, a window of them at a time, each retried
+on the one retry timer until the restarted side says it holds it.  The
+restarted side collects them in any order (``ledger.Restore``).
 """
 
 from __future__ import annotations

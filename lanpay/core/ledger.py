@@ -7,6 +7,9 @@ order (one arriving early waits, unacknowledged, for the gap to fill), so a
 payment is judged against the same balance whenever it is judged, and the
 acknowledgement is a single cumulative mark: everything at or below it was
 applied or refused, nothing above it was.
+
+History lines live in :mod:`.history`, bounded: past ``KEEP_LINES`` in a
+direction the oldest are folded into exact totals, which a hand-back carries.
 """
 
 from __future__ import annotations
@@ -14,28 +17,28 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from itertools import chain
+from dataclasses import dataclass
 
 from . import wire
 from .amounts import MAX_PAYMENT_CENTS
+from .history import (IN_DOUBT, PENDING, REJECTED, SETTLED, Earlier, HistoryEntry, HistoryLines, Lines, Status,
+                      Totals)
+
+__all__ = ["BadHandback", "Earlier", "HistoryEntry", "HistoryLines", "Ledger", "Outcome", "Restore", "Restored",
+           "Status", "Totals"]
 
 MAX_AHEAD = 256          # an incoming seq further past the cumulative mark is refused
 SANE = 2**53             # no real relationship gets near this many cents or payments
-PART_BYTES = 1000        # entry bytes in one hand-back part: one datagram, no IP fragments
+PART_BYTES = 1000        # bytes of entries and totals in one hand-back part: one datagram, no IP fragments
 MAX_PARTS = 1 << 20      # a hand-back claiming more parts cannot describe a real relationship
-MAX_DECLINED_LINES = 1000  # refused incoming payments kept line by line; more are only counted:
-                           # refusals cost the sender nothing, so they must not cost us memory
+MAX_DECLINED_LINES = 1000  # refused incoming payments told one by one; later ones are only counted: refusals
+                           # cost the sender nothing, so they must not flood the screen (their lines are kept
+                           # like any other, within the history's bound)
 NUMBER_GAP = 1000        # numbers a restarted side skips: its lost process may have given out some
                          # that never reached the survivor, and a number must never name two payments
-_ENTRY_FIXED = 25        # encoded size of a hand-back entry without its memo
-
-
-class Status(str, enum.Enum):
-    PENDING = "pending"
-    IN_DOUBT = "in-doubt"
-    CONFIRMED = "confirmed"
-    RECEIVED = "received"
-    REJECTED = "rejected"
+_ENTRY_FIXED = 25        # encoded size of a hand-back entry without its memo, counted generously
+_EARLIER_SIZE = 41       # encoded size of one direction's totals in a hand-back part
 
 
 class Outcome(enum.Enum):
@@ -45,19 +48,8 @@ class Outcome(enum.Enum):
     INVALID = "invalid"         # beyond the window, or an amount no honest peer can send
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
-    seq: int
-    direction: str   # "in" or "out"
-    amount: int
-    memo: str
-    at: float
-    status: Status
-    reason: str = ""
-
-
 class Ledger:
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, keep: int | None = None) -> None:
         self.limit = limit
         self.balance = 0
         self.out_next = 1
@@ -67,16 +59,18 @@ class Ledger:
         self.in_rejected: dict[int, int] = {}     # seq -> reason, pruned by the sender's floor
         self.out_settled = 0
         self.in_settled = 0
-        self.declined_lines = 0
-        self.declined_uncounted = 0                 # refusals past MAX_DECLINED_LINES: counted, not kept
-        self._entries: dict[tuple[str, int], HistoryEntry] = {}
-        self._unresolved: dict[int, None] = {}    # outgoing seqs, in order: pending() stays cheap
+        self.declined_lines = 0                     # refusals told one by one
+        self.declined_uncounted = 0                 # refusals past MAX_DECLINED_LINES: counted, not told
+        self.outs = Lines("out", keep)              # history lines, each direction in seq order
+        self.ins = Lines("in", keep)
+        self._unresolved: dict[int, HistoryEntry] = {}   # outgoing seq -> entry, oldest first
+        self._index: dict[int, int] = {}                 # outgoing seq -> its line, while unresolved
 
     # ------------------------------------------------------------ outgoing
     def new_outgoing(self, amount: int, memo: str, now: float) -> HistoryEntry:
         entry = HistoryEntry(self.out_next, "out", amount, memo, now, Status.PENDING)
-        self._entries[("out", entry.seq)] = entry
-        self._unresolved[entry.seq] = None
+        self._index[entry.seq] = self.outs.add(entry.seq, amount, memo, now, PENDING)
+        self._unresolved[entry.seq] = entry
         self.out_next += 1
         return entry
 
@@ -86,11 +80,15 @@ class Ledger:
         return self.out_next - 1
 
     def pending(self) -> list[HistoryEntry]:
-        """Unresolved outgoing payments, oldest first."""
-        return [self._entries[("out", seq)] for seq in self._unresolved]
+        """Unresolved outgoing payments, oldest first (their entries are kept ready: this is one copy)."""
+        return list(self._unresolved.values())
 
     def outgoing(self, seq: int) -> HistoryEntry | None:
-        return self._entries.get(("out", seq))
+        entry = self._unresolved.get(seq)
+        if entry is not None:
+            return entry
+        index = self.outs.find(seq)
+        return None if index is None else self.outs.entry(index)
 
     def floor(self) -> int:
         """Every outgoing seq at or below this is resolved."""
@@ -98,29 +96,32 @@ class Ledger:
         return first - 1
 
     def mark_in_doubt(self, seq: int) -> HistoryEntry | None:
-        return self._resolve(seq, Status.IN_DOUBT, only_from=(Status.PENDING,))
+        entry = self._unresolved.get(seq)
+        if entry is None or entry.status is not Status.PENDING:
+            return None
+        doubted = HistoryEntry(seq, "out", entry.amount, entry.memo, entry.at, Status.IN_DOUBT)
+        self._unresolved[seq] = doubted              # a dict keeps a key's place when its value changes
+        self.outs.set_state(self._index[seq], IN_DOUBT)
+        return doubted
 
     def confirm(self, seq: int) -> HistoryEntry | None:
         """The counterpart applied ``seq``: debit it. None if it was not unresolved."""
-        entry = self._resolve(seq, Status.CONFIRMED)
+        entry = self._resolve(seq, SETTLED, Status.CONFIRMED)
         if entry is not None:
             self.balance -= entry.amount
             self.out_settled += 1
         return entry
 
     def reject(self, seq: int, reason: str) -> HistoryEntry | None:
-        return self._resolve(seq, Status.REJECTED, reason=reason)
+        return self._resolve(seq, REJECTED, Status.REJECTED, reason)
 
-    def _resolve(self, seq: int, status: Status, reason: str = "",
-                 only_from: tuple[Status, ...] = (Status.PENDING, Status.IN_DOUBT)) -> HistoryEntry | None:
-        entry = self._entries.get(("out", seq))
-        if entry is None or entry.status not in only_from:
+    def _resolve(self, seq: int, state: int, status: Status, reason: str = "") -> HistoryEntry | None:
+        """Settle an unresolved payment: constant work, whatever the history holds."""
+        entry = self._unresolved.pop(seq, None)
+        if entry is None:
             return None
-        new = replace(entry, status=status, reason=reason)
-        self._entries[("out", seq)] = new
-        if status not in (Status.PENDING, Status.IN_DOUBT):
-            self._unresolved.pop(seq, None)
-        return new
+        self.outs.set_state(self._index.pop(seq), state, reason)
+        return HistoryEntry(seq, "out", entry.amount, entry.memo, entry.at, status, reason)
 
     # ------------------------------------------------------------ incoming
     def processed(self, seq: int) -> bool:
@@ -136,8 +137,8 @@ class Ledger:
         if seq < 1 or not 1 <= amount <= MAX_PAYMENT_CENTS or seq > self.in_cum + MAX_AHEAD:
             return Outcome.INVALID, []
         if self.processed(seq):
-            known = self._entries.get(("in", seq))
-            if known is not None and (known.amount != amount or known.memo != memo):
+            index = self.ins.find(seq)          # a line folded into the totals is only a duplicate
+            if index is not None and self.ins.content(index) != (amount, memo):
                 return Outcome.CONFLICT, []
             return Outcome.DUPLICATE, []
         held = self.waiting.get(seq)
@@ -156,18 +157,17 @@ class Ledger:
         """Apply the next incoming payment, or refuse it if it would pass our limit."""
         if self.limit is not None and self.balance + amount > self.limit:
             self.in_rejected[seq] = wire.REJECT_OVER_LIMIT
-            entry = HistoryEntry(seq, "in", amount, memo, at, Status.REJECTED,
-                                 wire.REJECT_TEXT[wire.REJECT_OVER_LIMIT])
+            reason = wire.REJECT_TEXT[wire.REJECT_OVER_LIMIT]
             if self.declined_lines >= MAX_DECLINED_LINES:
                 self.declined_uncounted += 1
-                return entry
-            self.declined_lines += 1
-        else:
-            self.balance += amount
-            self.in_settled += 1
-            entry = HistoryEntry(seq, "in", amount, memo, at, Status.RECEIVED)
-        self._entries[("in", seq)] = entry
-        return entry
+            else:
+                self.declined_lines += 1
+            self.ins.add(seq, amount, memo, at, REJECTED, reason)
+            return HistoryEntry(seq, "in", amount, memo, at, Status.REJECTED, reason)
+        self.balance += amount
+        self.in_settled += 1
+        self.ins.add(seq, amount, memo, at)
+        return HistoryEntry(seq, "in", amount, memo, at, Status.RECEIVED)
 
     def heard_issued(self, issued: int) -> None:
         """The counterpart says it gave out payment numbers up to ``issued``."""
@@ -194,8 +194,14 @@ class Ledger:
         return wire.Ack(cum, tuple(rejections))
 
     # ------------------------------------------------------------ views
-    def history(self) -> list[HistoryEntry]:
-        return sorted(self._entries.values(), key=lambda e: (e.at, e.direction, e.seq))
+    def history(self) -> HistoryLines:
+        """The kept lines in time order, with the totals of the lines folded before them."""
+        lines = sorted(chain(self.outs.entries(), self.ins.entries()), key=lambda e: (e.at, e.direction, e.seq))
+        return HistoryLines(lines, self.earlier())
+
+    def earlier(self) -> Earlier:
+        """The totals of every line no longer kept one by one."""
+        return Earlier(self.outs.totals(), self.ins.totals())
 
     def digest(self, mirrored: bool = False) -> bytes:
         """A short fingerprint of the settled view; ``mirrored`` gives the counterpart's expected one."""
@@ -207,11 +213,19 @@ class Ledger:
 
     # ------------------------------------------------------------ hand-back
     def snapshot(self, now: float) -> list[wire.Resume]:
-        """The whole record, in parts of one datagram each, for a restarted counterpart."""
-        chunks = list(_chunks(_entry(e, now) for e in self._entries.values()))
+        """The whole record, in parts of one datagram each, for a restarted counterpart.
+
+        The kept lines go as they are held, each direction in seq order (nothing is
+        sorted), with the totals of the folded ones in every part: the work is in
+        proportion to what is sent, and what is kept is bounded.
+        """
+        earlier = tuple(_earlier(lines, outgoing) for outgoing, lines in ((1, self.outs), (0, self.ins))
+                        if lines.through)
+        entries = chain(_entries(self.outs, 1, now), _entries(self.ins, 0, now))
+        chunks = list(_chunks(entries, PART_BYTES - 1 - _EARLIER_SIZE * len(earlier)))
         head = (self.balance, self.out_next, self.in_cum, max(self.peer_issued, self.in_cum),
                 self.out_settled, self.in_settled)
-        return [wire.Resume(i, len(chunks), *head, chunk) for i, chunk in enumerate(chunks)]
+        return [wire.Resume(i, len(chunks), *head, chunk, earlier) for i, chunk in enumerate(chunks)]
 
     def adopt_handback(self) -> None:
         """After handing back: what the lost process sent but we never applied is void, and
@@ -223,15 +237,19 @@ class Ledger:
         self.in_rejected.clear()
 
 
-def _entry(e: HistoryEntry, now: float) -> wire.Entry:
-    if e.status is Status.REJECTED:
-        status, reason = wire.E_REJECTED, _reason_code(e.reason)
-    elif e.status in (Status.PENDING, Status.IN_DOUBT):
-        status, reason = wire.E_PENDING, 0
-    else:
-        status, reason = wire.E_SETTLED, 0
-    age = min(int(max(0.0, now - e.at) * 1000), 2**32 - 1)
-    return wire.Entry(int(e.direction == "out"), e.seq, e.amount, status, reason, age, e.memo)
+_WIRE_STATE = {PENDING: wire.E_PENDING, IN_DOUBT: wire.E_PENDING, SETTLED: wire.E_SETTLED, REJECTED: wire.E_REJECTED}
+
+
+def _entries(lines: Lines, outgoing: int, now: float) -> Iterator[wire.Entry]:
+    for seq, amount, memo, at, state, reason in lines.raw():
+        age = min(int(max(0.0, now - at) * 1000), 2**32 - 1)
+        code = _reason_code(reason) if state == REJECTED else 0
+        yield wire.Entry(outgoing, seq, amount, _WIRE_STATE[state], code, age, memo)
+
+
+def _earlier(lines: Lines, outgoing: int) -> wire.Earlier:
+    t = lines.totals()
+    return wire.Earlier(outgoing, t.through, t.settled, t.settled_cents, t.refused, t.refused_cents)
 
 
 def _reason_code(text: str) -> int:
@@ -241,13 +259,13 @@ def _reason_code(text: str) -> int:
     return wire.REJECT_REFUSED
 
 
-def _chunks(entries: Iterable[wire.Entry]) -> Iterator[tuple[wire.Entry, ...]]:
-    """Entries grouped so each part fits one datagram; always at least one part."""
+def _chunks(entries: Iterable[wire.Entry], budget: int) -> Iterator[tuple[wire.Entry, ...]]:
+    """Entries grouped so each part fits one datagram (``budget`` bytes of entries); always at least one part."""
     chunk: list[wire.Entry] = []
     size = 0
     for e in entries:
         cost = _ENTRY_FIXED + len(e.memo.encode())
-        if chunk and (size + cost > PART_BYTES or len(chunk) == wire.MAX_LIST):
+        if chunk and (size + cost > budget or len(chunk) == wire.MAX_LIST):
             yield tuple(chunk)
             chunk, size = [], 0
         chunk.append(e)
@@ -268,11 +286,14 @@ class Restored:
     voided: tuple[int, int]             # numbers our lost process may have used that never arrived
 
 
+_Head = tuple[int, int, int, int, int, int, int, tuple[wire.Earlier, ...]]
+
+
 class Restore:
     """The restarted side collecting the parts of a hand-back, in any order."""
 
     def __init__(self) -> None:
-        self.head: tuple[int, ...] | None = None
+        self.head: _Head | None = None
         self.parts: dict[int, tuple[wire.Entry, ...]] = {}
 
     @property
@@ -281,12 +302,14 @@ class Restore:
 
     def add(self, msg: wire.Resume) -> None:
         """Keep one part; raise BadHandback if it contradicts the others or no relationship fits it."""
-        head = (msg.parts, msg.balance, msg.out_next, msg.in_cum, msg.peer_issued, msg.out_settled, msg.in_settled)
+        head: _Head = (msg.parts, msg.balance, msg.out_next, msg.in_cum, msg.peer_issued, msg.out_settled,
+                       msg.in_settled, msg.earlier)
         if self.head is None:
             if not (1 <= msg.parts <= MAX_PARTS and abs(msg.balance) < SANE
-                    and all(0 <= n < SANE for n in head[2:]) and msg.out_next >= 1
+                    and all(0 <= n < SANE for n in head[2:7]) and msg.out_next >= 1
                     and msg.peer_issued >= msg.in_cum):
                 raise BadHandback("numbers beyond any real relationship")
+            _check_earlier(msg)
             self.head = head
         elif head != self.head:
             raise BadHandback("parts disagree")
@@ -297,42 +320,61 @@ class Restore:
     def build(self, limit: int | None, now: float) -> Restored:
         """This side's ledger, mirrored from the survivor's record, with its pending payments judged."""
         assert self.head is not None and self.complete
-        _, balance, out_next, in_cum, peer_issued, out_settled, in_settled = self.head
+        _, balance, out_next, in_cum, peer_issued, out_settled, in_settled, earlier = self.head
         led = Ledger(limit)
         led.balance = -balance
         led.out_settled, led.in_settled = in_settled, out_settled
+        last = {0: 0, 1: 0}                 # per direction of the survivor's: the highest seq given so far
+        for e in earlier:
+            (led.ins if e.outgoing else led.outs).adopt(
+                Totals(e.through, e.settled, e.settled_cents, e.refused, e.refused_cents))
+            last[e.outgoing] = e.through
         pending: dict[int, wire.Entry] = {}
         for part in range(len(self.parts)):
             for e in self.parts[part]:
-                _check_entry(e, out_next, in_cum)
+                _check_entry(e, out_next, in_cum, last)
                 if e.outgoing and e.status == wire.E_PENDING:
                     pending[e.seq] = e
                 else:
                     _mirror(led, e, now)
-        if sorted(pending) != list(range(out_next - len(pending), out_next)):
+        if list(pending) != list(range(out_next - len(pending), out_next)):
             raise BadHandback("pending payments are not the newest ones")
-        judged = [led._judge(seq, e.amount, e.memo, now - e.age_ms / 1000) for seq, e in sorted(pending.items())]
+        judged = [led._judge(seq, e.amount, e.memo, now - e.age_ms / 1000) for seq, e in pending.items()]
         led.in_cum = out_next - 1
         led.out_next = peer_issued + 1 + NUMBER_GAP
         led.peer_issued = out_next - 1
         return Restored(led, judged, (in_cum + 1, led.out_next - 1))
 
 
-def _check_entry(e: wire.Entry, out_next: int, in_cum: int) -> None:
+def _check_earlier(msg: wire.Resume) -> None:
+    """The totals of folded lines must fit the summary: one record per direction, no more lines
+    than numbers, no more money than that many payments can carry."""
+    if len({e.outgoing for e in msg.earlier}) != len(msg.earlier) or any(e.outgoing > 1 for e in msg.earlier):
+        raise BadHandback("totals given twice")
+    for e in msg.earlier:
+        top, settled = (msg.out_next - 1, msg.out_settled) if e.outgoing else (msg.in_cum, msg.in_settled)
+        if not (1 <= e.settled + e.refused <= e.through <= top and e.settled <= settled
+                and e.settled <= e.settled_cents <= e.settled * MAX_PAYMENT_CENTS
+                and e.refused <= e.refused_cents <= e.refused * MAX_PAYMENT_CENTS):
+            raise BadHandback("totals no relationship can hold")
+
+
+def _check_entry(e: wire.Entry, out_next: int, in_cum: int, last: dict[int, int]) -> None:
+    """One line: possible at all, and above every line given before it in its direction (above the
+    folded ones too): each direction travels in seq order, so a line given twice shows."""
     limit = out_next if e.outgoing else in_cum + 1
     if not (1 <= e.seq < limit and 1 <= e.amount <= MAX_PAYMENT_CENTS) or e.status > wire.E_PENDING:
         raise BadHandback("an entry no relationship can hold")
     if not e.outgoing and e.status == wire.E_PENDING:
         raise BadHandback("a received payment cannot be pending")
+    if e.seq <= last[e.outgoing]:
+        raise BadHandback("an entry given twice, out of order, or already in the totals")
+    last[e.outgoing] = e.seq
 
 
 def _mirror(led: Ledger, e: wire.Entry, now: float) -> None:
-    direction = "in" if e.outgoing else "out"
+    lines = led.ins if e.outgoing else led.outs
     if e.status == wire.E_REJECTED:
-        status, reason = Status.REJECTED, wire.REJECT_TEXT.get(e.reason, "refused")
+        lines.add(e.seq, e.amount, e.memo, now - e.age_ms / 1000, REJECTED, wire.REJECT_TEXT.get(e.reason, "refused"))
     else:
-        status, reason = (Status.RECEIVED if direction == "in" else Status.CONFIRMED), ""
-    key = (direction, e.seq)
-    if key in led._entries:
-        raise BadHandback("an entry given twice")
-    led._entries[key] = HistoryEntry(e.seq, direction, e.amount, e.memo, now - e.age_ms / 1000, status, reason)
+        lines.add(e.seq, e.amount, e.memo, now - e.age_ms / 1000)

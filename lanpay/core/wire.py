@@ -499,12 +499,32 @@ class Entry(Message):
 
 
 @dataclass(frozen=True)
+class Earlier(Message):
+    """The history lines of one direction the sender no longer keeps one by one: every line
+    numbered ``through`` or below, as exact totals (from the sender's point of view, as an Entry).
+
+    ``settled`` lines (confirmed or received) moved ``settled_cents`` in all; ``refused``
+    lines (rejected) were for ``refused_cents`` that never moved.
+    """
+
+    outgoing: int
+    through: int
+    settled: int
+    settled_cents: int
+    refused: int
+    refused_cents: int
+    SPEC = (U8, U64, U64, U64, U64, U64)
+
+
+@dataclass(frozen=True)
 class Resume(Message):
     """One part of the survivor's record, handed to a restarted counterpart.
 
     Every part carries the same summary, so the parts may arrive in any order;
     ``in_cum`` is the last of the counterpart's payments the survivor applied,
-    ``peer_issued`` the highest number it knows the lost process gave out.
+    ``peer_issued`` the highest number it knows the lost process gave out;
+    ``earlier`` holds the totals of the lines no longer kept, one record per
+    direction that has any (so it costs one byte while nothing is folded).
     """
 
     TYPE = 6
@@ -517,7 +537,8 @@ class Resume(Message):
     out_settled: int
     in_settled: int
     entries: tuple[Entry, ...]
-    SPEC = (U32, U32, I64, U64, U64, U64, U64, U64, ListOf(Entry))
+    earlier: tuple[Earlier, ...] = ()
+    SPEC = (U32, U32, I64, U64, U64, U64, U64, U64, ListOf(Entry), ListOf(Earlier))
 
 
 @dataclass(frozen=True)
