@@ -493,7 +493,7 @@ class Counterpart:
             self.move(State.REPAIRING)
         led = s.ledger
         self._tell(events.HandbackRequested(new.info.name, new.info.addr, new.info.code, led.balance,
-                                                len(led.history()), len(led.pending())))
+                                                led.payments(), len(led.pending())))
 
     def hand_over(self, new: Session, now: float) -> None:
         """Consent given or proof shown: fence the old session, send the record, carry on."""

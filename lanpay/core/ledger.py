@@ -199,6 +199,10 @@ class Ledger:
         lines = sorted(chain(self.outs.entries(), self.ins.entries()), key=lambda e: (e.at, e.direction, e.seq))
         return HistoryLines(lines, self.earlier())
 
+    def payments(self) -> int:
+        """How many lines the whole history holds, folded ones included (without listing them)."""
+        return len(self.outs) + len(self.ins) + self.earlier().lines
+
     def earlier(self) -> Earlier:
         """The totals of every line no longer kept one by one."""
         return Earlier(self.outs.totals(), self.ins.totals())
