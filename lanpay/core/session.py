@@ -3,10 +3,16 @@
 Every datagram is sealed with ChaCha20-Poly1305 under a per-direction key, its
 64-bit counter both the nonce and the replay-window position.  Payments carry
 per-direction sequence numbers; the receiver applies them once each, in order,
-and acknowledges duplicates again.  The sender retransmits on its timer only
-(never because an acknowledgement came twice), with an RFC 6298 timeout, and
-reports a payment *in doubt* when it stays unacknowledged for a while: it may
-have arrived, so it is neither failed nor forgotten, only retried.
+and acknowledges duplicates again.  The sender retransmits on its timer, with an
+RFC 6298 timeout from the measured round trip, and once early for a payment
+that acknowledgements of three later ones show lost (never again because an
+acknowledgement came twice); it reports a payment *in doubt* when it stays
+unacknowledged for a while: it may have arrived, so it is neither failed nor
+forgotten, only retried.
+
+Keepalives: one side of each session (the one whose sending key sorts lower)
+pings; the other answers, and pings itself only when no ping came for a while.
+An unanswered ping is repeated soon, so one lost datagram is not silence.
 
 A session is in one of a few modes (``Mode``): carrying payments, waiting for
 the user's consent before a hand-back, handing the record back, waiting for the
@@ -28,14 +34,19 @@ from .rtt import RttEstimator
 
 WINDOW = 32             # payments in flight at once
 SPAN = MAX_AHEAD // 2   # and never further past the oldest unresolved one than the payee accepts
-PING_INTERVAL = 1.0
+PING_INTERVAL = 1.5     # the leading side pings this often while its pings are answered
+PONG_WAIT = 0.5         # a ping unanswered this long is sent again (until the peer is silent)
+FOLLOW_AFTER = 2.0      # the other side pings only when no ping came for this long
 SILENT_AFTER = 3.5
 IN_DOUBT_AFTER = 3.0
 BYE_COPIES = 3
 MAX_PINGS = 32          # remembered pings: a probe sends one every PROBE_SPACING
 CHALLENGE_SPACING = 0.5
 FENCE_SPACING = 0.5     # a fenced session answers its old process at most this often
-STALL_GAP = 2.5         # no call for this long (timers fire every PING_INTERVAL): this process was stopped
+STALL_GAP = 2.5         # no call for this long (a timer or a ping comes every FOLLOW_AFTER at most): stopped
+PACKET_THRESHOLD = 3    # a payment is lost once acknowledgements show three later ones arrived (RFC 9002 §6.1.1)
+THIN_LINEAR = 6         # resends at the plain RTO while too few are in flight for acks to show a loss
+SILENT_CAP = 3.0        # the longest wait between resends once the counterpart is silent
 VOID = "void"           # the reason recorded for a payment that never reached the counterpart
 
 
@@ -66,6 +77,8 @@ class Session:
         self.send_counter = 0
         self.outbox: list[tuple[bytes, tuple[str, int]]] = []
         self.flights: dict[int, Retry] = {}
+        self.dup_acks = 0                       # acks repeating our floor since it last rose
+        self.leads = keys.send_key < keys.recv_key   # the side that keeps the session alive with pings
         self.last_heard = now
         self.challenge: tuple[int, tuple[str, int], float] | None = None   # (ping id, new address, sent at)
         self.silent = False
@@ -250,6 +263,8 @@ class Session:
                 return self._on_ack(msg, now)
             case wire.Ping():
                 self._send(self._keepalive(wire.Pong, msg.ping_id))
+                if not self.leads and now >= self.probe_until:
+                    self.next_ping = max(self.next_ping, now + FOLLOW_AFTER)   # its pings keep us both heard
                 self._heard_keepalive(msg)
             case wire.Pong():
                 if self.challenge is not None and (msg.ping_id, addr) == self.challenge[:2]:
@@ -258,6 +273,8 @@ class Session:
                 if sent is not None:
                     self.rtt.sample(now - sent)
                     self.answered_ping_at = max(self.answered_ping_at, sent)
+                    if now >= self.probe_until:
+                        self.next_ping = max(self.next_ping, sent + PING_INTERVAL)
                     if self.stale_since is not None and sent >= self.stale_since:
                         self.stale_since = None       # the session still stands: payments flow again
                 self._heard_keepalive(msg)
@@ -304,9 +321,26 @@ class Session:
     def _on_ack(self, msg: wire.Ack, now: float) -> DropReason | None:
         if msg.cumulative >= self.ledger.out_next or any(r.seq > msg.cumulative for r in msg.rejections):
             return DropReason.VIOLATION
-        self._settle_up_to(msg.cumulative, {r.seq: r.reason for r in msg.rejections}, now)
+        floor = self.ledger.floor()
+        if msg.cumulative > floor:
+            self.dup_acks = 0
+            self._settle_up_to(msg.cumulative, {r.seq: r.reason for r in msg.rejections}, now)
+        elif msg.cumulative == floor:
+            self._dup_ack(floor + 1, now)
         self._fill_window(now)
         return None
+
+    def _dup_ack(self, seq: int, now: float) -> None:
+        """An ack that does not move past ``seq``: the payee holds a later payment (or got a copy
+        of an old one).  Three of them while three later payments are in flight deem ``seq``
+        lost: it is resent at once, and only once; its timer does the rest."""
+        flight = self.flights.get(seq)
+        if flight is None or flight.early:
+            return
+        self.dup_acks += 1
+        if self.dup_acks >= PACKET_THRESHOLD and len(self.flights) > PACKET_THRESHOLD:
+            flight.early = True
+            self._resend(seq, flight, now, linear=flight.retries + 1)
 
     def _settle_up_to(self, cumulative: int, rejected: dict[int, int], now: float) -> None:
         """The counterpart processed everything up to ``cumulative``: each pending one is
@@ -426,13 +460,17 @@ class Session:
                 break
             self.ledger.mark_in_doubt(entry.seq)
             self.emit(events.PaymentInDoubt(entry.seq, entry.amount))
+        linear = THIN_LINEAR if len(self.flights) <= PACKET_THRESHOLD else 0
         for seq, flight in list(self.flights.items()):
             if flight.due(now):
-                entry = self.ledger.outgoing(seq)
-                assert entry is not None
-                flight.fire(now, self.rtt.rto, self.rtt.cap)
-                self._send(wire.Pay(seq, self.ledger.floor(), entry.amount, entry.memo))
+                self._resend(seq, flight, now, linear)
         self._fill_window(now)
+
+    def _resend(self, seq: int, flight: Retry, now: float, linear: int) -> None:
+        entry = self.ledger.outgoing(seq)
+        assert entry is not None
+        flight.fire(now, self.rtt.rto, SILENT_CAP if self.silent else self.rtt.cap, linear)
+        self._send(wire.Pay(seq, self.ledger.floor(), entry.amount, entry.memo))
 
     def probe(self, now: float, until: float, spacing: float) -> None:
         """Ping often until ``until``: is the process behind this session still there?"""
@@ -448,7 +486,10 @@ class Session:
         while len(self.pings) > MAX_PINGS:
             del self.pings[next(iter(self.pings))]
         self._send(self._keepalive(wire.Ping, self.ping_id))
-        self.next_ping = now + (self.probe_spacing if now < self.probe_until else PING_INTERVAL)
+        if now < self.probe_until:
+            self.next_ping = now + self.probe_spacing
+        else:       # again soon unless answered (a Pong moves this to PING_INTERVAL after the ping)
+            self.next_ping = now + (PING_INTERVAL if self.silent else PONG_WAIT)
 
     def next_timeout(self) -> float | None:
         if self.closed or self.mode is Mode.FENCED:
