@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from lanpay.core import (announcer, counterpart, crypto, events, handback, handshakes, ledger, notices, pairing,
                          peers, restart, session, wire)
 from lanpay.core.ledger import Ledger
+from lanpay.core.retry import Retry
 from lanpay.core.rtt import RttEstimator
 from lanpay.core.pairing import HANDSHAKE_DEADLINE, HELLO_DEADLINE, TRANSITIONS, HandshakeError, HsState, Identity
 from lanpay.core.counterpart import STARTUP_SETTLE
@@ -206,6 +207,18 @@ def test_the_reveal_is_retransmitted_on_its_own_schedule() -> None:
     assert hs_i.next_timeout() == pytest.approx(1.25)
     assert hs_i.timer(1.25) == reveal
     assert hs_i.next_timeout() == pytest.approx(1.75)
+
+
+def test_handshake_messages_are_retried_on_the_one_retry_timer() -> None:
+    """Payments, hand-back parts and handshakes share retry.Retry: the hello's timer is one,
+    and a reveal starts a fresh one (a twin for a second reply gets its own)."""
+    hs_i, _, reply = start()
+    hello_timer = hs_i.retry
+    assert isinstance(hello_timer, Retry) and hello_timer.next_at == hs_i.next_timeout() == 0.25
+    hs_i.timer(0.25)
+    assert hello_timer.retries == 1 and hello_timer.next_at == pytest.approx(0.75)
+    pairing.on_reply(hs_i, wire.decode(reply), 1.0)
+    assert isinstance(hs_i.retry, Retry) and hs_i.retry is not hello_timer and hs_i.retry.retries == 0
 
 
 def test_the_responder_never_retransmits_and_fails_at_its_deadline() -> None:
