@@ -32,7 +32,7 @@ NETWORK_METRICS = {
     "pay_latency_median_s", "pay_latency_p95_s", "throughput_line_per_s",
     "idle_datagrams_per_s", "idle_cpu_pct",
     "goodput_loss10_per_s", "goodput_loss30_per_s", "memory_after_pays_kib",
-} | ({"pay_latency_uvloop_median_s"} if bench.have_uvloop() else set())
+} | ({"pay_latency_asyncio_median_s"} if bench.have_uvloop() else set())
 
 
 def run_bench(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
