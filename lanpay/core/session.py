@@ -48,6 +48,7 @@ PACKET_THRESHOLD = 3    # a payment is lost once acknowledgements show three lat
 THIN_LINEAR = 6         # resends at the plain RTO while too few are in flight for acks to show a loss
 SILENT_CAP = 3.0        # the longest wait between resends once the counterpart is silent
 VOID = "void"           # the reason recorded for a payment that never reached the counterpart
+_UNRESOLVED = (Status.PENDING, Status.IN_DOUBT)
 
 
 class Mode(enum.Enum):
@@ -127,9 +128,9 @@ class Session:
     def _send(self, msg: wire.Message, to: tuple[str, int] | None = None) -> None:
         counter = self.send_counter
         self.send_counter += 1
-        shell = wire.Sealed(self.keys.session_id, counter, b"")
-        body = crypto.seal(self.keys.send_key, counter, shell.header, wire.encode_inner(msg))
-        self.outbox.append((wire.encode(wire.Sealed(self.keys.session_id, counter, body)), to or self.peer_addr))
+        header = wire.sealed_header(self.keys.session_id, counter)
+        body = crypto.seal(self.keys.send_key, counter, header, wire.encode_inner(msg))
+        self.outbox.append((header + body, to or self.peer_addr))
 
     def take_datagrams(self) -> list[tuple[bytes, tuple[str, int]]]:
         out, self.outbox = self.outbox, []
@@ -142,15 +143,38 @@ class Session:
         return entry.seq
 
     def _fill_window(self, now: float) -> None:
-        if self.mode is not Mode.NORMAL or self.left or self.closed:
+        """Send unsent payments, oldest first, while the window and the span allow.
+
+        Payments go out in seq order and resolve from the oldest up, so the ones in
+        flight are the seqs just above the floor: the next to send follows the newest
+        in flight, and the ledger's whole pending list need not be walked per datagram.
+        """
+        flights = self.flights
+        if self.mode is not Mode.NORMAL or self.left or self.closed or len(flights) >= WINDOW:
             return
-        span_end = self.ledger.floor() + SPAN
+        led = self.ledger
+        floor = led.floor()
+        if flights and next(reversed(flights)) - floor != len(flights):
+            self._fill_any(now, floor)           # not a run above the floor: look at every pending one
+            return
+        seq = floor + 1 + len(flights)
+        last = min(floor + SPAN, led.out_next - 1)
+        while seq <= last and len(flights) < WINDOW:
+            entry = led.outgoing(seq)
+            if entry is None or entry.status not in _UNRESOLVED:
+                self._fill_any(now, floor)
+                return
+            flights[seq] = Retry.start(now, self.rtt.rto)
+            self._send(wire.Pay(seq, floor, entry.amount, entry.memo))
+            seq += 1
+
+    def _fill_any(self, now: float, floor: int) -> None:
         for entry in self.ledger.pending():
-            if len(self.flights) >= WINDOW or entry.seq > span_end:
+            if len(self.flights) >= WINDOW or entry.seq > floor + SPAN:
                 break
             if entry.seq not in self.flights:
                 self.flights[entry.seq] = Retry.start(now, self.rtt.rto)
-                self._send(wire.Pay(entry.seq, self.ledger.floor(), entry.amount, entry.memo))
+                self._send(wire.Pay(entry.seq, floor, entry.amount, entry.memo))
 
     def close(self) -> None:
         if not self.closed:
@@ -345,10 +369,11 @@ class Session:
     def _settle_up_to(self, cumulative: int, rejected: dict[int, int], now: float) -> None:
         """The counterpart processed everything up to ``cumulative``: each pending one is
         confirmed, or rejected if it says so."""
-        for entry in self.ledger.pending():
-            seq = entry.seq
-            if seq > cumulative:
-                break
+        led = self.ledger
+        for seq in range(led.floor() + 1, cumulative + 1):     # every unresolved one is above the floor
+            entry = led.outgoing(seq)
+            if entry is None or entry.status not in _UNRESOLVED:
+                continue
             flight = self.flights.pop(seq, None)
             if seq in rejected:
                 reason = wire.REJECT_TEXT.get(rejected[seq], "refused")
