@@ -22,7 +22,7 @@ record, or fenced off because the relationship went to a newer process.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from . import crypto, events, wire
@@ -447,7 +447,8 @@ class Session:
         return None
 
     def _quiet(self) -> int:
-        return int(self.mode is Mode.NORMAL and not self.ledger.pending())
+        led = self.ledger
+        return int(self.mode is Mode.NORMAL and led.floor() == led.out_next - 1)   # nothing unresolved
 
     def _compare(self, msg: wire.Ping | wire.Pong) -> None:
         """Compare views only when both are quiet and have settled the same payments.
@@ -478,7 +479,7 @@ class Session:
             self._ping(now)
         if self.mode is Mode.HANDING_BACK:
             self._send_parts(now)
-        for entry in self.ledger.pending():
+        for entry in self._unresolved():
             if entry.status is not Status.PENDING:
                 continue
             if now < entry.at + IN_DOUBT_AFTER:
@@ -527,8 +528,19 @@ class Session:
             t = self.handback.next_timeout()
             if t is not None:
                 times.append(t)
-        times += [f.next_at for f in self.flights.values()]
-        first = next((e for e in self.ledger.pending() if e.status is Status.PENDING), None)
+        if self.flights:
+            times.append(min(f.next_at for f in self.flights.values()))
+        first = next((e for e in self._unresolved() if e.status is Status.PENDING), None)
         if first is not None:
             times.append(first.at + IN_DOUBT_AFTER)
         return min(times)
+
+    def _unresolved(self) -> Iterator[HistoryEntry]:
+        """Our unresolved payments, oldest first, found by number from the floor up: asked for
+        at every timer and every pump, and the first is usually the one wanted, so the
+        ledger's whole pending list is not built for it."""
+        led = self.ledger
+        for seq in range(led.floor() + 1, led.out_next):
+            entry = led.outgoing(seq)
+            if entry is not None and entry.status in _UNRESOLVED:
+                yield entry
