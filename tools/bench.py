@@ -18,7 +18,8 @@ rates, higher ones are).  The floors:
 * the resident memory of an idle Python process that imports nothing;
 * raw ChaCha20-Poly1305 seal + open of the very datagrams a core-only run
   exchanged, for the core's CPU per datagram;
-* the lossless line-mode run, for goodput under 10 % and 30 % loss.
+* lossless line-mode runs of the same size, alternated with the lossy ones, for
+  goodput under 10 % and 30 % loss.
 
 Three rows have no floor a program could run, only a goal: datagrams per second
 and CPU of an idle paired pair, and memory kept per settled payment.  Their
