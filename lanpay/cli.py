@@ -236,12 +236,19 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _run(opts: Options, targets: Sequence[str]) -> int:
-    """The event loop around :func:`run`; a signal becomes its conventional status."""
+    """The event loop around :func:`run`; a signal becomes its conventional status.
+
+    The loop is uvloop's when uvloop is installed (``lanpay[fast]``), else asyncio's:
+    ``node.new_event_loop`` decides, looked up here so there is one place that does.
+    """
     import asyncio
+
+    from lanpay import node
 
     signals: list[int] = []
     try:
-        return asyncio.run(run(opts, targets, signals))
+        with asyncio.Runner(loop_factory=node.new_event_loop) as runner:
+            return runner.run(run(opts, targets, signals))
     except KeyboardInterrupt:
         return 130
     except asyncio.CancelledError:  # SIGTERM or SIGHUP: the peer was told goodbye

@@ -32,7 +32,7 @@ NETWORK_METRICS = {
     "pay_latency_median_s", "pay_latency_p95_s", "throughput_line_per_s",
     "idle_datagrams_per_s", "idle_cpu_pct",
     "goodput_loss10_per_s", "goodput_loss30_per_s", "memory_after_pays_kib",
-} | ({"pay_latency_uvloop_median_s"} if bench.have_uvloop() else set())
+} | ({"pay_latency_asyncio_median_s"} if bench.have_uvloop() else set())
 
 
 def run_bench(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
@@ -90,8 +90,10 @@ def test_quick_run_reports_every_metric_against_its_floor(tmp_path: Path) -> Non
     assert metrics["throughput_line_per_s"]["detail"]["sent"] == plan["burst"]
     for pct in (10, 30):
         lossy = metrics[f"goodput_loss{pct}_per_s"]["detail"]
-        assert 0 < lossy["sent"] <= lossy["asked"] == plan["lossy"]
-        assert lossy["seconds"] <= plan["lossy_cap"]
+        assert lossy["asked"] == plan["lossy"] and len(lossy["rounds"]) == plan["lossy_rounds"]
+        for one in lossy["rounds"]:
+            assert 0 < one["sent"] <= plan["lossy"] and one["seconds"] <= plan["lossy_cap"]
+            assert one["lossless_per_s"] > 0
     for name in ("startup_s", "first_announce_s"):
         assert len(metrics[name]["detail"]["lanpay_samples"]) == plan["starts"]
     assert len(metrics["pairing_s"]["detail"]["floor_samples"]) == plan["pairings"]
@@ -99,7 +101,9 @@ def test_quick_run_reports_every_metric_against_its_floor(tmp_path: Path) -> Non
     assert metrics["pay_latency_median_s"]["detail"]["floor_n"] == plan["pays"]
     idle = metrics["idle_datagrams_per_s"]["detail"]
     assert idle["seconds"] >= plan["idle_seconds"]
-    assert idle["datagrams"] >= 0 and len(idle["cpu_seconds"]) == 2
+    assert len(idle["cpu_seconds"]) == 2 and len(idle["sent_per_side"]) == 2
+    assert sum(idle["sent_per_side"]) <= idle["datagrams"]       # every side's datagram is counted in all
+    assert metrics["idle_datagrams_per_s"]["lanpay"] == max(max(idle["sent_per_side"]) / idle["seconds"], 1e-3)
 
 
 def test_two_cores_wired_directly_end_with_opposite_balances() -> None:

@@ -271,3 +271,24 @@ def test_connect_reaches_a_peer_that_broadcast_cannot(lanpay, loopback_ns) -> No
     bob.send("pay 1")
     alice.expect(r"^You were paid 1\.00!$")
     assert alice.exit() == 0 and bob.exit() == 0
+
+
+def test_the_command_runs_on_the_loop_the_node_module_offers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvloop when installed, through node.new_event_loop: the loop the command runs on is that one's."""
+    import asyncio
+
+    from lanpay import cli, node
+
+    made: list[asyncio.AbstractEventLoop] = []
+
+    def factory() -> asyncio.AbstractEventLoop:
+        made.append(asyncio.new_event_loop())
+        return made[-1]
+
+    async def fake_run(opts: object, targets: object, signals: list[int] | None = None) -> int:
+        return 7 if asyncio.get_running_loop() is made[0] else 1
+
+    monkeypatch.setattr(node, "new_event_loop", factory)
+    monkeypatch.setattr(cli, "run", fake_run)
+    assert cli._run(None, []) == 7          # type: ignore[arg-type]
+    assert len(made) == 1 and made[0].is_closed()

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from lanpay.core import (announcer, counterpart, crypto, events, handback, handshakes, ledger, notices, pairing,
                          peers, restart, session, wire)
 from lanpay.core.ledger import Ledger
+from lanpay.core.retry import Retry
+from lanpay.core.rtt import RttEstimator
 from lanpay.core.pairing import HANDSHAKE_DEADLINE, HELLO_DEADLINE, TRANSITIONS, HandshakeError, HsState, Identity
 from lanpay.core.counterpart import STARTUP_SETTLE
 from lanpay.core.peer import SETTLE, Config, Peer, State
@@ -205,6 +207,18 @@ def test_the_reveal_is_retransmitted_on_its_own_schedule() -> None:
     assert hs_i.next_timeout() == pytest.approx(1.25)
     assert hs_i.timer(1.25) == reveal
     assert hs_i.next_timeout() == pytest.approx(1.75)
+
+
+def test_handshake_messages_are_retried_on_the_one_retry_timer() -> None:
+    """Payments, hand-back parts and handshakes share retry.Retry: the hello's timer is one,
+    and a reveal starts a fresh one (a twin for a second reply gets its own)."""
+    hs_i, _, reply = start()
+    hello_timer = hs_i.retry
+    assert isinstance(hello_timer, Retry) and hello_timer.next_at == hs_i.next_timeout() == 0.25
+    hs_i.timer(0.25)
+    assert hello_timer.retries == 1 and hello_timer.next_at == pytest.approx(0.75)
+    pairing.on_reply(hs_i, wire.decode(reply), 1.0)
+    assert isinstance(hs_i.retry, Retry) and hs_i.retry is not hello_timer and hs_i.retry.retries == 0
 
 
 def test_the_responder_never_retransmits_and_fails_at_its_deadline() -> None:
@@ -430,7 +444,10 @@ def test_the_documented_constants_have_their_values() -> None:
     assert (counterpart.SETTLE, counterpart.MAX_INITIATING, counterpart.MAX_SUCCESSORS) == (0.25, 4, 4)
     assert (counterpart.CONSENT_WAIT, counterpart.RESTORE_WAIT, counterpart.RESTORE_SILENCE) == (120.0, 150.0, 10.0)
     assert (counterpart.MAX_SURVIVOR_MISSES, counterpart.MAX_FENCED, session.FENCE_SPACING) == (2, 4, 0.5)
-    assert (session.WINDOW, session.SPAN, session.PING_INTERVAL, session.MAX_PINGS) == (32, 128, 1.0, 32)
+    assert (session.WINDOW, session.SPAN, session.PING_INTERVAL, session.MAX_PINGS) == (32, 128, 1.5, 32)
+    assert (session.PONG_WAIT, session.FOLLOW_AFTER, session.STALL_GAP) == (0.5, 2.0, 2.5)
+    assert (session.PACKET_THRESHOLD, session.THIN_LINEAR, session.SILENT_CAP) == (3, 6, 3.0)
+    assert (RttEstimator().initial, RttEstimator().floor, RttEstimator().cap) == (0.25, 0.002, 1.0)
     assert (session.SILENT_AFTER, session.IN_DOUBT_AFTER, session.BYE_COPIES) == (3.5, 3.0, 3)
     assert session.CHALLENGE_SPACING == 0.5
     assert (ledger.MAX_AHEAD, ledger.SANE, ledger.PART_BYTES, ledger.MAX_PARTS) == (256, 2**53, 1000, 2**20)

@@ -58,22 +58,36 @@ def test_steady_samples_converge_on_the_sample() -> None:
 
 def test_clock_granularity_bounds_the_variance_term() -> None:
     """With no variance the RTO is SRTT + G, not SRTT (RFC 6298 section 2)."""
-    est = RttEstimator(floor=0.0, granularity=0.125)
+    est = RttEstimator(floor=0.0, cap=3.0, granularity=0.125)
     est.sample(1.0)
     est.rttvar = 0.0
     assert est.rto == 1.125
 
 
-def test_lan_round_trips_hit_the_floor() -> None:
+def test_lan_round_trips_hit_the_floor_of_two_milliseconds() -> None:
     est = RttEstimator()
-    est.sample(0.0005)
-    assert est.rto == 0.05
+    est.sample(0.0003)
+    assert est.rto == 0.002
+
+
+def test_the_timeout_follows_the_measured_round_trip_not_a_fixed_floor() -> None:
+    """A 4 ms link settles at SRTT + G once its variance decays; a jittery one keeps 4 RTTVAR."""
+    steady = RttEstimator()
+    for _ in range(200):
+        steady.sample(0.00390625)                   # 2**-8 s
+    assert steady.rto == pytest.approx(0.00390625 + steady.granularity, rel=1e-3)
+    jittery = RttEstimator()
+    for i in range(200):
+        jittery.sample(0.0078125 if i % 2 else 0.00390625)
+    assert jittery.srtt is not None
+    assert jittery.rto == pytest.approx(jittery.srtt + 4 * jittery.rttvar)
+    assert 0.010 < jittery.rto < 0.020               # well above the floor: set by the variance
 
 
 def test_slow_round_trips_hit_the_cap() -> None:
     est = RttEstimator()
     est.sample(2.0)
-    assert est.rto == 3.0
+    assert est.rto == 1.0
 
 
 def test_negative_samples_count_as_zero() -> None:
@@ -81,22 +95,22 @@ def test_negative_samples_count_as_zero() -> None:
     est = RttEstimator()
     est.sample(-1.0)
     assert est.srtt == 0.0 and est.rttvar == 0.0 and est.latest == 0.0
-    assert est.rto == 0.05
+    assert est.rto == 0.002
 
 
 def test_backoff_doubles_per_retry() -> None:
     est = RttEstimator()
     est.sample(0.0625)                 # RTO = 0.0625 + 4 * 0.03125 = 0.1875
     assert est.rto == 0.1875
-    assert [est.backoff(n) for n in range(5)] == [0.1875, 0.375, 0.75, 1.5, 3.0]
+    assert [est.backoff(n) for n in range(4)] == [0.1875, 0.375, 0.75, 1.0]
 
 
 def test_backoff_is_capped() -> None:
     est = RttEstimator()
     est.sample(0.0625)
-    assert est.backoff(5) == 3.0
-    assert est.backoff(16) == 3.0
-    assert est.backoff(10_000) == 3.0    # huge retry counts neither overflow nor grow
+    assert est.backoff(5) == 1.0
+    assert est.backoff(16) == 1.0
+    assert est.backoff(10_000) == 1.0    # huge retry counts neither overflow nor grow
 
 
 def test_backoff_before_any_sample_starts_from_the_initial_timeout() -> None:

@@ -25,7 +25,7 @@ from lanpay.core.counterpart import STARTUP_SETTLE
 from lanpay.core.handshakes import MAX_ATTEMPTS
 from lanpay.core.peer import BROADCAST, MAX_BLOCKED, Config, Peer, State
 from lanpay.core.peers import MAX_PEERS
-from lanpay.core.session import BYE_COPIES, IN_DOUBT_AFTER, SILENT_AFTER, WINDOW
+from lanpay.core.session import BYE_COPIES, IN_DOUBT_AFTER, PACKET_THRESHOLD, SILENT_AFTER, THIN_LINEAR, WINDOW
 
 Drop = Callable[[Peer, Peer, bytes], bool]
 
@@ -333,9 +333,14 @@ def test_duplicate_acks_never_trigger_a_retransmission() -> None:
     assert [p.seq for p in pays(b, lan.take(a))] == [1, 2]        # the timer resends each, once
 
 
-def test_an_unanswered_payment_is_resent_with_doubling_intervals_up_to_a_cap() -> None:
+def test_an_unanswered_payment_is_resent_at_the_rto_then_with_doubling_intervals_up_to_a_cap() -> None:
+    """Alone in flight, the first six resends wait one RTO each (no ack can reveal a loss
+    sooner); then the wait doubles, up to 1 s while the peer may be there and 3 s once it is
+    silent."""
     lan, a, b = paired()
     start = lan.now
+    assert a.session is not None
+    silent_at = a.session.last_heard + SILENT_AFTER      # nothing is heard from here on
     a.pay(100, "", start)
     sent_at: list[float] = []
 
@@ -347,10 +352,15 @@ def test_an_unanswered_payment_is_resent_with_doubling_intervals_up_to_a_cap() -
     lan.advance(start + 20.0, drop=record)
     gaps = [t2 - t1 for t1, t2 in zip(sent_at, sent_at[1:])]
     rto = a.rtt.rto
-    expected = [min(a.rtt.cap, rto * 2**n) for n in range(len(gaps))]
+    assert rto == 0.002                          # a zero-delay LAN: the floor
+    doubling = [min(1.0, rto * 2**n) for n in range(1, 12)]
+    expected = [rto] * (1 + THIN_LINEAR) + doubling
     assert sent_at[0] == start
-    assert gaps == pytest.approx(expected)
-    assert gaps[-1] == a.rtt.cap and len(gaps) > 8
+    assert gaps[:len(expected)] == pytest.approx(expected)
+    after = [g for t, g in zip(sent_at, gaps) if t > silent_at]   # resends armed once silent
+    assert all(g <= 1.0 + 1e-9 for t, g in zip(sent_at[1:], gaps) if t <= silent_at)
+    assert after and after == pytest.approx([3.0] * len(after))
+    assert len(sent_at) < 30                      # 20 s of a lost payment cost a bounded number of copies
 
 
 def test_a_retransmitted_payment_is_not_used_to_measure_the_round_trip() -> None:

@@ -381,3 +381,25 @@ def test_encode_refuses_text_that_decode_would_refuse(text: str) -> None:
         wire.encode(replace(ANNOUNCE, name=text))
     with pytest.raises(ValueError):
         wire.encode_inner(wire.Pay(1, 0, 5, text))
+
+
+def test_the_sealed_header_helper_gives_the_datagram_prefix_encode_gives() -> None:
+    msg = wire.Sealed(b"abcdefgh", 2**40 + 7, bytes(range(20)))
+    assert wire.sealed_header(msg.session_id, msg.counter) + msg.ciphertext == wire.encode(msg)
+    assert wire.sealed_header(msg.session_id, msg.counter) == msg.header
+    for bad in ((b"short", 1), (b"abcdefgh", -1), (b"abcdefgh", 2**64)):
+        with pytest.raises(ValueError):
+            wire.sealed_header(*bad)
+
+
+def test_the_direct_pay_codec_is_the_table_codec() -> None:
+    """Pay skips the table both ways; every byte and every refusal must stay the table's."""
+    plan = wire._plan(wire.Pay)
+    for msg in (wire.Pay(1, 0, 1, ""), wire.Pay(2**64 - 1, 5, 100, "lunch"), wire.Pay(3, 2, 7, "café ☕")):
+        table = bytearray(plan.inner_head)
+        plan.write(msg, table)
+        assert wire.encode_inner(msg) == bytes(table)
+        assert wire.decode_inner(bytes(table)) == msg
+    for bad in (wire.Pay(2**64, 0, 1, ""), wire.Pay(1, 0, 1, "x" * 65), wire.Pay(1, 0, 1, "a\u202eb")):
+        with pytest.raises(ValueError):
+            wire.encode_inner(bad)

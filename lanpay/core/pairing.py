@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from . import crypto, wire
 from .peers import PeerRecord
+from .retry import Retry
 
 HELLO_RETRY = 0.25      # first retransmission of a handshake message
 HELLO_RETRY_CAP = 2.0
@@ -104,8 +105,7 @@ class Handshake:
     pake_private: bytes = b""
     keys: crypto.SessionKeys | None = None
     last_sent: bytes = b""
-    next_send: float | None = None
-    retries: int = 0
+    retry: Retry | None = None   # the initiator's timer for last_sent (the responder only answers)
     refusal: str = ""        # what a refusal said; the handshake still waits for its deadline
     bad_tag: bool = False    # responder: a reveal matched the commitment but not the keys (wrong --code?)
 
@@ -163,8 +163,7 @@ class Handshake:
 
     def _send(self, msg: wire.Message, now: float) -> bytes:
         self.last_sent = wire.encode(msg)
-        self.retries = 0
-        self.next_send = now + HELLO_RETRY if self.initiator else None
+        self.retry = Retry.start(now, HELLO_RETRY) if self.initiator else None
         return self.last_sent
 
     # --------------------------------------------------------- retransmission
@@ -175,16 +174,15 @@ class Handshake:
         if now >= self.deadline:
             self.move(HsState.FAILED)
             return None
-        if self.next_send is None or now < self.next_send:
+        if self.retry is None or not self.retry.due(now):
             return None
-        self.retries += 1
-        self.next_send = now + min(HELLO_RETRY_CAP, HELLO_RETRY * 2 ** self.retries)
+        self.retry.fire(now, HELLO_RETRY, HELLO_RETRY_CAP)
         return self.last_sent
 
     def next_timeout(self) -> float | None:
         if self.state in (HsState.DONE, HsState.FAILED):
             return None
-        return min(self.deadline, self.next_send) if self.next_send is not None else self.deadline
+        return min(self.deadline, self.retry.next_at) if self.retry is not None else self.deadline
 
 
 # ------------------------------------------------------------------ initiator
@@ -254,7 +252,7 @@ def branch(hs: Handshake, msg: wire.Reply, now: float) -> tuple[Handshake, bytes
     if hs.state is not HsState.REVEAL_SENT or (msg.public_key, msg.nonce, msg.share) == (hs.pub_r, hs.nonce_r, hs.share_r):
         return None
     twin = dataclasses.replace(hs, state=HsState.HELLO_SENT, keys=None, pub_r=b"", nonce_r=b"", share_r=b"",
-                               peer_flags=0, refusal="")
+                               peer_flags=0, refusal="", retry=None)
     return twin, on_reply(twin, msg, now)
 
 

@@ -1,8 +1,15 @@
 """Round-trip estimation and the retransmission timeout, after RFC 6298.
 
 The RFC's one-second floor suits the Internet; a LAN answers in well under a
-millisecond, so the floor here is 50 ms and the cap a few seconds: a lost
-payment is retried quickly, and a peer that went away is not hammered.
+millisecond, and a floor far above the round trip is what a lost payment waits
+for.  So the timeout follows the measured round trip (SRTT + 4 RTTVAR) down to a
+floor of 2 ms, a few times what two processes on one host take to answer each
+other: below that, scheduling noise alone would read as loss.  On a slower or
+jittery link (Wi-Fi) the variance term, not the floor, sets the timeout.
+
+Backoff doubles up to ``cap`` (1 s): a peer that answers is retried at least
+once a second, and one that went away draws at most one resend a second per
+payment in flight (the session backs off further once it is silent).
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ K = 4
 @dataclass
 class RttEstimator:
     initial: float = 0.25
-    floor: float = 0.05
-    cap: float = 3.0
+    floor: float = 0.002
+    cap: float = 1.0
     granularity: float = 0.001
     srtt: float | None = None
     rttvar: float = 0.0

@@ -3,10 +3,16 @@
 Every datagram is sealed with ChaCha20-Poly1305 under a per-direction key, its
 64-bit counter both the nonce and the replay-window position.  Payments carry
 per-direction sequence numbers; the receiver applies them once each, in order,
-and acknowledges duplicates again.  The sender retransmits on its timer only
-(never because an acknowledgement came twice), with an RFC 6298 timeout, and
-reports a payment *in doubt* when it stays unacknowledged for a while: it may
-have arrived, so it is neither failed nor forgotten, only retried.
+and acknowledges duplicates again.  The sender retransmits on its timer, with an
+RFC 6298 timeout from the measured round trip, and once early for a payment
+that acknowledgements of three later ones show lost (never again because an
+acknowledgement came twice); it reports a payment *in doubt* when it stays
+unacknowledged for a while: it may have arrived, so it is neither failed nor
+forgotten, only retried.
+
+Keepalives: one side of each session (the one whose sending key sorts lower)
+pings; the other answers, and pings itself only when no ping came for a while.
+An unanswered ping is repeated soon, so one lost datagram is not silence.
 
 A session is in one of a few modes (``Mode``): carrying payments, waiting for
 the user's consent before a hand-back, handing the record back, waiting for the
@@ -16,7 +22,7 @@ record, or fenced off because the relationship went to a newer process.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from . import crypto, events, wire
@@ -28,15 +34,21 @@ from .rtt import RttEstimator
 
 WINDOW = 32             # payments in flight at once
 SPAN = MAX_AHEAD // 2   # and never further past the oldest unresolved one than the payee accepts
-PING_INTERVAL = 1.0
+PING_INTERVAL = 1.5     # the leading side pings this often while its pings are answered
+PONG_WAIT = 0.5         # a ping unanswered this long is sent again (until the peer is silent)
+FOLLOW_AFTER = 2.0      # the other side pings only when no ping came for this long
 SILENT_AFTER = 3.5
 IN_DOUBT_AFTER = 3.0
 BYE_COPIES = 3
 MAX_PINGS = 32          # remembered pings: a probe sends one every PROBE_SPACING
 CHALLENGE_SPACING = 0.5
 FENCE_SPACING = 0.5     # a fenced session answers its old process at most this often
-STALL_GAP = 2.5         # no call for this long (timers fire every PING_INTERVAL): this process was stopped
+STALL_GAP = 2.5         # no call for this long (a timer or a ping comes every FOLLOW_AFTER at most): stopped
+PACKET_THRESHOLD = 3    # a payment is lost once acknowledgements show three later ones arrived (RFC 9002 §6.1.1)
+THIN_LINEAR = 6         # resends at the plain RTO while too few are in flight for acks to show a loss
+SILENT_CAP = 3.0        # the longest wait between resends once the counterpart is silent
 VOID = "void"           # the reason recorded for a payment that never reached the counterpart
+_UNRESOLVED = (Status.PENDING, Status.IN_DOUBT)
 
 
 class Mode(enum.Enum):
@@ -66,6 +78,8 @@ class Session:
         self.send_counter = 0
         self.outbox: list[tuple[bytes, tuple[str, int]]] = []
         self.flights: dict[int, Retry] = {}
+        self.dup_acks = 0                       # acks repeating our floor since it last rose
+        self.leads = keys.send_key < keys.recv_key   # the side that keeps the session alive with pings
         self.last_heard = now
         self.challenge: tuple[int, tuple[str, int], float] | None = None   # (ping id, new address, sent at)
         self.silent = False
@@ -114,9 +128,9 @@ class Session:
     def _send(self, msg: wire.Message, to: tuple[str, int] | None = None) -> None:
         counter = self.send_counter
         self.send_counter += 1
-        shell = wire.Sealed(self.keys.session_id, counter, b"")
-        body = crypto.seal(self.keys.send_key, counter, shell.header, wire.encode_inner(msg))
-        self.outbox.append((wire.encode(wire.Sealed(self.keys.session_id, counter, body)), to or self.peer_addr))
+        header = wire.sealed_header(self.keys.session_id, counter)
+        body = crypto.seal(self.keys.send_key, counter, header, wire.encode_inner(msg))
+        self.outbox.append((header + body, to or self.peer_addr))
 
     def take_datagrams(self) -> list[tuple[bytes, tuple[str, int]]]:
         out, self.outbox = self.outbox, []
@@ -129,15 +143,38 @@ class Session:
         return entry.seq
 
     def _fill_window(self, now: float) -> None:
-        if self.mode is not Mode.NORMAL or self.left or self.closed:
+        """Send unsent payments, oldest first, while the window and the span allow.
+
+        Payments go out in seq order and resolve from the oldest up, so the ones in
+        flight are the seqs just above the floor: the next to send follows the newest
+        in flight, and the ledger's whole pending list need not be walked per datagram.
+        """
+        flights = self.flights
+        if self.mode is not Mode.NORMAL or self.left or self.closed or len(flights) >= WINDOW:
             return
-        span_end = self.ledger.floor() + SPAN
+        led = self.ledger
+        floor = led.floor()
+        if flights and next(reversed(flights)) - floor != len(flights):
+            self._fill_any(now, floor)           # not a run above the floor: look at every pending one
+            return
+        seq = floor + 1 + len(flights)
+        last = min(floor + SPAN, led.out_next - 1)
+        while seq <= last and len(flights) < WINDOW:
+            entry = led.outgoing(seq)
+            if entry is None or entry.status not in _UNRESOLVED:
+                self._fill_any(now, floor)
+                return
+            flights[seq] = Retry.start(now, self.rtt.rto)
+            self._send(wire.Pay(seq, floor, entry.amount, entry.memo))
+            seq += 1
+
+    def _fill_any(self, now: float, floor: int) -> None:
         for entry in self.ledger.pending():
-            if len(self.flights) >= WINDOW or entry.seq > span_end:
+            if len(self.flights) >= WINDOW or entry.seq > floor + SPAN:
                 break
             if entry.seq not in self.flights:
                 self.flights[entry.seq] = Retry.start(now, self.rtt.rto)
-                self._send(wire.Pay(entry.seq, self.ledger.floor(), entry.amount, entry.memo))
+                self._send(wire.Pay(entry.seq, floor, entry.amount, entry.memo))
 
     def close(self) -> None:
         if not self.closed:
@@ -186,7 +223,9 @@ class Session:
 
     def receive(self, msg: wire.Sealed, addr: tuple[str, int], now: float) -> DropReason | None:
         """Open and act on one sealed datagram; return why it was dropped, if it was."""
-        self._woke(now)
+        if now - self.last_call > STALL_GAP:
+            self._woke(now)
+        self.last_call = now
         if not self.window.fresh(msg.counter):
             return DropReason.REPLAY
         plain = crypto.open_sealed(self.keys.recv_key, msg.counter, msg.header, msg.ciphertext)
@@ -240,6 +279,12 @@ class Session:
     }
 
     def _dispatch(self, msg: wire.Message, addr: tuple[str, int], now: float) -> DropReason | None:
+        if self.mode is Mode.NORMAL:          # everything is allowed: payments and acks go straight on
+            kind = type(msg)
+            if kind is wire.Pay:
+                return self._on_pay(msg, now)   # type: ignore[arg-type]
+            if kind is wire.Ack:
+                return self._on_ack(msg, now)   # type: ignore[arg-type]
         allowed = self._ALLOWED.get(self.mode)
         if allowed is not None and not isinstance(msg, allowed):
             return DropReason.UNEXPECTED
@@ -250,6 +295,8 @@ class Session:
                 return self._on_ack(msg, now)
             case wire.Ping():
                 self._send(self._keepalive(wire.Pong, msg.ping_id))
+                if not self.leads and now >= self.probe_until:
+                    self.next_ping = max(self.next_ping, now + FOLLOW_AFTER)   # its pings keep us both heard
                 self._heard_keepalive(msg)
             case wire.Pong():
                 if self.challenge is not None and (msg.ping_id, addr) == self.challenge[:2]:
@@ -258,6 +305,8 @@ class Session:
                 if sent is not None:
                     self.rtt.sample(now - sent)
                     self.answered_ping_at = max(self.answered_ping_at, sent)
+                    if now >= self.probe_until:
+                        self.next_ping = max(self.next_ping, sent + PING_INTERVAL)
                     if self.stale_since is not None and sent >= self.stale_since:
                         self.stale_since = None       # the session still stands: payments flow again
                 self._heard_keepalive(msg)
@@ -304,17 +353,35 @@ class Session:
     def _on_ack(self, msg: wire.Ack, now: float) -> DropReason | None:
         if msg.cumulative >= self.ledger.out_next or any(r.seq > msg.cumulative for r in msg.rejections):
             return DropReason.VIOLATION
-        self._settle_up_to(msg.cumulative, {r.seq: r.reason for r in msg.rejections}, now)
+        floor = self.ledger.floor()
+        if msg.cumulative > floor:
+            self.dup_acks = 0
+            self._settle_up_to(msg.cumulative, {r.seq: r.reason for r in msg.rejections}, now)
+        elif msg.cumulative == floor:
+            self._dup_ack(floor + 1, now)
         self._fill_window(now)
         return None
+
+    def _dup_ack(self, seq: int, now: float) -> None:
+        """An ack that does not move past ``seq``: the payee holds a later payment (or got a copy
+        of an old one).  Three of them while three later payments are in flight deem ``seq``
+        lost: it is resent at once, and only once; its timer does the rest."""
+        flight = self.flights.get(seq)
+        if flight is None or flight.early:
+            return
+        self.dup_acks += 1
+        if self.dup_acks >= PACKET_THRESHOLD and len(self.flights) > PACKET_THRESHOLD:
+            flight.early = True
+            self._resend(seq, flight, now, linear=flight.retries + 1)
 
     def _settle_up_to(self, cumulative: int, rejected: dict[int, int], now: float) -> None:
         """The counterpart processed everything up to ``cumulative``: each pending one is
         confirmed, or rejected if it says so."""
-        for entry in self.ledger.pending():
-            seq = entry.seq
-            if seq > cumulative:
-                break
+        led = self.ledger
+        for seq in range(led.floor() + 1, cumulative + 1):     # every unresolved one is above the floor
+            entry = led.outgoing(seq)
+            if entry is None or entry.status not in _UNRESOLVED:
+                continue
             flight = self.flights.pop(seq, None)
             if seq in rejected:
                 reason = wire.REJECT_TEXT.get(rejected[seq], "refused")
@@ -388,7 +455,8 @@ class Session:
         return None
 
     def _quiet(self) -> int:
-        return int(self.mode is Mode.NORMAL and not self.ledger.pending())
+        led = self.ledger
+        return int(self.mode is Mode.NORMAL and led.floor() == led.out_next - 1)   # nothing unresolved
 
     def _compare(self, msg: wire.Ping | wire.Pong) -> None:
         """Compare views only when both are quiet and have settled the same payments.
@@ -419,20 +487,24 @@ class Session:
             self._ping(now)
         if self.mode is Mode.HANDING_BACK:
             self._send_parts(now)
-        for entry in self.ledger.pending():
+        for entry in self._unresolved():
             if entry.status is not Status.PENDING:
                 continue
             if now < entry.at + IN_DOUBT_AFTER:
                 break
             self.ledger.mark_in_doubt(entry.seq)
             self.emit(events.PaymentInDoubt(entry.seq, entry.amount))
+        linear = THIN_LINEAR if len(self.flights) <= PACKET_THRESHOLD else 0
         for seq, flight in list(self.flights.items()):
             if flight.due(now):
-                entry = self.ledger.outgoing(seq)
-                assert entry is not None
-                flight.fire(now, self.rtt.rto, self.rtt.cap)
-                self._send(wire.Pay(seq, self.ledger.floor(), entry.amount, entry.memo))
+                self._resend(seq, flight, now, linear)
         self._fill_window(now)
+
+    def _resend(self, seq: int, flight: Retry, now: float, linear: int) -> None:
+        entry = self.ledger.outgoing(seq)
+        assert entry is not None
+        flight.fire(now, self.rtt.rto, SILENT_CAP if self.silent else self.rtt.cap, linear)
+        self._send(wire.Pay(seq, self.ledger.floor(), entry.amount, entry.memo))
 
     def probe(self, now: float, until: float, spacing: float) -> None:
         """Ping often until ``until``: is the process behind this session still there?"""
@@ -448,7 +520,10 @@ class Session:
         while len(self.pings) > MAX_PINGS:
             del self.pings[next(iter(self.pings))]
         self._send(self._keepalive(wire.Ping, self.ping_id))
-        self.next_ping = now + (self.probe_spacing if now < self.probe_until else PING_INTERVAL)
+        if now < self.probe_until:
+            self.next_ping = now + self.probe_spacing
+        else:       # again soon unless answered (a Pong moves this to PING_INTERVAL after the ping)
+            self.next_ping = now + (PING_INTERVAL if self.silent else PONG_WAIT)
 
     def next_timeout(self) -> float | None:
         if self.closed or self.mode is Mode.FENCED:
@@ -461,8 +536,19 @@ class Session:
             t = self.handback.next_timeout()
             if t is not None:
                 times.append(t)
-        times += [f.next_at for f in self.flights.values()]
-        first = next((e for e in self.ledger.pending() if e.status is Status.PENDING), None)
+        if self.flights:
+            times.append(min(f.next_at for f in self.flights.values()))
+        first = next((e for e in self._unresolved() if e.status is Status.PENDING), None)
         if first is not None:
             times.append(first.at + IN_DOUBT_AFTER)
         return min(times)
+
+    def _unresolved(self) -> Iterator[HistoryEntry]:
+        """Our unresolved payments, oldest first, found by number from the floor up: asked for
+        at every timer and every pump, and the first is usually the one wanted, so the
+        ledger's whole pending list is not built for it."""
+        led = self.ledger
+        for seq in range(led.floor() + 1, led.out_next):
+            entry = led.outgoing(seq)
+            if entry is not None and entry.status in _UNRESOLVED:
+                yield entry
