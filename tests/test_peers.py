@@ -114,6 +114,43 @@ def test_a_leaving_announce_from_another_address_is_ignored() -> None:
     assert table.get(7) is not None
 
 
+def test_a_leaving_announce_forged_from_the_peer_s_own_address_costs_it_nothing_once_it_announces_again() -> None:
+    """A spoofed source can send a peer's own announce flagged leaving from the peer's own address.
+    The record is forgotten, but the next announce brings it back as it was: first heard when it
+    was first heard (else a flood of such forgeries keeps it forever newly seen, and never
+    settled enough to be tried), its announces counted, and answered as a newcomer's would be."""
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    for now in (0.5, 1.0):
+        table.update(announce(7), ADDR, now=now)
+    for i in range(1000):
+        assert table.update(announce(7, flags=wire.F_LEAVING), ADDR, now=1.0 + i * 0.001) == (None, False)
+    assert table.get(7) is None and table.alive(2.0) == []
+    rec, new = table.update(announce(7), ADDR, now=2.5)
+    assert new and rec is not None and table.get(7) is rec
+    assert (rec.first_seen, rec.heard, rec.expires_at) == (0.0, 4, 2.5 + 9.0)
+    assert [r.incarnation for r in table.alive(2.5)] == [7]
+
+
+def test_a_peer_that_left_comes_back_only_unchanged_from_where_it_was_and_before_it_would_have_expired() -> None:
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    table.update(announce(7, flags=wire.F_LEAVING), ADDR, now=1.0)
+    rec, new = table.update(announce(7, key=b"e" * 32), ADDR, now=1.5)        # another key: a new record
+    assert new and rec is not None and rec.first_seen == 1.5
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    table.update(announce(7, flags=wire.F_LEAVING), ADDR, now=1.0)
+    rec, _ = table.update(announce(7), ("10.6.6.6", 666), now=1.5)            # elsewhere: a new record
+    assert rec is not None and (rec.first_seen, rec.addr) == (1.5, ("10.6.6.6", 666))
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    table.update(announce(7, flags=wire.F_LEAVING), ADDR, now=1.0)
+    table.expire(9.0)
+    rec, _ = table.update(announce(7), ADDR, now=9.5)                         # past its expiry: new
+    assert rec is not None and rec.first_seen == 9.5
+
+
 def test_a_leaving_announce_from_a_stranger_is_not_recorded() -> None:
     table = PeerTable()
     assert table.update(announce(9, flags=wire.F_LEAVING), ADDR, now=0.0) == (None, False)

@@ -5,7 +5,11 @@ said what, from where, until they stop saying it.  A record lives on what was
 heard (a claimed interval is capped by what the sender's state allows), one
 host cannot fill the table, and an incarnation's address moves only once the
 old address has gone quiet, so a forger can neither keep a record alive, nor
-crowd out a real peer, nor redirect one that is still announcing.
+crowd out a real peer, nor redirect one that is still announcing.  A leaving
+announce from a record's own address forgets it, but the table remembers what
+it knew until the record would have expired: a leaving announce forged from a
+peer's address (a spoofed source) then costs the peer nothing once it announces
+again, not even its place in the order peers were first heard.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class PeerTable:
     def __init__(self, limit: int = MAX_PEERS) -> None:
         self.limit = limit
         self._by_inc: dict[int, PeerRecord] = {}
+        self._left: dict[int, PeerRecord] = {}      # said they leave, until they would have expired
 
     def __len__(self) -> int:
         return len(self._by_inc)
@@ -71,15 +76,36 @@ class PeerTable:
         known = self._by_inc.get(msg.incarnation)
         if msg.flags & wire.F_LEAVING:
             if known is not None and known.addr == addr:
-                del self._by_inc[msg.incarnation]       # from where it announces: it really leaves
+                self._leaves(known)                     # from where it announces: it leaves
             return None, False
         if known is not None:
             return self._refresh(known, msg, addr, now), False
+        back = self._back(msg, addr, now)
+        if back is not None:
+            return back, True
         self._make_room(addr, now)
         rec = PeerRecord(msg.incarnation, msg.name, addr, msg.wants, msg.flags, msg.partner,
                          msg.partner_inc, msg.public_key, now, now + lifetime(msg), now)
         self._by_inc[msg.incarnation] = rec
         return rec, True
+
+    def _leaves(self, rec: PeerRecord) -> None:
+        """Forget a record that said it leaves, but remember it (boundedly) in case the claim was forged."""
+        del self._by_inc[rec.incarnation]
+        if len(self._left) >= self.limit:
+            del self._left[next(iter(self._left))]
+        self._left[rec.incarnation] = rec
+
+    def _back(self, msg: wire.Announce, addr: tuple[str, int], now: float) -> PeerRecord | None:
+        """A peer said to have left announces again, from the same address, unchanged: the leaving
+        announce was not its own.  It gets its record back as it was, first heard when it was."""
+        rec = self._left.pop(msg.incarnation, None)
+        if rec is None or rec.addr != addr or now >= rec.expires_at \
+                or (rec.public_key, rec.name) != (msg.public_key, msg.name):
+            return None
+        self._make_room(addr, now)
+        self._by_inc[rec.incarnation] = rec
+        return self._refresh(rec, msg, addr, now)
 
     def _refresh(self, rec: PeerRecord, msg: wire.Announce, addr: tuple[str, int], now: float) -> PeerRecord:
         if rec.public_key != msg.public_key or rec.name != msg.name:
@@ -116,10 +142,13 @@ class PeerTable:
 
     def forget(self, incarnation: int) -> None:
         self._by_inc.pop(incarnation, None)
+        self._left.pop(incarnation, None)
 
     def expire(self, now: float) -> None:
         for inc in [i for i, r in self._by_inc.items() if r.expires_at <= now]:
             del self._by_inc[inc]
+        for inc in [i for i, r in self._left.items() if r.expires_at <= now]:
+            del self._left[inc]
 
     def alive(self, now: float) -> list[PeerRecord]:
         """Live records, oldest first seen first."""
