@@ -430,12 +430,12 @@ def welcomed_times(procs: dict[str, Proc], since: float, deadline: float,
 
 def run_kind(kind: str, code: bool, lan: object, spawn: Spawn, attacker: Spawn, *, rate: float = DEFAULT_RATE,
              soak: float = 3.0, namesake_flood: float = 4.0, deadline: float = WAIT,
-             words: str = "blue piano seven") -> tuple[Outcome, dict[str, Proc]]:
+             words: str = "blue piano seven", lanpay_args: Sequence[str] = ()) -> tuple[Outcome, dict[str, Proc]]:
     """One scenario: forger on mallory, then alice and bob; both welcomed, a payment each way during a
     flood, a soak while RSS is sampled.  Returns the figures and the processes (for the caller to check)."""
     victims = {"alice": lan["alice"].addr, "bob": lan["bob"].addr}  # type: ignore[index]
     out = Outcome(kind, code)
-    extra = ("--code", words) if code else ()
+    extra = (*(("--code", words) if code else ()), *lanpay_args)
     holds_off = kind == NAMESAKE and not code
     flood = namesake_flood if holds_off else deadline + soak + 10.0
     forger = attacker("mallory", forge_argv(kind, victims, rate=rate, seconds=flood, code=code))
@@ -543,7 +543,11 @@ def run(args: argparse.Namespace) -> int:
                     return p
 
                 try:
-                    outcome, peers = run_kind(kind, code, lan, spawn, attacker, rate=args.rate, soak=args.soak)
+                    outcome, peers = run_kind(kind, code, lan, spawn, attacker, rate=args.rate, soak=args.soak,
+                                              lanpay_args=args.lanpay_arg)
+                    if args.transcripts:
+                        for p in procs:
+                            print(p.transcript(), file=sys.stderr)
                     outcomes.append(outcome)
                     _report_balances(outcome, peers)
                 finally:
@@ -587,6 +591,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--code", choices=("both", "no", "yes"), default="both", help="with --code, without, or both")
     r.add_argument("--rate", type=float, default=DEFAULT_RATE)
     r.add_argument("--soak", type=float, default=10.0, help="seconds of flood after pairing, sampling RSS")
+    r.add_argument("--lanpay-arg", action="append", default=[], help="pass this to both lanpays (e.g. -vv)")
+    r.add_argument("--transcripts", action="store_true", help="print what each process printed, on stderr")
     return top
 
 
