@@ -31,8 +31,8 @@ import attack  # noqa: E402  (tools/ is not a package)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 
-BOUND = 3.0                 # both welcomed this long after both were started
-NAMESAKE_BOUND = 10.0       # ... or after a live namesake went quiet, without --code
+BOUND = attack.BOUND           # both welcomed this long after both were started
+NAMESAKE_BOUND = attack.NAMESAKE_BOUND  # ... or after a live namesake went quiet, without --code
 SLACK = 3.0                 # deadlines are this many times the bound
 SOAK = 3.0                  # seconds of flood after pairing, during the payments and the RSS samples
 RSS_GROWTH_KIB = 4096       # a lanpay's RSS may grow this much during the soak, no more
@@ -41,6 +41,20 @@ CODE = [False, True]
 
 #: Kinds whose bound is not met today, and where the time goes (docs/SECURITY.md, "Under a flood").
 NOT_MET = {
+    ("fakes", False): "choose() tries only the first free peer heard; a fake with a lower incarnation is left "
+                      "to send the Hello, which never comes (lanpay/core/counterpart.py, Counterpart.choose)",
+    ("fakes", True): "with --code, every candidate named like the first heard is tried, and the first heard is a "
+                     "fake (lanpay/core/counterpart.py, Counterpart.choose)",
+}
+#: Kinds that miss the bound in some runs only: whichever of the forged and the real address is heard first.
+RACY = {
+    ("redirect", False): "a record's address is the first one heard; a forger flooding a peer's announce from "
+                         "another host before the victim's first listen keeps it (lanpay/core/peers.py, MOVE_AFTER), "
+                         "and the lower incarnation's Hellos go there",
+    ("redirect", True): "as without --code",
+    ("namesake", True): "with --code at most 4 Hellos of ours are under way (MAX_INITIATING), each to a namesake "
+                        "for 4 s (HELLO_DEADLINE), in the order heard: when the forged ones were heard first, the "
+                        "real one waits its turn (lanpay/core/counterpart.py, Counterpart.choose)",
 }
 
 
@@ -92,8 +106,11 @@ def check_paired_and_paid(outcome: attack.Outcome, procs: dict[str, LanpayProces
 
 
 def _marks(kind: str, code: bool) -> list:
-    why = NOT_MET.get((kind, code))
-    return [pytest.mark.xfail(reason=why, strict=True)] if why else []
+    if (kind, code) in NOT_MET:
+        return [pytest.mark.xfail(reason=NOT_MET[kind, code], strict=True)]
+    if (kind, code) in RACY:
+        return [pytest.mark.xfail(reason=RACY[kind, code], strict=False)]
+    return []
 
 
 CASES = [pytest.param(kind, code, id=f"{kind}-{'code' if code else 'no-code'}", marks=_marks(kind, code))

@@ -71,6 +71,8 @@ LAN_NET = ipaddress.ip_network("10.77.0.0/24")
 WELCOME = re.compile(r"^Welcome to your peering relationship!$")
 #: How long the harness waits for anything before calling it a failure (not a claim of speed).
 WAIT = 30.0
+BOUND = 3.0              # the promise: both welcomed this long after both were started ...
+NAMESAKE_BOUND = 10.0    # ... or, for a live namesake without --code, after it went quiet
 
 
 # ============================================================== packets
@@ -495,9 +497,9 @@ def _summary(forger: Proc) -> dict[str, object]:
 
 def table(outcomes: Sequence[Outcome], rate: float) -> str:
     """The figures as a Markdown table, one row per kind and mode."""
-    head = ("| kind | --code | both welcomed | RSS alice start→end (max) | RSS bob start→end (max) "
+    head = ("| kind | --code | both welcomed | bound met | RSS alice start→end (max) | RSS bob start→end (max) "
             "| sent/s (asked) | CPU s mallory / alice / bob |")
-    rows = [head, "|" + "---|" * 7]
+    rows = [head, "|" + "---|" * 8]
     for o in outcomes:
         both = o.both_welcomed
         when = "not within the wait" if both is None else f"{both:.2f} s" + (" after flood end" if o.from_flood_end else "")
@@ -511,8 +513,10 @@ def table(outcomes: Sequence[Outcome], rate: float) -> str:
         if f and float(f.get("rate", 0)) < 0.95 * rate:    # type: ignore[arg-type]
             sent += " Python fell behind"
         cpu = " / ".join(f"{o.cpu.get(n, 0):.2f}" for n in ("mallory", "alice", "bob"))
-        rows.append(f"| {o.kind} | {'yes' if o.code else 'no'} | {when} | {rss[0]} | {rss[1]} | {sent} | {cpu} "
-                    f"in {o.seconds:.1f} s |")
+        bound = NAMESAKE_BOUND if o.from_flood_end else BOUND
+        met = "yes" if both is not None and both <= bound and not o.paired_during_flood else f"NO (> {bound:.0f} s)"
+        rows.append(f"| {o.kind} | {'yes' if o.code else 'no'} | {when} | {met} | {rss[0]} | {rss[1]} | {sent} "
+                    f"| {cpu} in {o.seconds:.1f} s |")
     return "\n".join(rows)
 
 
