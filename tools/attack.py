@@ -400,7 +400,7 @@ class Outcome:
     cpu: dict[str, float] = field(default_factory=dict)        # CPU seconds during the run, mallory too
     forged: dict[str, object] = field(default_factory=dict)    # the forger's summary (first flood)
     soak: dict[str, object] = field(default_factory=dict)      # the forger's summary of the soak flood
-    seconds: float = 0.0                                        # wall time of the flood(s) measured
+    seconds: float = 0.0              # wall time the CPU figures cover (the soak, or the whole wait)
 
     @property
     def both_welcomed(self) -> float | None:
@@ -459,8 +459,15 @@ def run_kind(kind: str, code: bool, lan: object, spawn: Spawn, attacker: Spawn, 
         forger.expect(r"^forging$")  # type: ignore[attr-defined]
     else:
         out.welcomed = welcomed_times(procs, t0, deadline)
-    if len(out.welcomed) < 2:
-        forger.close_input()  # type: ignore[attr-defined]
+    if len(out.welcomed) < 2:        # not paired: still say what the flood and the peers cost
+        out.rss_end = {name: rss_kib(p.proc.pid) for name, p in procs.items()}  # type: ignore[attr-defined]
+        out.rss_max = dict(out.rss_end)
+        out.cpu = {name: round(cpu_seconds(p.proc.pid), 2) for name, p in procs.items()}  # type: ignore
+        out.cpu["mallory"] = round(cpu_seconds(forger.proc.pid) - cpu_m0, 2)  # type: ignore[attr-defined]
+        out.seconds = round(time.monotonic() - t0, 2)
+        forger.send("stop")  # type: ignore[attr-defined]
+        forger.wait(deadline)  # type: ignore[attr-defined]
+        out.soak = _summary(forger)
         return out, procs
     cpu0 = {name: cpu_seconds(p.proc.pid) for name, p in procs.items()}  # type: ignore[attr-defined]
     pids = {name: p.proc.pid for name, p in procs.items()}  # type: ignore[attr-defined]
@@ -507,7 +514,7 @@ def table(outcomes: Sequence[Outcome], rate: float) -> str:
             when += " (paired DURING the flood)"
         mib = {n: (o.rss_start.get(n, 0) / 1024, o.rss_end.get(n, 0) / 1024, o.rss_max.get(n, 0) / 1024)
                for n in ("alice", "bob")}
-        rss = [f"{s:.1f}→{e:.1f} ({m:.1f}) MiB" for s, e, m in mib.values()]
+        rss = [(f"{s:.1f}" if s else "-") + f"→{e:.1f} ({m:.1f}) MiB" for s, e, m in mib.values()]
         f = o.soak or o.forged
         sent = f"{f.get('rate', 0):.0f} ({rate:.0f})" if f else "-"
         if f and float(f.get("rate", 0)) < 0.95 * rate:    # type: ignore[arg-type]
