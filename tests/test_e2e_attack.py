@@ -18,7 +18,6 @@ The measured times are what ``sudo python3 tools/attack.py run`` prints
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 

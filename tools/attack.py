@@ -278,6 +278,18 @@ def _on_lan(addr: str) -> bool:
     return ipaddress.ip_address(addr) in LAN_NET
 
 
+def inside_the_lan(routes: str | None = None) -> bool:
+    """Whether this process runs on a host of the namespace LAN: the LAN's subnet is routed
+    through ``lan0`` and nothing leads anywhere else (no default route).  The forger refuses
+    to send otherwise: 10.77.0.0/24 outside the namespaces could be someone's real network."""
+    text = Path("/proc/net/route").read_text() if routes is None else routes
+    rows = [line.split() for line in text.splitlines()[1:] if line.strip()]
+    net = socket.inet_aton(str(LAN_NET.network_address))[::-1].hex().upper()
+    on_lan = any(r[0] == "lan0" and r[1] == net for r in rows)
+    default = any(r[1] == "00000000" for r in rows)
+    return on_lan and not default
+
+
 def _stop_on_input(stop: threading.Event) -> None:
     """``stop`` on standard input, or its end, ends the flood."""
     for line in sys.stdin:
@@ -613,6 +625,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("raw sockets and network namespaces need root: run with sudo", file=sys.stderr)
         return 1
     if args.cmd == "forge":
+        if not inside_the_lan():
+            print("forge runs only on a host of the namespace LAN (tools/netns_lan.py exec HOST -- ...)",
+                  file=sys.stderr)
+            return 2
         victims = dict(item.split("=", 1) for item in args.victims.split(","))
         if not all(_on_lan(a) for a in victims.values()):
             print(f"victims must be on the namespace LAN {LAN_NET}", file=sys.stderr)
