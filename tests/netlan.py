@@ -358,6 +358,27 @@ class LanpayProcess:
 Spawn = Callable[..., LanpayProcess]
 
 
+# --- counting what reaches a host ---------------------------------------------------
+
+COUNT_TABLE = "lanpay_count"
+
+
+def count_udp_arrivals(lan: "netns_lan.Lan", name: str) -> None:
+    """Count, from now on, every UDP datagram arriving on host ``name``'s LAN interface (an
+    nftables counter in its namespace), so a test can show that a flood really reached it."""
+    rules = (f"table inet {COUNT_TABLE}\ndelete table inet {COUNT_TABLE}\n"
+             f"table inet {COUNT_TABLE} {{\n  chain countin {{ type filter hook input priority -10; "
+             f"policy accept;\n    iifname \"{netns_lan.HOST_IFACE}\" meta l4proto udp counter\n  }}\n}}\n")
+    netns_lan.run(["ip", "netns", "exec", lan[name].netns, "nft", "-f", "-"], stdin=rules)
+
+
+def udp_arrivals(lan: "netns_lan.Lan", name: str) -> int:
+    """UDP datagrams counted on host ``name`` since :func:`count_udp_arrivals`."""
+    out = netns_lan.run(["ip", "netns", "exec", lan[name].netns, "nft", "list", "table", "inet",
+                         COUNT_TABLE], check=False).stdout
+    return sum(int(n) for n in re.findall(r"counter packets (\d+)", out))
+
+
 # --- the attacker (run as a script inside its namespace) -----------------------
 
 ETH_P_ALL = 0x0003

@@ -129,6 +129,43 @@ def test_a_leaving_announce_from_another_address_is_ignored() -> None:
     assert table.get(7) is not None
 
 
+def test_a_leaving_announce_forged_from_the_peer_s_own_address_costs_it_nothing_once_it_announces_again() -> None:
+    """A spoofed source can send a peer's own announce flagged leaving from the peer's own address.
+    The peer leaves pairing, but the next announce brings it back as it was: first heard when it
+    was first heard (else a flood of such forgeries keeps it forever newly seen, and never
+    settled enough to be tried), its announces counted."""
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    for now in (0.5, 1.0):
+        table.update(announce(7), ADDR, now=now)
+    for i in range(1000):
+        assert table.update(announce(7, flags=wire.F_LEAVING), ADDR, now=1.0 + i * 0.001) == (None, False)
+    assert table.get(7) is None and table.alive(2.0) == []
+    rec, new = table.update(announce(7), ADDR, now=2.5)
+    assert not new and rec is not None and table.get(7) is rec
+    assert (rec.first_seen, rec.heard, rec.expires_at) == (0.0, 4, 2.5 + 9.0)
+    assert [r.incarnation for r in table.alive(2.5)] == [7]
+
+
+def test_a_peer_said_to_leave_keeps_its_identity_and_address_until_its_record_expires() -> None:
+    """Between a leaving announce and the record's expiry nobody can take the incarnation over:
+    not under another key, not from another address; once expired, it is a new record."""
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    table.update(announce(7, flags=wire.F_LEAVING), ADDR, now=1.0)
+    table.update(announce(7, key=b"e" * 32), ADDR, now=1.5)                  # another key: ignored
+    table.update(announce(7), ("10.6.6.6", 666), now=1.5)                     # elsewhere: ignored
+    assert table.get(7) is None and table.alive(1.5) == []
+    rec, new = table.update(announce(7), ADDR, now=2.0)
+    assert not new and rec is not None and (rec.addr, rec.public_key, rec.first_seen) == (ADDR, announce(7).public_key, 0.0)
+    table = PeerTable()
+    table.update(announce(7), ADDR, now=0.0)
+    table.update(announce(7, flags=wire.F_LEAVING), ADDR, now=1.0)
+    table.expire(9.0)
+    rec, _ = table.update(announce(7), ADDR, now=9.5)                         # past its expiry: new
+    assert rec is not None and rec.first_seen == 9.5
+
+
 def test_a_leaving_announce_from_a_stranger_is_not_recorded() -> None:
     table = PeerTable()
     assert table.update(announce(9, flags=wire.F_LEAVING), ADDR, now=0.0) == (None, False)

@@ -596,6 +596,29 @@ def test_a_flood_of_announces_and_hellos_stays_bounded() -> None:
     assert len(answers) <= UNSOLICITED_PER_SECOND * 3.0 + UNSOLICITED_PER_SECOND + 5
 
 
+@pytest.mark.parametrize("code", [None, "blue piano"], ids=["no-code", "code"])
+def test_a_reveal_held_back_by_the_start_up_wait_still_pairs_through_a_flood_of_forged_hellos(code) -> None:
+    """alice starts 0.3 s before bob and initiates (lower incarnation); her Reveal reaches bob while
+    bob still waits out his first 0.8 s, so bob keeps the handshake and waits for the Reveal again.
+    Meanwhile someone sends bob 1 000 Hellos a second under alice's name, incarnation and address,
+    each with a fresh commitment: every one is answered and takes a place among bob's handshakes.
+    They must push out only each other, not the one whose commitment alice's Reveal opened (that
+    used to be gone by the time her Reveal came again: 13 s, two failed rounds, to pair)."""
+    net = lan(21)
+    kw = {"code": code} if code else {}
+    alice = net.add("alice", incarnation=1000, **kw)
+    net.run(0.3)
+    bob = net.add("bob", incarnation=2000, **kw)
+    rng = random.Random(21)
+    flags = wire.F_CODE if code else 0
+    for i in range(5000):
+        hello = wire.padded(wire.Hello(1000, 2000, flags, "alice", "", rng.randbytes(32), rng.randbytes(16)))
+        net.inject(wire.encode(hello), alice.addr, bob.addr, delay=i * 0.001)
+    assert net.run_until(lambda: alice.peer.state is bob.peer.state is State.PAIRED, 3.0)
+    assert alice.peer.session.keys.session_id == bob.peer.session.keys.session_id
+    assert bounded(bob.peer) == []
+
+
 def test_an_old_datagram_of_a_dead_newcomer_cannot_take_back_a_finished_hand_back() -> None:
     """bob restarts; the hand-back to bob#2 stalls past the deadline and bob#2 dies; bob#3 gets the
     relationship. A replayed datagram of bob#2's must not pull alice back to bob#2's dead session."""

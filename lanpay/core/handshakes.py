@@ -44,6 +44,7 @@ class Matchmaker:
     def __init__(self) -> None:
         self.attempts: dict[int, pairing.Handshake] = {}     # by serial number, oldest first
         self._serial = 0
+        self.opened: set[int] = set()       # responder attempts whose commitment a Reveal opened
         self.done: dict[int, pairing.Handshake] = {}        # peer incarnation -> its finished handshake
         self.late: list[pairing.Handshake] = []
         self.cooldown: dict[int, float] = {}
@@ -101,15 +102,23 @@ class Matchmaker:
         self.out.append((reply, addr))
 
     def _add(self, hs: pairing.Handshake) -> None:
+        """Make room by dropping the oldest answered Hello that no Reveal has opened yet: a
+        flood of forged Hellos (fresh commitments, the real initiator's incarnation and address)
+        then pushes out only its own kind, not the attempt whose initiator has shown it holds the
+        key (its Reveal, held back while we waited, is sent again and must still find it)."""
         while len(self.attempts) >= MAX_ATTEMPTS:
-            oldest = next((k for k, h in self.attempts.items() if not h.initiator), next(iter(self.attempts)))
+            responders = [k for k, h in self.attempts.items() if not h.initiator]
+            unopened = [k for k in responders if k not in self.opened]
+            oldest = (unopened or responders or list(self.attempts))[0]
             del self.attempts[oldest]
+            self.opened.discard(oldest)
         self._serial += 1
         self.attempts[self._serial] = hs
 
     def _forget(self, hs: pairing.Handshake) -> None:
         for key in [k for k, h in self.attempts.items() if h is hs]:
             del self.attempts[key]
+            self.opened.discard(key)
 
     def drop(self, hs: pairing.Handshake, now: float, cooldown: float = 0.0) -> None:
         self._forget(hs)
@@ -119,6 +128,7 @@ class Matchmaker:
     def clear(self) -> None:
         """A handshake became the relationship: nothing else under way is wanted."""
         self.attempts.clear()
+        self.opened.clear()
         self.late.clear()
 
     # ---------------------------------------------------------------- routing
@@ -174,9 +184,10 @@ class Matchmaker:
         if done is not None and not done.initiator and pairing.commitment_of(msg, done.nonce_i) == done.commitment:
             self.out.append((done.last_sent, addr))       # our confirmation was lost
             return None, None
-        for hs in self.with_peer(msg.sender_inc):
-            if hs.initiator or pairing.commitment_of(msg, hs.nonce_i) != hs.commitment:
+        for key, hs in list(self.attempts.items()):
+            if hs.peer_inc != msg.sender_inc or hs.initiator or pairing.commitment_of(msg, hs.nonce_i) != hs.commitment:
                 continue
+            self.opened.add(key)
             verdict = admit(hs)
             if verdict is not Admission.YES:
                 return self._refused(hs, verdict, now), None
@@ -267,6 +278,7 @@ class Matchmaker:
             if hs.state is not pairing.HsState.FAILED:
                 continue
             del self.attempts[key]
+            self.opened.discard(key)
             if hs.initiator and hs.keys is not None:
                 self.late = (self.late + [hs])[-MAX_LATE:]
             if hs.initiator and not hs.refusal and not hs.handing_back:     # a newcomer we tried: no news
