@@ -197,3 +197,29 @@ def test_an_unanswered_ping_is_sent_again_after_half_a_second() -> None:
     lan.advance(lan.now + 6.0, drop)
     gaps = [round(t2 - t1, 6) for t1, t2 in zip(pinged, pinged[1:])]
     assert gaps[:3] == [1.5, PONG_WAIT, 1.5]
+
+
+def test_the_side_that_follows_keepalives_woken_from_a_stop_keeps_pinging_until_answered() -> None:
+    """Woken from a stop, a process applies no payment until a ping of its own is answered; the
+    side that only answers keepalives must not let the other's pings put its own off, or a lost
+    first ping after waking would keep every payment waiting for ever."""
+    from driver import Net
+    net = Net(4)
+    alice, bob = net.add("alice"), net.add("bob")
+    assert net.run_until(lambda: all(h.peer.session is not None and h.peer.session.ready for h in (alice, bob)), 10)
+    follower, leader = (alice, bob) if not alice.peer.session.leads else (bob, alice)
+    net.stall(follower, 4.0)
+    net.run(net.now + 1.0)
+    leader.peer.pay(700, "while you were stopped", net.now)
+    net.flush(leader)
+    woke = net.now + 3.0
+    lost: list[float] = []
+
+    def first_ping_after_waking(d) -> bool:  # type: ignore[no-untyped-def]
+        if d.src is follower and d.now >= woke and not lost and d.kind == "sealed:ping":
+            lost.append(d.now)
+            return True
+        return False
+    net.rules.append(first_ping_after_waking)
+    assert net.run_until(lambda: follower.peer.ledger.balance == 700, 8.0)
+    assert lost, "the first ping after waking was not sent (nothing was lost)"

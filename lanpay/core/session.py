@@ -295,8 +295,10 @@ class Session:
                 return self._on_ack(msg, now)
             case wire.Ping():
                 self._send(self._keepalive(wire.Pong, msg.ping_id))
-                if not self.leads and now >= self.probe_until:
-                    self.next_ping = max(self.next_ping, now + FOLLOW_AFTER)   # its pings keep us both heard
+                if not self.leads and now >= self.probe_until and self.stale_since is None:
+                    # Its pings keep us both heard; but woken from a stop we keep asking until a
+                    # ping of ours is answered, or we would never apply a payment again.
+                    self.next_ping = max(self.next_ping, now + FOLLOW_AFTER)
                 self._heard_keepalive(msg)
             case wire.Pong():
                 if self.challenge is not None and (msg.ping_id, addr) == self.challenge[:2]:
