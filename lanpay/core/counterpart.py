@@ -480,6 +480,12 @@ class Counterpart:
         s = self.session
         if s is None or self.state not in (State.PAIRED, State.REPAIRING):
             return
+        if self.state is State.PAIRED:
+            # Admitted while the old process looked gone, finished after it spoke again: the
+            # relationship stays where it is, and whoever asked for it is told of as an impostor.
+            self.pairer.cool(hs.peer_inc, now + IMPOSTOR_COOLDOWN)
+            self._impostor(hs.peer_name, hs.peer_addr, hs.peer_inc, now)
+            return
         new = self._new_session(hs, s.ledger, Mode.CONSENT, now)
         if new.info.verified:
             self.hand_over(new, now)
@@ -489,8 +495,6 @@ class Counterpart:
             return
         self.successors[hs.peer_inc] = new
         self.consent_until[hs.peer_inc] = now + CONSENT_WAIT
-        if self.state is State.PAIRED:
-            self.move(State.REPAIRING)
         led = s.ledger
         self._tell(events.HandbackRequested(new.info.name, new.info.addr, new.info.code, led.balance,
                                                 led.payments(), len(led.pending())))
