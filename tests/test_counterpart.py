@@ -153,3 +153,30 @@ def test_a_survivor_record_redirected_before_the_survivor_is_heard_does_not_keep
         net.at(net.now + 0.5 * k, lambda: net.inject(copy, forger, new.addr))
     assert net.run_until(lambda: any(e.restored for e in new.of(events.Paired)), 40)
     assert new.peer.session is not None and new.peer.session.peer_addr == alice.addr
+
+
+def test_free_peers_that_never_answer_do_not_keep_two_real_ones_apart() -> None:
+    """Announces of sixteen made-up free peers, lowest incarnations of all (their hellos would be
+    the ones to come, and never come), heard before the real counterpart: without a code alice
+    and bob still find each other, just past the start-up hold, and with each other."""
+    for seed in range(4):
+        net = Net(seed)
+        rng = random.Random(seed)
+        fakes = [wire.encode(wire.padded(wire.Announce(k + 1, 40000 + k, 0, 2500, f"peer{k}", "", "", 0,
+                                                       rng.randbytes(32)))) for k in range(16)]
+
+        def flood() -> None:
+            for k, data in enumerate(fakes):
+                for dst in list(net.by_addr):
+                    net.inject(data, (f"10.0.200.{k + 1}", 40000 + k), dst)
+        for t in range(200):
+            net.at(0.1 * t, flood)
+        net.run(0.5)
+        alice = net.add("alice")
+        net.run(1.0)
+        bob = net.add("bob")
+        start = net.now
+        assert net.run_until(lambda: bool(alice.of(events.Paired)) and bool(bob.of(events.Paired)),
+                             STARTUP_HOLD + 2.0)
+        assert (alice.of(events.Paired)[0].peer_name, bob.of(events.Paired)[0].peer_name) == ("bob", "alice")
+        assert net.now - start < STARTUP_HOLD + 2.0

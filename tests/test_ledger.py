@@ -639,3 +639,18 @@ def test_refusals_past_a_bound_are_counted_not_told_and_their_lines_are_folded_p
     assert led.earlier().received == Totals(through=1200, refused=1200, refused_cents=6000)
     assert led.ack() == wire.Ack(MAX_DECLINED_LINES + 500, (wire.Rejection(MAX_DECLINED_LINES + 500, 1),))
     assert led.balance == 0
+
+
+def test_a_hand_back_begun_again_before_the_first_was_taken_voids_from_the_same_number() -> None:
+    """The restarted process gave up on a hand-back and asked anew: the second record must still
+    tell it that everything its lost process numbered from the first unapplied payment on (here 3)
+    was not paid, not only what came after the first hand-back's gap."""
+    alice = survivor()
+    first = restore(alice.snapshot(now=20.0))
+    alice.adopt_handback()
+    again = restore(alice.snapshot(now=30.0))
+    alice.adopt_handback()
+    assert first.voided[0] == again.voided[0] == 3
+    assert again.voided[1] >= alice.in_cum - NUMBER_GAP and again.ledger.out_next > first.ledger.out_next
+    alice.handback_taken()
+    assert restore(alice.snapshot(now=40.0)).voided[0] == alice.in_cum + 1

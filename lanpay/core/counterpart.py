@@ -22,6 +22,7 @@ start with a notice.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 
@@ -51,6 +52,7 @@ HEARD_ENOUGH = 3         # announces that make a record as likely real as any ot
 SURVIVOR_WAIT = 10.0     # how long a record claiming our relationship is preferred over strangers
 HELLO_OVERDUE = 5.0      # a newcomer whose hello this long in coming gets ours (hellos may go astray)
 MAX_INITIATING = 4       # hellos of ours under way at once (namesakes with --code, newcomers)
+MAX_FREE_TRIES = 16      # without a code, free peers said hello to at once (one commits at a time)
 
 
 class Counterpart:
@@ -276,8 +278,10 @@ class Counterpart:
             for rec in self._uncrowded_first([r for r in found if r.name == found[0].name], now):
                 self._initiate(rec, now)
             return None
+        if not survivors and free:
+            return self._try_free(free, now)
         if any(self.pairer.initiating(r.incarnation) for r in found):
-            return None                              # one at a time without a code
+            return None                              # claims one at a time without a code
         waiting_on = None
         for rec in found:
             if waiting_on is not None and not (rec.paired and rec.name == waiting_on):
@@ -295,6 +299,22 @@ class Counterpart:
             waiting_on = rec.name
         return None
 
+    def _try_free(self, free: list[PeerRecord], now: float) -> float | None:
+        """Without a code: say hello to every free candidate that has settled with no namesake
+        beside it and whose hello is ours to send, up to MAX_FREE_TRIES at once.  Announces of free
+        peers cost a forger nothing, and one that never answers must not keep us waiting on it
+        while the real peer waits behind; only one handshake of ours commits at a time (``admit``),
+        so two real answers cannot both become the relationship.  Returns when to look again."""
+        wake = None
+        for rec in free:
+            if self.conflicted(rec.name, free, now):
+                continue
+            if now < rec.first_seen + SETTLE:
+                wake = min(wake or math.inf, rec.first_seen + SETTLE)
+                continue
+            self._initiate(rec, now, cap=MAX_FREE_TRIES)
+        return wake
+
     def _hold_until(self, now: float) -> float | None:
         """Just started, with more than one peer around: one of them may hold our relationship
         (we may be a restarted process) and its answer may still be on the way.  A fresh pairing
@@ -304,7 +324,8 @@ class Counterpart:
         until = started + (STARTUP_HOLD if len(self.table.alive(now)) >= 2 else STARTUP_SETTLE)
         return until if now < until else None
 
-    def _initiate(self, rec: PeerRecord, now: float, resuming: bool = False, overdue: bool = False) -> bool:
+    def _initiate(self, rec: PeerRecord, now: float, resuming: bool = False, overdue: bool = False,
+                  cap: int = 0) -> bool:
         """Say hello to ``rec`` if the tie-break makes it ours to start; a hello to someone
         known only from an announce is sent unasked, so it spends the budget for strangers.
         Returns whether a hello went (or is already under way)."""
@@ -315,7 +336,7 @@ class Counterpart:
         # with us (a hand-back we gave up on): it holds a session, so its hello will not come.
         ours = overdue or (rec.paired and rec.partner == self.me.name and rec.partner_inc == self.me.incarnation)
         if (self.me.incarnation > rec.incarnation and not ours) or pairer.cooling(rec.incarnation, now) \
-                or pairer.initiators() >= MAX_INITIATING:
+                or pairer.initiators() >= (cap or MAX_INITIATING):
             return False
         if not self.budget.spend(now):
             return False
@@ -403,6 +424,8 @@ class Counterpart:
                 return Admission.NO
             if not survivors and (self._hold_until(now) is not None or self._contested(hs, now)):
                 return Admission.LATER
+            if self._committing_elsewhere(hs):
+                return Admission.LATER
             return Admission.YES
         if self.state is State.RESTORING:
             return Admission.YES if self.session and hs.peer_inc == self.session.info.incarnation else Admission.NO
@@ -414,6 +437,12 @@ class Counterpart:
         if self.state is State.PAIRED:
             return Admission.LATER if self.probe is not None else Admission.NO
         return Admission.YES if hs.peer_name == s.info.name else Admission.NO
+
+    def _committing_elsewhere(self, hs: pairing.Handshake) -> bool:
+        """A hello of ours to someone else has been answered and we revealed to it: that one may
+        become the relationship, so no other commits until it completes or fails."""
+        return any(a is not hs and a.initiator and a.peer_inc != hs.peer_inc and a.state is pairing.HsState.REVEAL_SENT
+                   for a in self.pairer.attempts.values())
 
     def _contested(self, hs: pairing.Handshake, now: float) -> bool:
         """Someone else says it holds a relationship with a process of this name: the one we are
@@ -480,12 +509,6 @@ class Counterpart:
         s = self.session
         if s is None or self.state not in (State.PAIRED, State.REPAIRING):
             return
-        if self.state is State.PAIRED:
-            # Admitted while the old process looked gone, finished after it spoke again: the
-            # relationship stays where it is, and whoever asked for it is told of as an impostor.
-            self.pairer.cool(hs.peer_inc, now + IMPOSTOR_COOLDOWN)
-            self._impostor(hs.peer_name, hs.peer_addr, hs.peer_inc, now)
-            return
         new = self._new_session(hs, s.ledger, Mode.CONSENT, now)
         if new.info.verified:
             self.hand_over(new, now)
@@ -495,6 +518,8 @@ class Counterpart:
             return
         self.successors[hs.peer_inc] = new
         self.consent_until[hs.peer_inc] = now + CONSENT_WAIT
+        if self.state is State.PAIRED:
+            self.move(State.REPAIRING)        # a handshake begun in the repair window, done after it
         led = s.ledger
         self._tell(events.HandbackRequested(new.info.name, new.info.addr, new.info.code, led.balance,
                                                 led.payments(), len(led.pending())))
@@ -541,6 +566,12 @@ class Counterpart:
         for inc, succ in list(self.successors.items()):
             self.pairer.cool(inc, now + IMPOSTOR_COOLDOWN)
             self._impostor(succ.info.name, succ.info.addr, inc, now)
+        for hs in [a for a in self.pairer.attempts.values()
+                   if a.peer_name == s.info.name and a.peer_inc != s.info.incarnation]:
+            # A newcomer's handshake under way, admitted while the old process looked gone: it
+            # must not finish into a hand-over now that the old process is back.
+            self.pairer.drop(hs, now, IMPOSTOR_COOLDOWN)
+            self._impostor(hs.peer_name, hs.peer_addr, hs.peer_inc, now)
         self.successors.clear()
         self.consent_until.clear()
         self.move(State.PAIRED)

@@ -450,6 +450,7 @@ class Session:
             return DropReason.VIOLATION
         if self.handback.done:
             self.mode = Mode.NORMAL
+            self.ledger.handback_taken()
             self.emit(events.PeerRestarted(self.info.name, self.info.addr, self.info.code, self.info.verified))
             self._fill_window(now)
         else:
