@@ -180,3 +180,27 @@ def test_free_peers_that_never_answer_do_not_keep_two_real_ones_apart() -> None:
                              STARTUP_HOLD + 2.0)
         assert (alice.of(events.Paired)[0].peer_name, bob.of(events.Paired)[0].peer_name) == ("bob", "alice")
         assert net.now - start < STARTUP_HOLD + 2.0
+
+
+def test_a_free_peer_whose_hello_is_due_has_its_announces_answered_to_pay_for_its_hellos() -> None:
+    """bob's hello to alice is bob's to send, and it may go to her only as far as she sent him
+    bytes: alice answers each of his announces (not only the first), so on a lossy link his
+    hellos and their resends are paid for."""
+    alice = fresh("alice", HIGH)
+    answers = 0
+    for t in (0.0, 2.5, 5.0):
+        alice.receive_datagram(announce(LOW, "bob", paired=False), REAL, t)
+        answers += sum(1 for data, dest in alice.datagrams_to_send(t)
+                       if dest == REAL and wire.decode(data).flags & wire.F_ANSWER)
+    assert answers == 3
+
+
+def test_a_free_peer_whose_hello_is_ours_is_answered_once() -> None:
+    alice = fresh("alice", LOW)
+    answers = 0
+    for t in (0.0, 2.5, 5.0):
+        alice.receive_datagram(announce(HIGH, "bob", paired=False), REAL, t)
+        answers += sum(1 for data, dest in alice.datagrams_to_send(t)
+                       if dest == REAL and isinstance(wire.decode(data), wire.Announce)
+                       and wire.decode(data).flags & wire.F_ANSWER)
+    assert answers == 1

@@ -359,6 +359,16 @@ class Counterpart:
             and (rec.incarnation < self.me.incarnation or rec.heard <= CLAIMANT_ANSWERS) \
             and self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now)
 
+    def awaits_hello(self, rec: PeerRecord, now: float) -> bool:
+        """Looking, a free peer we could pair with whose hello is its to send: its announces are
+        answered, since our announce is what pays for its hello (a hello goes to an address only
+        as far as that address sent us bytes), and on a lossy link ours every few seconds is too
+        little for its hellos and their resends."""
+        return self.state in (State.LOOKING, State.PAIRING) and not rec.paired \
+            and rec.incarnation < self.me.incarnation and matching.wanted(self.terms, rec) \
+            and rec.uses_code == bool(self.me.code) and not self.pairer.with_peer(rec.incarnation) \
+            and not self.pairer.cooling(rec.incarnation, now)
+
     def look_for_restart(self, now: float) -> None:
         """Holding a relationship: a newcomer with our counterpart's name may be its restarted process."""
         s = self.session

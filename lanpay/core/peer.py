@@ -278,7 +278,8 @@ class Peer:
         if msg.incarnation == self.me.incarnation:
             return DropReason.OWN
         rec, new = self.table.update(msg, addr, now)
-        if rec is not None and (new or self.who.is_claimant(rec, now)) and not msg.flags & wire.F_ANSWER \
+        if rec is not None and (new or self.who.is_claimant(rec, now) or self.who.awaits_hello(rec, now)) \
+                and not msg.flags & wire.F_ANSWER \
                 and self.budget.spend(now):
             self._outbox.append((wire.encode(self._announce(answer=True)), addr))   # pairing in one round trip
         return None
