@@ -109,11 +109,11 @@ class Book:
         self.segments.setdefault(id(host), []).append((len(host.timeline) - 1, epoch))
 
     def _survivor_of(self, name: str, host: Host) -> Host | None:
-        for other in self.lives[self.other(name)]:
-            s = other.peer.session
-            if other.alive and s is not None and s.info.incarnation == host.peer.incarnation:
-                return other
-        return None
+        """The process that handed ``host`` its record: the other side's holding a session with it,
+        a live one first (one that died just after sending its last part counts too)."""
+        holders = [other for other in self.lives[self.other(name)]
+                   if (s := other.peer.session) is not None and s.info.incarnation == host.peer.incarnation]
+        return next((h for h in holders if h.alive), holders[-1] if holders else None)
 
     def epoch_now(self, host: Host) -> str | None:
         segs = self.segments.get(id(host))
@@ -632,7 +632,12 @@ def old_process_fenced(book: Book) -> list[str]:
             if (old.died is not None and old.died <= restored_at) or old.stalled:
                 continue       # gone before the hand-back, or never ran again
             after = [(w, e) for w, e in old.timeline if w > restored_at]
-            if any(isinstance(e, (events.PaymentReceived, events.PaymentConfirmed)) for _, e in after):
+            # The fence settles on the old process what the survivor applied before the hand-back
+            # (a confirmation of that moves nothing); anything else would be money moving.
+            applied = {(e.seq, e.amount) for h in book.lives[book.other(name)] for w, e in h.timeline
+                       if isinstance(e, events.PaymentReceived) and w <= restored_at}
+            if any(isinstance(e, events.PaymentReceived)
+                   or (isinstance(e, events.PaymentConfirmed) and (e.seq, e.amount) not in applied) for _, e in after):
                 problems.append(f"{name}'s old process moved money after its relationship went to a new one")
             # The survivor fences the old session when it hands over, which may be before the
             # new process has its record: told at any time after the new one started.
