@@ -453,7 +453,7 @@ def test_the_documented_constants_have_their_values() -> None:
     assert (ledger.MAX_AHEAD, ledger.SANE, ledger.PART_BYTES, ledger.MAX_PARTS) == (256, 2**53, 1000, 2**20)
     assert handback.PART_WINDOW == 16
     assert (wire.ANNOUNCE_SIZE, wire.HELLO_SIZE, announcer.Credit.CAP, announcer.Credit.LIMIT) == (160, 160, 65536, 256)
-    assert (counterpart.STARTUP_HOLD, counterpart.SURVIVOR_WAIT) == (3.0, 10.0)
+    assert (counterpart.STARTUP_HOLD, counterpart.SURVIVOR_WAIT) == (2.5, 10.0)
     assert (ledger.MAX_DECLINED_LINES, ledger.NUMBER_GAP) == (1000, 1000)
     assert (notices.MAX_FACTS, notices.REPEAT_EVERY, notices.MAX_GROUPS, notices.NEW_PER_MINUTE) == (256, 60.0, 64, 8)
     assert wire.F_ANSWER == 0x10

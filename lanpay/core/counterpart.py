@@ -46,13 +46,13 @@ MAX_SUCCESSORS = 4       # newcomers waiting for consent at once
 MAX_FENCED = 4
 CLAIMANT_ANSWERS = 3     # announces of a would-be restarted counterpart answered when the hello is ours
 STARTUP_SETTLE = 0.8     # a fresh start takes no stranger before its first announces could be answered
-STARTUP_HOLD = 3.0       # with several peers around, a fresh start waits this long for a survivor to speak
+STARTUP_HOLD = 2.5       # with several peers around, a fresh start waits this long for a survivor to speak
 MAX_SURVIVOR_MISSES = 2  # restores a survivor may fail before we stop preferring it
 HEARD_ENOUGH = 3         # announces that make a record as likely real as any other
 SURVIVOR_WAIT = 10.0     # how long a record claiming our relationship is preferred over strangers
 HELLO_OVERDUE = 5.0      # a newcomer whose hello this long in coming gets ours (hellos may go astray)
 MAX_INITIATING = 4       # hellos of ours under way at once (namesakes with --code, newcomers)
-MAX_FREE_TRIES = 16      # without a code, free peers said hello to at once (one commits at a time)
+MAX_FREE_TRIES = 24      # free peers (namesakes with --code) said hello to at once; one commits at a time
 
 
 class Counterpart:
@@ -276,7 +276,7 @@ class Counterpart:
             return hold
         if self.me.code:
             for rec in self._uncrowded_first([r for r in found if r.name == found[0].name], now):
-                self._initiate(rec, now)
+                self._initiate(rec, now, cap=MAX_FREE_TRIES)
             return None
         if not survivors and free:
             return self._try_free(free, now)
