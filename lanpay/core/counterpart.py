@@ -256,7 +256,7 @@ class Counterpart:
         """Looking: initiate where ours is the lower incarnation (else its hello will come).
 
         The survivor of our restart comes before any stranger.  With ``--code`` every
-        namesake of the first candidate is tried at once (the PAKE tells them apart);
+        candidate is tried at once (the PAKE tells namesakes and pretenders apart);
         without it, a candidate is tried once it has settled with no namesake beside it.
         Returns when to look again (a candidate still settling), if ever.
         """
@@ -275,7 +275,7 @@ class Counterpart:
         if not survivors and hold is not None:
             return hold
         if self.me.code:
-            for rec in self._uncrowded_first([r for r in found if r.name == found[0].name], now):
+            for rec in self._uncrowded_first(found, now):
                 self._initiate(rec, now, cap=MAX_FREE_TRIES)
             return None
         if not survivors and free:

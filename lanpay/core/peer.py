@@ -358,8 +358,10 @@ class Peer:
         times = [self.announces.next_at, self.pairer.next_timeout(), self.who.next_timeout()]
         if self._settle_at is not None:
             times.append(self._settle_at)
-        if self.state in (State.LOOKING, State.PAIRING) and self.cooldown:
-            times.append(min(self.cooldown.values()))
+        if self.state in (State.LOOKING, State.PAIRING):
+            if self.cooldown:
+                times.append(min(self.cooldown.values()))
+            times.append(self.table.next_expiry())     # a namesake's record gone may free a candidate
         return min(t for t in times if t is not None)
 
     def handle_timeout(self, now: float) -> None:
