@@ -39,21 +39,13 @@ ADDRS = {"alice": "10.77.0.1", "bob": "10.77.0.2"}
 CODE = [False, True]
 
 #: Kinds whose bound is not met today, and where the time goes (docs/SECURITY.md, "Under a flood").
-NOT_MET = {
-    ("fakes", False): "choose() tries only the first free peer heard; a fake with a lower incarnation is left "
-                      "to send the Hello, which never comes (lanpay/core/counterpart.py, Counterpart.choose)",
-    ("fakes", True): "with --code, every candidate named like the first heard is tried, and the first heard is a "
-                     "fake (lanpay/core/counterpart.py, Counterpart.choose)",
-}
+NOT_MET: dict[tuple[str, bool], str] = {}
 #: Kinds that miss the bound in some runs only: whichever of the forged and the real address is heard first.
 RACY = {
     ("redirect", False): "a record's address is the first one heard; a forger flooding a peer's announce from "
-                         "another host before the victim's first listen keeps it (lanpay/core/peers.py, MOVE_AFTER), "
-                         "and the lower incarnation's Hellos go there",
+                         "other hosts before the victim first hears the peer keeps it (lanpay/core/peers.py, "
+                         "MOVE_AFTER), and the lower incarnation's Hellos go there (docs/SECURITY.md, section 6)",
     ("redirect", True): "as without --code",
-    ("namesake", True): "with --code at most 4 Hellos of ours are under way (MAX_INITIATING), each to a namesake "
-                        "for 4 s (HELLO_DEADLINE), in the order heard: when the forged ones were heard first, the "
-                        "real one waits its turn (lanpay/core/counterpart.py, Counterpart.choose)",
 }
 
 
