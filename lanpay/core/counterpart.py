@@ -434,8 +434,8 @@ class Counterpart:
                 return Admission.NO
             if not survivors and (self._hold_until(now) is not None or self._contested(hs, now)):
                 return Admission.LATER
-            if self._committing_elsewhere(hs):
-                return Admission.LATER
+            if self._committing_elsewhere(hs) and not (survivors and self._claims_ours(hs.peer_inc, survivors, now)):
+                return Admission.LATER          # our relationship's survivor goes before any stranger
             return Admission.YES
         if self.state is State.RESTORING:
             return Admission.YES if self.session and hs.peer_inc == self.session.info.incarnation else Admission.NO
