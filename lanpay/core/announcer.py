@@ -69,11 +69,13 @@ class Budget:
         self.rate = rate
         self.tokens, self.at = rate, now
 
-    def spend(self, now: float) -> bool:
-        """Take one token if there is one; refill first for the time since the last call."""
+    def spend(self, now: float, keep: int = 0) -> bool:
+        """Take one token if there is one beyond ``keep``; refill first for the time since the
+        last call.  Hellos we start by the handful keep some tokens back, so answering a real
+        peer's hello never has to wait for our own guesses."""
         self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
         self.at = now
-        if self.tokens < 1:
+        if self.tokens < 1 + keep:
             return False
         self.tokens -= 1
         return True

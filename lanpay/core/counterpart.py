@@ -29,7 +29,7 @@ from collections import Counter
 from . import events, matching, pairing, wire
 from .announcer import Budget
 from .errors import DropReason
-from .handshakes import COOLDOWN, MAX_BLOCKED, Admission, Matchmaker
+from .handshakes import COOLDOWN, MAX_BLOCKED, REFUSED_COOLDOWN, Admission, Matchmaker
 from .ledger import Ledger
 from .notices import Notices
 from .peers import PeerRecord, PeerTable
@@ -52,7 +52,8 @@ HEARD_ENOUGH = 3         # announces that make a record as likely real as any ot
 SURVIVOR_WAIT = 10.0     # how long a record claiming our relationship is preferred over strangers
 HELLO_OVERDUE = 5.0      # a newcomer whose hello this long in coming gets ours (hellos may go astray)
 MAX_INITIATING = 4       # hellos of ours under way at once (namesakes with --code, newcomers)
-MAX_FREE_TRIES = 24      # free peers (namesakes with --code) said hello to at once; one commits at a time
+COURTESY_KEPT = 8        # tokens of the budget for strangers that answers paying for others' hellos leave
+MAX_FREE_TRIES = 16      # free peers (namesakes with --code) said hello to at once (half the handshakes: the rest answer hellos); one commits at a time
 
 
 class Counterpart:
@@ -149,6 +150,9 @@ class Counterpart:
             self._refuse(msg, addr, wire.R_NOT_WANTED, now)
             return None
         if bool(msg.flags & wire.F_CODE) != bool(self.me.code):
+            rec = self.table.get(msg.sender_inc)
+            if rec is not None and rec.uses_code == bool(self.me.code):
+                return DropReason.UNEXPECTED     # its own announce says otherwise: not its hello
             self._refuse(msg, addr, wire.R_CODE_MISMATCH, now)
             return None
         if self.pairer.cooling(msg.sender_inc, now):
@@ -176,7 +180,7 @@ class Counterpart:
                 return DropReason.UNEXPECTED
             return self._respond(msg, addr, resuming=mine.mode in (Mode.HANDING_BACK, Mode.CONSENT), now=now)
         if self.state is not State.RESTORING and msg.name == session.info.name:
-            if not self._newcomer(inc, msg.name, msg.wants, bool(msg.flags & wire.F_CODE), now):
+            if not self._newcomer(inc, msg.name, msg.wants, bool(msg.flags & wire.F_CODE), now, hello=True):
                 return DropReason.UNEXPECTED
             if self.state is State.PAIRED and self.probe is None:
                 self._start_probe(msg.name, addr, inc, now)           # a hint may start work
@@ -343,12 +347,15 @@ class Counterpart:
         pairer.initiate(self.me, rec, resuming, self.rng, now)
         return True
 
-    def _newcomer(self, inc: int, name: str, wants: str, code: bool, now: float) -> bool:
-        """Could this incarnation be our counterpart restarted?"""
+    def _newcomer(self, inc: int, name: str, wants: str, code: bool, now: float, hello: bool = False) -> bool:
+        """Could this incarnation be our counterpart restarted?  For its own hello, only the long
+        cooldown of an impostor stands in the way: our hellos to it failing (they may have gone
+        to a forger that redirected its record) says nothing about the one it sends us."""
         s = self.session
+        cooling = self.pairer.cooldown.get(inc, 0.0) > now + (REFUSED_COOLDOWN if hello else 0.0)
         return (s is not None and name == s.info.name and inc != s.info.incarnation
                 and inc not in self.past_partners and matching.accepts(self.terms, name, wants)
-                and code == bool(self.me.code) and not self.pairer.cooling(inc, now))
+                and code == bool(self.me.code) and not cooling)
 
     def is_claimant(self, rec: PeerRecord, now: float) -> bool:
         """A free newcomer with our counterpart's name: its announces are answered (it may be our

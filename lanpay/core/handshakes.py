@@ -147,7 +147,7 @@ class Matchmaker:
             case wire.Confirm():
                 return self._on_confirm(msg)
             case wire.Refuse():
-                return self._on_refuse(msg)
+                return self._on_refuse(msg, addr)
         return DropReason.UNEXPECTED, None
 
     def _on_reply(self, msg: wire.Reply, now: float, admit: Admit) -> tuple[DropReason | None, None]:
@@ -232,13 +232,15 @@ class Matchmaker:
             return None, hs
         return (DropReason.VIOLATION if mine else DropReason.NOT_FOR_US), None
 
-    def _on_refuse(self, msg: wire.Refuse) -> tuple[DropReason | None, None]:
+    def _on_refuse(self, msg: wire.Refuse, addr: tuple[str, int]) -> tuple[DropReason | None, None]:
         """Tell the user at once, but let the handshake run to its deadline: a refusal is
         unauthenticated, and a forged one must not stop a genuine pairing."""
         mine = [hs for hs in self.with_peer(msg.sender_inc) if hs.initiator]
         if not mine:
             return DropReason.NOT_FOR_US, None
         hs = mine[0]
+        if addr != hs.peer_addr:
+            return DropReason.NOT_FOR_US, None   # not from where our hello went: it answers someone else's
         if not hs.refusal:
             hs.refusal = wire.REFUSE_TEXT.get(msg.reason, "refused")
             kind = events.PairingFailed if msg.reason == wire.R_BAD_CODE else events.PairingRefused

@@ -28,7 +28,7 @@ from .announcer import AnnounceSchedule, Budget, Credit, announce
 from .crypto import new_private_key, normalise_code, public_key
 from .errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, UserError
 from .handshakes import COOLDOWN, MAX_BLOCKED, Matchmaker
-from .counterpart import SETTLE, Counterpart
+from .counterpart import COURTESY_KEPT, SETTLE, Counterpart
 from .notices import Notices
 from .ledger import HistoryEntry, Ledger, Status as EntryStatus
 from .peers import PeerTable
@@ -278,9 +278,13 @@ class Peer:
         if msg.incarnation == self.me.incarnation:
             return DropReason.OWN
         rec, new = self.table.update(msg, addr, now)
-        if rec is not None and (new or self.who.is_claimant(rec, now) or self.who.awaits_hello(rec, now)) \
-                and not msg.flags & wire.F_ANSWER \
-                and self.budget.spend(now):
+        if rec is None or msg.flags & wire.F_ANSWER:
+            return None
+        if new or self.who.is_claimant(rec, now):
+            answer = self.budget.spend(now)
+        else:           # only a courtesy: never at the cost of our own hellos and replies
+            answer = self.who.awaits_hello(rec, now) and self.budget.spend(now, keep=COURTESY_KEPT)
+        if answer:
             self._outbox.append((wire.encode(self._announce(answer=True)), addr))   # pairing in one round trip
         return None
 
