@@ -224,6 +224,7 @@ def test_timeout_gives_up_on_pairing_with_one_error_and_status_1(lanpay, netns_o
         "err| Error: not paired within 0.5 s (--timeout); giving up"]
 
 
+@pytest.mark.slow
 def test_json_lines_for_a_whole_session(lanpay, loopback_ns) -> None:
     import json
 
@@ -248,6 +249,7 @@ def test_json_lines_for_a_whole_session(lanpay, loopback_ns) -> None:
     assert bob.wait() == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143),
                                              (signal.SIGHUP, 129)])
 def test_a_signal_leaves_cleanly_and_tells_the_peer(lanpay, loopback_ns, sig, status) -> None:

@@ -114,6 +114,7 @@ def test_the_fuzz_tool_cuts_an_input_into_whole_datagrams() -> None:
     assert fuzz.split(b"\x05") == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["hypothesis", "atheris"])
 def test_the_fuzz_tool_runs_each_engine_briefly_and_finds_nothing(engine: str, tmp_path: Path) -> None:
     if engine == "atheris" and importlib.util.find_spec("atheris") is None:

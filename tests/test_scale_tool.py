@@ -29,6 +29,7 @@ def test_pairs_are_named_so_each_side_chooses_the_other() -> None:
     assert scale.pair_names(2) == [("a1", "b1"), ("a2", "b2")]
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 @pytest.mark.netns
 def test_a_small_scale_run_passes_its_checks(tmp_path: Path) -> None:

@@ -576,6 +576,7 @@ def test_replayed_and_bit_flipped_datagrams_change_nothing() -> None:
     assert_invariants(book)
 
 
+@pytest.mark.slow
 def test_a_flood_of_announces_and_hellos_stays_bounded() -> None:
     net = lan(14)
     alice = net.add("alice")
