@@ -71,8 +71,8 @@ class Budget:
 
     def spend(self, now: float, keep: int = 0) -> bool:
         """Take one token if there is one beyond ``keep``; refill first for the time since the
-        last call.  Hellos we start by the handful keep some tokens back, so answering a real
-        peer's hello never has to wait for our own guesses."""
+        last call.  What is only a courtesy keeps some tokens back for what is not (our hellos,
+        our replies to a real peer's)."""
         self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
         self.at = now
         if self.tokens < 1 + keep:

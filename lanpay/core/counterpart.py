@@ -22,7 +22,6 @@ start with a notice.
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 
@@ -142,7 +141,7 @@ class Counterpart:
     def _hello_while_looking(self, msg: wire.Hello, addr: tuple[str, int], now: float) -> DropReason | None:
         terms = self.terms
         if msg.sender_inc > self.me.incarnation and not (msg.flags & wire.F_RESUMING
-                                                          and self._claims_ours(msg.sender_inc, [], now)):
+                                                          and self._claims_ours(msg.sender_inc, now)):
             # We initiate with this one, not it; unless it says it holds our relationship and
             # offers it back (our hellos may be going to a forger that redirected its record).
             return DropReason.UNEXPECTED
@@ -158,7 +157,7 @@ class Counterpart:
         if self.pairer.cooling(msg.sender_inc, now):
             return DropReason.RATE
         survivors = self._survivors(now)
-        if survivors and not self._claims_ours(msg.sender_inc, survivors, now):
+        if survivors and not self._claims_ours(msg.sender_inc, now):
             return DropReason.UNEXPECTED                     # our relationship is out there: it comes first
         if not self.me.code:
             free = [r for r in self.candidates(now) if not r.paired]
@@ -240,11 +239,9 @@ class Counterpart:
                      or (pairer.with_peer(r.incarnation)
                          and now < min(early, r.first_seen + SURVIVOR_WAIT) + pairing.HELLO_DEADLINE))]
 
-    def _claims_ours(self, incarnation: int, survivors: list[PeerRecord], now: float) -> bool:
-        """Whether ``incarnation`` is among the survivors we prefer, or itself says it holds our
-        relationship (past its window: fresher forged claims must not push the real one out)."""
-        if incarnation in {r.incarnation for r in survivors}:
-            return True
+    def _claims_ours(self, incarnation: int, now: float) -> bool:
+        """Whether ``incarnation`` says it holds our relationship, in its window or past it (the
+        survivors we prefer are among these: fresher forged claims must not push the real one out)."""
         return any(r.incarnation == incarnation for r in matching.survivors(self.terms, self.table.alive(now)))
 
     def conflicted(self, name: str, group: list[PeerRecord], now: float) -> bool:
@@ -284,23 +281,19 @@ class Counterpart:
             return None
         if not survivors and free:
             return self._try_free(free, now)
+        # What is left are claims to hold our relationship (survivors, or leftovers when no free
+        # peer is about), one at a time without a code.
         if any(self.pairer.initiating(r.incarnation) for r in found):
-            return None                              # claims one at a time without a code
-        waiting_on = None
+            return None
         for rec in found:
-            if waiting_on is not None and not (rec.paired and rec.name == waiting_on):
+            if rec.name != found[0].name:
                 break
-            if not rec.paired and self.conflicted(rec.name, free, now):
-                continue
             if now < rec.first_seen + SETTLE:
                 return rec.first_seen + SETTLE
             if self._initiate(rec, now):
                 return None
-            if not rec.paired:
-                return None                          # its hello is the one to come
-            # A claim to hold our relationship whose hello is to come, or that failed us lately:
-            # another claim of that name behind it may be the real one (claims are cheap to forge).
-            waiting_on = rec.name
+            # Its hello is to come, or it failed us lately: another claim of that name behind it
+            # may be the real one (claims are cheap to forge).
         return None
 
     def _try_free(self, free: list[PeerRecord], now: float) -> float | None:
@@ -309,15 +302,15 @@ class Counterpart:
         peers cost a forger nothing, and one that never answers must not keep us waiting on it
         while the real peer waits behind; only one handshake of ours commits at a time (``admit``),
         so two real answers cannot both become the relationship.  Returns when to look again."""
-        wake = None
+        settling = []
         for rec in free:
             if self.conflicted(rec.name, free, now):
                 continue
             if now < rec.first_seen + SETTLE:
-                wake = min(wake or math.inf, rec.first_seen + SETTLE)
+                settling.append(rec.first_seen + SETTLE)
                 continue
             self._initiate(rec, now, cap=MAX_FREE_TRIES)
-        return wake
+        return min(settling, default=None)
 
     def _hold_until(self, now: float) -> float | None:
         """Just started, with more than one peer around: one of them may hold our relationship
@@ -422,7 +415,6 @@ class Counterpart:
         verdict = probe.check(now, s)
         if verdict is Verdict.ALIVE:
             self.probe = None
-            self.pairer.cool(probe.incarnation, now + IMPOSTOR_COOLDOWN)
             self._impostor(probe.name, probe.addr, probe.incarnation, now)
         elif verdict is Verdict.GONE:
             self.probe = None
@@ -435,14 +427,15 @@ class Counterpart:
         """May we commit to ``hs`` now (reveal, or confirm)?"""
         if self.state in (State.LOOKING, State.PAIRING):
             survivors = self._survivors(now)
-            if survivors and not self._claims_ours(hs.peer_inc, survivors, now):
+            if survivors and not self._claims_ours(hs.peer_inc, now):
                 return Admission.NO
             if not self.me.code and self._rival(hs, now):
                 return Admission.NO
-            if not survivors and (self._hold_until(now) is not None or self._contested(hs, now)):
+            # Past here a survivor, if any, is the partner: it goes before any stranger, so only
+            # a fresh pairing waits for the start-up hold, a contested peer or our other commitment.
+            if not survivors and (self._hold_until(now) is not None or self._contested(hs, now)
+                                  or self._committing_elsewhere(hs)):
                 return Admission.LATER
-            if self._committing_elsewhere(hs) and not (survivors and self._claims_ours(hs.peer_inc, survivors, now)):
-                return Admission.LATER          # our relationship's survivor goes before any stranger
             return Admission.YES
         if self.state is State.RESTORING:
             return Admission.YES if self.session and hs.peer_inc == self.session.info.incarnation else Admission.NO
@@ -571,8 +564,10 @@ class Counterpart:
             self._old_is_alive(s, now)
 
     def _impostor(self, name: str, addr: tuple[str, int], inc: int, now: float) -> None:
-        """Someone claimed to be our counterpart restarted while it still answers: tell our user,
-        and tell the counterpart itself (both users are told), once per claimant."""
+        """Someone claimed to be our counterpart restarted while it still answers: it cools down
+        IMPOSTOR_COOLDOWN; our user is told, and so is the counterpart itself (both users are
+        told), once per claimant."""
+        self.pairer.cool(inc, now + IMPOSTOR_COOLDOWN)
         fact = ("impostor", inc)
         if not self.notices.seen(fact) and self.session is not None:
             self.session.tell_claimed(addr[0])
@@ -581,13 +576,12 @@ class Counterpart:
     def _old_is_alive(self, s: Session, now: float) -> None:
         """The process we thought gone spoke: whoever claimed its place is not it."""
         for inc, succ in list(self.successors.items()):
-            self.pairer.cool(inc, now + IMPOSTOR_COOLDOWN)
             self._impostor(succ.info.name, succ.info.addr, inc, now)
         for hs in [a for a in self.pairer.attempts.values()
                    if a.peer_name == s.info.name and a.peer_inc != s.info.incarnation]:
             # A newcomer's handshake under way, admitted while the old process looked gone: it
             # must not finish into a hand-over now that the old process is back.
-            self.pairer.drop(hs, now, IMPOSTOR_COOLDOWN)
+            self.pairer.drop(hs, now)
             self._impostor(hs.peer_name, hs.peer_addr, hs.peer_inc, now)
         self.successors.clear()
         self.consent_until.clear()

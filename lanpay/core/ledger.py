@@ -56,7 +56,7 @@ class Ledger:
         self.in_cum = 0
         self.peer_issued = 0                       # the highest seq the counterpart gave out, as far as we know
         self.waiting: dict[int, tuple[int, str, float]] = {}   # early arrivals: seq -> (amount, memo, at)
-        self.void_from: int | None = None           # a hand-back under way: the lost process's first unapplied number
+        self.applied_before_handback: int | None = None   # a hand-back under way: the lost process's in_cum
         self.in_rejected: dict[int, int] = {}     # seq -> reason, pruned by the sender's floor
         self.out_settled = 0
         self.in_settled = 0
@@ -228,7 +228,7 @@ class Ledger:
                         if lines.through)
         entries = chain(_entries(self.outs, 1, now), _entries(self.ins, 0, now))
         chunks = list(_chunks(entries, PART_BYTES - 1 - _EARLIER_SIZE * len(earlier)))
-        applied = self.in_cum if self.void_from is None else self.void_from - 1
+        applied = self.in_cum if self.applied_before_handback is None else self.applied_before_handback
         head = (self.balance, self.out_next, applied, max(self.peer_issued, self.in_cum),
                 self.out_settled, self.in_settled)
         return [wire.Resume(i, len(chunks), *head, chunk, earlier) for i, chunk in enumerate(chunks)]
@@ -239,8 +239,8 @@ class Ledger:
         NUMBER_GAP more it may have given out unheard.  A hand-back begun again before the first
         was taken up (the restarted process asked anew) voids from the same number: the restore
         notice must cover every payment the lost process left unapplied."""
-        if self.void_from is None:
-            self.void_from = self.in_cum + 1
+        if self.applied_before_handback is None:
+            self.applied_before_handback = self.in_cum
         self.in_cum = max(self.in_cum, self.peer_issued) + NUMBER_GAP
         self.peer_issued = self.in_cum
         self.waiting.clear()
@@ -248,7 +248,7 @@ class Ledger:
 
     def handback_taken(self) -> None:
         """The restarted side took the record: the numbers voided are told, nothing is pending."""
-        self.void_from = None
+        self.applied_before_handback = None
 
 
 _WIRE_STATE = {PENDING: wire.E_PENDING, IN_DOUBT: wire.E_PENDING, SETTLED: wire.E_SETTLED, REJECTED: wire.E_REJECTED}
