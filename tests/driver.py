@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from lanpay.core import crypto, events, wire
+from lanpay.core import announcer, crypto, events, pairing, wire
 from lanpay.core.errors import DecodeError, UserError
 from lanpay.core.peer import BROADCAST, Config, Destination, Peer
 
@@ -142,6 +142,7 @@ class Net:
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self.watchers: list[Callable[[], bool]] = []   # called after every step; dropped once they return True
         self.event_hooks: list[Callable[[Host, events.Event], None]] = []
+        self._asked: dict[str, int] = {}            # incarnations tests asked for, by host name
 
     # ------------------------------------------------------------ hosts
     def add(self, name: str, label: str | None = None, incarnation: int | None = None, **kw) -> Host:
@@ -154,8 +155,22 @@ class Net:
         config = Config(name=name, **kw)
         peer = Peer(config, random.Random(self.rng.getrandbits(64)), self.now)
         if incarnation is not None:
-            peer.me = dataclasses.replace(peer.me, incarnation=incarnation)
-        return self._start(Host(label or name, addr, config, peer, started=self.now))
+            peer.me = self._ranked(config, incarnation)
+        host = self._start(Host(label or name, addr, config, peer, started=self.now))
+        if incarnation is not None:
+            self._asked[host.name] = incarnation
+        return host
+
+    def _ranked(self, config: Config, asked: int) -> pairing.Identity:
+        """An identity whose incarnation (made by its keys, so not chosen) sorts against every
+        other host's as ``asked`` does against theirs (the one they asked for, or the one they
+        have): a small number sorts below every random one."""
+        others = [(h.peer.incarnation, self._asked.get(h.name, h.peer.incarnation)) for h in self.by_addr.values()]
+        rng = random.Random(f"{config.name}-{asked}-{self.seed}")
+        while True:
+            me = pairing.new_identity(config.name, config.want_peer or "", config.code or None, rng)
+            if all((me.incarnation < actual) == (asked < wanted) for actual, wanted in others):
+                return me
 
     def restart(self, name: str, keep_old: bool = False) -> Host:
         """Kill a host's process (all memory lost) and start a new one at a new port.
@@ -448,3 +463,55 @@ class Net:
         host = self.hosts[name]
         host.peer.close(self.now)
         self._flush(host)
+
+
+# ---------------------------------------------------------------- identities and announces for tests
+
+_BANDED: dict[tuple, pairing.Identity] = {}
+
+
+def identity_in_band(name: str, low: int, code: str | None = None, private: bytes | None = None,
+                     public: bytes | None = None, high: int | None = None) -> pairing.Identity:
+    """An identity whose incarnation is in ``[low, 2 * low)``: incarnations come from keys, so a
+    test that needs an order grinds signing keys for it (as a forger could) instead of choosing
+    one.  ``private``/``public`` fix the handshake key (``public`` alone: one announced but not held);
+    ``high`` moves the band's top (``low=1, high=2**64``: any incarnation, one identity per ``name``)."""
+    high = min(2**64, 2 * low if high is None else high)
+    assert high - low >= 2**54, "a band this narrow takes too long to grind"
+    key = (name, low, high, code, private, public)
+    if key not in _BANDED:
+        rng = random.Random(f"band-{name}-{low}-{high}-{code}")
+        private = private if private is not None else crypto.new_private_key(rng)
+        public = public if public is not None else crypto.public_key(private)
+        while True:
+            seed = rng.randbytes(crypto.KEY_SIZE)
+            signing = crypto.signing_public(seed)
+            if low <= (inc := crypto.incarnation_of(signing, public)) < high:
+                break
+        _BANDED[key] = pairing.Identity(name, inc, private, public, "", code, seed, signing)
+    return _BANDED[key]
+
+
+def identity_of(name: str, seed: object, public: bytes | None = None) -> pairing.Identity:
+    """One more identity, drawn from ``seed`` (any incarnation), announcing ``public`` if given."""
+    rng = random.Random(f"identity-{name}-{seed}")
+    private = crypto.new_private_key(rng)
+    public = crypto.public_key(private) if public is None else public
+    sign_seed = rng.randbytes(crypto.KEY_SIZE)
+    signing = crypto.signing_public(sign_seed)
+    return pairing.Identity(name, crypto.incarnation_of(signing, public), private, public, "", None, sign_seed, signing)
+
+
+class Speaker:
+    """Announces of one identity, signed, each with the next counter (as its process would send
+    them): what a forger sends for an incarnation of its own."""
+
+    def __init__(self, me: pairing.Identity, port: int = 47000) -> None:
+        self.me, self.port, self.counter = me, port, 0
+
+    def announce(self, flags: int = 0, interval_ms: int = 2500, partner: str = "", partner_inc: int = 0,
+                 wants: str = "") -> bytes:
+        self.counter += 1
+        msg = wire.Announce(self.me.incarnation, self.port, flags, interval_ms, self.me.name, wants, partner,
+                            partner_inc, self.me.public_key, self.me.sign_public, self.counter)
+        return wire.encode(announcer.sign(msg, self.me.sign_private))

@@ -30,11 +30,12 @@ from __future__ import annotations
 import os
 import random
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from invariants import Book, check_lives
 from lanpay.core import events, wire
 from lanpay.core.errors import UserError
+from driver import Addr, Speaker, identity_of
 from sim import Conditions, Datagram, DropRule, Host, Net
 
 ALICE_BOB = ("alice", "bob")
@@ -255,6 +256,13 @@ class Forger:
         self.until = 0.0
         self.sent = 0
         self.sent_by: dict[str, int] = {}
+        self.overheard: dict[Addr, bytes] = {}      # the latest announce broadcast from each address
+        self.net.taps.append(self._overhear)
+
+    def _overhear(self, now: float, data: bytes, src: Addr, dst: Addr) -> None:
+        """The forger is on the LAN: it hears every broadcast announce (as the others do, no sooner)."""
+        if len(data) > 3 and data[3] == wire.Announce.TYPE and src in self.net.by_addr:
+            self.overheard[src] = data
 
     def start(self, until: float) -> None:
         self.until = until
@@ -284,15 +292,26 @@ class Forger:
         rng, real = self.rng, them.peer.me
         fake_inc = rng.getrandbits(64) or 1
         if kind == "namesake":
+            # A process of the counterpart's name, with keys of its own (it can sign only for those).
             flags = rng.choice((0, wire.F_PAIRED, wire.F_CODE))
             partner = rng.choice(("", victim.config.name))
-            msg: wire.Message = wire.padded(wire.Announce(
-                fake_inc, rng.randint(1024, 65535), flags, rng.choice((1000, 30000, 2**32 - 1)), real.name, "",
-                partner, victim.peer.incarnation if partner else 0, rng.randbytes(32)))
+            speaker = Speaker(identity_of(real.name, fake_inc), port=rng.randint(1024, 65535))
+            return speaker.announce(flags, rng.choice((1000, 30000, 2**32 - 1)), partner,
+                                    victim.peer.incarnation if partner else 0)
         elif kind in ("leaving", "redirect"):
-            flags = wire.F_LEAVING if kind == "leaving" else wire.F_PAIRED
-            msg = wire.padded(wire.Announce(real.incarnation, rng.randint(1024, 65535), flags, 30000, real.name,
-                                            "", victim.config.name, victim.peer.incarnation, real.public_key))
+            # The counterpart's latest announce as overheard: word for word (a copy, from wherever
+            # _source puts it), or rewritten to say it leaves or is paired with the victim (its
+            # signature then fails).
+            heard = self.overheard.get(them.addr)
+            if heard is None:
+                return rng.randbytes(40)
+            msg = wire.decode(heard)
+            assert isinstance(msg, wire.Announce)
+            if rng.random() < 0.5:
+                return heard
+            flags = wire.F_LEAVING if kind == "leaving" else wire.F_PAIRED | (msg.flags & wire.F_CODE)
+            msg = replace(msg, flags=flags, partner=victim.config.name, partner_inc=victim.peer.incarnation,
+                          counter=msg.counter + rng.randint(1, 3))
         elif kind == "hello":
             msg = wire.padded(wire.Hello(rng.choice((fake_inc, real.incarnation)), victim.peer.incarnation,
                                          rng.choice((0, wire.F_RESUMING)), real.name, "", rng.randbytes(32),

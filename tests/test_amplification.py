@@ -12,6 +12,7 @@ import random
 
 import pytest
 
+from driver import Speaker, identity_in_band, identity_of
 from lanpay.core import crypto, wire
 from lanpay.core.peer import BROADCAST, Config, Peer
 
@@ -54,8 +55,7 @@ def stranger_datagrams(target: Peer, rng: random.Random) -> dict[str, list[bytes
                                                   rng.randbytes(32), rng.randbytes(16))))
 
     def announce(name: str, flags: int = 0) -> bytes:
-        return wire.encode(wire.padded(wire.Announce(rng.getrandbits(63) + 1, 4000, flags, 5000, name, "", "", 0,
-                                                     key)))
+        return Speaker(identity_of(name, rng.getrandbits(64)), port=4000).announce(flags, 5000)
     return {
         "announce": [announce(n) for n in ("carol", "bob", "alice", "x" * 32)],
         "announce-code": [announce("bob", wire.F_CODE)],
@@ -126,7 +126,7 @@ def test_one_forged_announce_draws_one_hello_however_long_the_handshake_is_retri
     means at most one announce's worth of bytes out."""
     peer = Peer(Config("alice"), random.Random(3), 0.0)
     peer.datagrams_to_send(0.0)
-    forged = wire.encode(wire.padded(wire.Announce(2**64 - 1, 4000, 0, 5000, "bob", "", "", 0, bytes(range(32)))))
+    forged = Speaker(identity_in_band("bob", 2**64 - 2**60, high=2**64), port=4000).announce(0, 5000)
     sent_in, sent_out = reflected(peer, [forged], 0.0, repeat=1)
     hellos = peer.credit.withheld
     assert sent_out <= sent_in == len(forged)
@@ -139,6 +139,6 @@ def test_without_the_byte_credit_a_forged_announce_would_reflect(monkeypatch: py
     monkeypatch.setattr(Credit, "spend", lambda self, host, n: True)
     peer = Peer(Config("alice"), random.Random(3), 0.0)
     peer.datagrams_to_send(0.0)
-    forged = wire.encode(wire.padded(wire.Announce(2**64 - 1, 4000, 0, 5000, "bob", "", "", 0, bytes(range(32)))))
+    forged = Speaker(identity_in_band("bob", 2**64 - 2**60, high=2**64), port=4000).announce(0, 5000)
     sent_in, sent_out = reflected(peer, [forged], 0.0, repeat=1)
     assert sent_out > 2 * sent_in

@@ -7,7 +7,6 @@ to, whose hello to answer and when a request for the relationship is over.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 
 import pytest
@@ -15,8 +14,9 @@ import pytest
 from lanpay.core import events, wire
 from lanpay.core.counterpart import STARTUP_HOLD, SURVIVOR_WAIT
 from lanpay.core.errors import UserError
-from lanpay.core.pairing import HELLO_DEADLINE
+from lanpay.core.pairing import HELLO_DEADLINE, new_identity
 from lanpay.core.peer import Config, Peer
+from driver import Speaker, identity_in_band
 from sim import Net
 
 LOW, MID, HIGH = 2**61, 2**62, 2**63
@@ -24,16 +24,19 @@ REAL = ("10.0.0.7", 47007)
 
 
 def fresh(name: str, incarnation: int, now: float = 0.0) -> Peer:
+    """A peer whose incarnation is in ``[incarnation, 2 * incarnation)`` (LOW < MID < HIGH keep their order)."""
     peer = Peer(Config(name=name), random.Random(incarnation), now)
-    peer.me = dataclasses.replace(peer.me, incarnation=incarnation)
+    peer.me = identity_in_band(name, incarnation)
     return peer
 
 
-def announce(inc: int, name: str, partner: str = "", partner_inc: int = 0, paired: bool = True,
-             key: bytes | None = None) -> bytes:
-    flags = wire.F_PAIRED if paired else 0
-    return wire.encode(wire.padded(wire.Announce(inc, 47000, flags, 30000 if paired else 2500, name, "",
-                                                 partner, partner_inc, key or random.Random(inc).randbytes(32))))
+_SPEAKERS: dict[tuple[int, str], Speaker] = {}
+
+
+def announce(inc: int, name: str, partner: str = "", partner_inc: int = 0, paired: bool = True) -> bytes:
+    """The next signed announce of the process called ``name`` in ``inc``'s band (each call is news)."""
+    speaker = _SPEAKERS.setdefault((inc, name), Speaker(identity_in_band(name, inc)))
+    return speaker.announce(wire.F_PAIRED if paired else 0, 30000 if paired else 2500, partner, partner_inc)
 
 
 def hellos(out: list[tuple[bytes, object]]) -> list[object]:
@@ -67,7 +70,7 @@ def test_a_claim_to_be_paired_with_this_very_process_is_greeted_whatever_the_tie
     alice, so bob's hello will not come; alice, whose hello it normally is not, says hello."""
     alice = fresh("alice", HIGH)
     for t in (0.0, 0.1):
-        alice.receive_datagram(announce(LOW, "bob", "alice", HIGH), REAL, t)
+        alice.receive_datagram(announce(LOW, "bob", "alice", alice.incarnation), REAL, t)
     assert REAL in hellos(run(alice, 0.1, 2.0))
 
 
@@ -126,28 +129,31 @@ def test_forged_survivor_claims_however_many_hold_a_fresh_process_back_a_bounded
         alice, bob = net.add("alice"), net.add("bob")
         rng = random.Random(seed)
         for k in range(30):
-            net.at(5.0 * k, lambda: net.inject(announce(rng.getrandbits(64) or 1, "mallory", "alice", rng.getrandbits(64)),
-                                                (f"10.0.200.{rng.randint(1, 20)}", 5000), alice.addr))
+            forged = Speaker(new_identity("mallory", "", None, rng)).announce(
+                wire.F_PAIRED, 30000, "alice", rng.getrandbits(64))
+            net.at(5.0 * k, lambda data=forged: net.inject(data, (f"10.0.200.{rng.randint(1, 20)}", 5000), alice.addr))
         assert net.run_until(lambda: bool(alice.of(events.Paired)) and bool(bob.of(events.Paired)), bound + 3.0)
         assert alice.of(events.Paired)[0].peer_name == "bob"
 
 
 def test_a_survivor_record_redirected_before_the_survivor_is_heard_does_not_keep_the_relationship_away() -> None:
     """A forger hears bob's restarted process announce and, before alice's answer arrives, sends
-    copies of alice's announce from its own host, again and again: bob's record of alice points
-    there and bob's hellos go astray.  alice, whose hello it is not, says hello herself once bob's
-    is overdue, and bob takes a hello offering his relationship back whoever's turn it was."""
+    copies of alice's latest announce from its own host, again and again.  Only the first one bob
+    hears is news: his record of alice follows alice's own next announce (her answer), wherever
+    the copies come from, and the hand-back finds the real alice."""
     net = Net(21)
     net.consent = True
     alice, bob = net.add("alice", code="blue harbour seven"), net.add("bob", code="blue harbour seven")
+    heard: list[bytes] = []
+    net.taps.append(lambda now, data, src, dst: heard.append(data) if src == alice.addr and data[3] == wire.Announce.TYPE else None)
     assert net.run_until(lambda: alice.peer.state.value == "paired" and bob.peer.state.value == "paired", 10)
-    old_bob = bob.peer.incarnation
     net.kill("bob")
     new = net.restart("bob")
-    new.peer.me = dataclasses.replace(new.peer.me, incarnation=1)        # its hello is the one to send
-    copy = wire.encode(wire.padded(wire.Announce(
-        alice.peer.incarnation, 47000, wire.F_PAIRED | wire.F_CODE, 30000, "alice", "", "bob", old_bob,
-        alice.peer.me.public_key)))
+    rng = random.Random(5)
+    while (me := new_identity("bob", "", "blue harbour seven", rng)).incarnation > alice.peer.incarnation:
+        pass
+    new.peer.me = me                    # its hello is the one to send
+    copy = heard[-1]                    # alice's own latest announce, signed: a copy is all a forger has
     forger = ("10.0.200.5", 5000)
     for k in range(200):
         net.at(net.now + 0.5 * k, lambda: net.inject(copy, forger, new.addr))

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from driver import Addr, Datagram, Host, Net, Perfect
+from driver import Addr, Datagram, Host, Net, Perfect, Speaker, identity_in_band, identity_of
 from lanpay.core import crypto, events, wire
 from lanpay.core.amounts import MAX_PAYMENT_CENTS
 from lanpay.core.errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, PeerUnavailable, UserError
@@ -625,6 +625,7 @@ def lone(seed: int = 3, **config: object) -> tuple[Lan, Peer]:
     lan = Lan(seed)
     lan.now = -STARTUP_SETTLE
     p = lan.add("alice", **config)
+    p.me = identity_in_band("alice", 2**62, code=p.me.code)      # between the strangers' bands below
     lan.now = 0.0
     lan.take(p)
     return lan, p
@@ -921,8 +922,30 @@ def test_a_real_disagreement_between_the_views_is_told_and_so_is_its_end() -> No
 
 # ================================================================== floods stay bounded
 
+_SPEAKERS: dict[tuple[int, str, bytes], Speaker] = {}
+
+
+def stranger(inc: int, name: str = "bob", key: bytes = KEY) -> Speaker:
+    """Whoever announces as ``name`` with handshake key ``key``: from 2**40 up, ``inc`` names the band
+    ``[inc, 2 * inc)`` its incarnation is in (past 2**63: the top sixteenth); below, ``inc`` just
+    tells strangers apart."""
+    if (inc, name, key) not in _SPEAKERS:
+        if inc > 2**63:            # the top: above any incarnation but one in sixteen
+            me = identity_in_band(name, 2**64 - 2**60, public=key, high=2**64)
+        elif inc >= 2**40:
+            me = identity_in_band(name, inc, public=key)
+        else:
+            me = identity_of(name, inc, public=key)
+        _SPEAKERS[(inc, name, key)] = Speaker(me, port=40000)
+    return _SPEAKERS[(inc, name, key)]
+
+
 def stranger_announce(inc: int, name: str = "bob", flags: int = 0, key: bytes = KEY, wants: str = "") -> bytes:
-    return wire.encode(wire.padded(wire.Announce(inc, 40000, flags, 5000, name, wants, "", 0, key)))
+    return stranger(inc, name, key).announce(flags, 5000, wants=wants)
+
+
+def inc_of(inc: int, name: str = "bob", key: bytes = KEY) -> int:
+    return stranger(inc, name, key).me.incarnation
 
 
 def test_a_flood_of_announces_gets_a_bounded_number_of_answers() -> None:
@@ -949,7 +972,7 @@ def test_a_flood_of_unwanted_hellos_gets_a_bounded_number_of_refusals() -> None:
 def test_a_peer_using_a_code_when_we_do_not_is_reported_once() -> None:
     lan, p = lone()
     for _ in range(5):
-        p.receive_datagram(stranger_announce(2**64 - 1, flags=wire.F_CODE), STRANGER, 0.0)
+        p.receive_datagram(stranger_announce(2**63, flags=wire.F_CODE), STRANGER, 0.0)
     assert lan.events(p) == [events.PairingRefused("bob", wire.REFUSE_TEXT[wire.R_CODE_MISMATCH])]
     assert p.state is State.LOOKING
 
@@ -963,7 +986,7 @@ def test_two_peers_answering_to_one_name_get_neither_paired() -> None:
     assert [c.name for c in conflicts] == ["bob"]
     assert set(conflicts[0].addrs) == {("10.0.0.7", 1), ("10.0.0.8", 1)}
     assert p.state is State.LOOKING
-    assert reason_of(p, hello(p, sender=2, name="bob"), now=1.0) == {DropReason.UNEXPECTED}
+    assert reason_of(p, hello(p, sender=inc_of(2, key=KEY), name="bob"), now=1.0) == {DropReason.UNEXPECTED}
     assert p.state is State.LOOKING
 
 
@@ -972,16 +995,19 @@ def test_two_peers_answering_to_one_name_get_neither_paired() -> None:
 class Stranger:
     """Someone on the LAN who speaks the handshake by hand, with a real key pair."""
 
-    def __init__(self, lan: Lan, target: Peer, inc: int, seed: int = 9) -> None:
+    def __init__(self, lan: Lan, target: Peer, inc: int, seed: int = 9, key: bytes | None = None) -> None:
         rng = random.Random(seed)
-        self.lan, self.target, self.inc = lan, target, inc
+        self.lan, self.target = lan, target
         self.private = crypto.new_private_key(rng)
         self.public = crypto.public_key(self.private)
         self.addr = ("10.0.0.99", 4999)
+        # ``key``: the one its announces carry, if not its own (its incarnation is made from it)
+        me = identity_in_band("bob", inc, private=self.private, public=self.public if key is None else key)
+        self.speaker = Speaker(me, port=self.addr[1])
+        self.inc = me.incarnation
 
-    def announce(self, key: bytes | None = None) -> bytes:
-        return wire.encode(wire.padded(wire.Announce(self.inc, self.addr[1], 0, 5000, "bob", "", "", 0,
-                                         self.public if key is None else key)))
+    def announce(self) -> bytes:
+        return self.speaker.announce(0, 5000)
 
     def reply(self, key: bytes | None = None, share: bytes = b"") -> bytes:
         """A reply to the hello the target sent us (its nonce echoed)."""
@@ -1008,9 +1034,9 @@ def run_timers(lan: Lan, p: Peer, until: float, stop: Callable[[], bool] = lambd
 def initiating(key: bytes | None = None) -> tuple[Lan, Peer, Stranger]:
     """Alice has sent a Hello to a stranger calling itself bob (it has the higher incarnation)."""
     lan, p = lone()
-    bob = Stranger(lan, p, 2**64 - 1)
-    assert bob.send(bob.announce(key)) == set()        # a start-up burst: the first is answered,
-    assert bob.send(bob.announce(key)) == set()        # the second pays for our hello
+    bob = Stranger(lan, p, 2**63, key=key)
+    assert bob.send(bob.announce()) == set()        # a start-up burst: the first is answered,
+    assert bob.send(bob.announce()) == set()        # the second pays for our hello
     sent = [wire.decode(d) for d in lan.take(p)]
     sent += run_timers(lan, p, 2.0, stop=lambda: bool(p.pairer))
     assert p.state is State.PAIRING and p.pairer.initiators() == 1
@@ -1109,9 +1135,11 @@ def test_an_unanswered_hello_is_resent_only_as_far_as_the_target_s_own_traffic_p
     lan, p, bob = initiating()
     sent = run_timers(lan, p, 1.0)
     assert not any(isinstance(m, wire.Hello) for m in sent)          # its announces paid for one hello
-    assert bob.send(bob.announce()) == set()                         # its next announce pays for another
+    assert bob.send(bob.announce()) == set()                         # its next announce pays for more
     sent = run_timers(lan, p, 30.0, stop=lambda: p.state is not State.PAIRING)
-    assert sum(isinstance(m, wire.Hello) for m in sent) == 1
+    # Its three announces brought 3 x 260 B; our answer and three hellos of 160 B took 740 B of it.
+    assert wire.ANNOUNCE_SIZE == 260 and wire.HELLO_SIZE == 160
+    assert sum(isinstance(m, wire.Hello) for m in sent) == 2
     assert p.state is State.LOOKING and p.credit.withheld >= 2
     assert [e.reason for e in lan.events(p, events.PairingFailed)] == ["bob stopped answering"]
 
@@ -1120,12 +1148,12 @@ def responding(code: str | None = None) -> tuple[Lan, Peer, Stranger, bytes]:
     """A stranger with the lower incarnation sent Alice a Hello committing to its real key
     (and, with a code, to a share that is a valid point but not made from Alice's code)."""
     lan, p = lone(**({"code": code} if code else {}))
-    bob = Stranger(lan, p, 1)
+    bob = Stranger(lan, p, 2**56)
     nonce = b"n" * 16
     share = crypto.public_key(bytes(range(2, 34))) if code else b""
     commitment = crypto.digest(b"lanpay-v1-commit", bob.public, share, nonce)
     flags = wire.F_CODE if code else 0
-    assert bob.send(wire.encode(wire.padded(wire.Hello(1, p.incarnation, flags, "bob", "", commitment, nonce)))) == set()
+    assert bob.send(wire.encode(wire.padded(wire.Hello(bob.inc, p.incarnation, flags, "bob", "", commitment, nonce)))) == set()
     assert p.state is State.PAIRING
     lan.take(p)
     return lan, p, bob, share
@@ -1135,7 +1163,7 @@ def test_a_reveal_whose_tag_does_not_verify_pairs_nothing_and_ends_the_attempt_a
     """The reveal matched the commitment, but the keys disagree: the initiator may have
     revealed for a forged reply.  Counted, never confirmed, and the real reveal may still come."""
     lan, p, bob, share = responding()
-    reveal = wire.encode(wire.Reveal(1, p.incarnation, bob.public, share, b"t" * 16))
+    reveal = wire.encode(wire.Reveal(bob.inc, p.incarnation, bob.public, share, b"t" * 16))
     assert bob.send(reveal) == {DropReason.VIOLATION}
     assert p.state is State.PAIRING and p.session is None and lan.take(p) == []
     attempt_ends(lan, p)
@@ -1145,7 +1173,7 @@ def test_a_reveal_whose_tag_does_not_verify_pairs_nothing_and_ends_the_attempt_a
 def test_a_wrong_pairing_code_is_refused_back_and_not_counted_as_an_attack() -> None:
     """A typo in the code is a user's mistake: the other side is told, nothing is counted."""
     lan, p, bob, share = responding(code="blue piano")
-    reveal = wire.encode(wire.Reveal(1, p.incarnation, bob.public, share, b"t" * 16))
+    reveal = wire.encode(wire.Reveal(bob.inc, p.incarnation, bob.public, share, b"t" * 16))
     assert bob.send(reveal) == set()
     [refusal] = [wire.decode(d) for d in lan.take(p)]
     assert isinstance(refusal, wire.Refuse) and refusal.reason == wire.R_BAD_CODE
@@ -1245,7 +1273,7 @@ def test_someone_claiming_to_be_a_restarted_counterpart_that_still_answers_is_ca
     assert b.status().balance == 100
 
 
-@pytest.mark.parametrize("newcomer", [2**64 - 1, 1], ids=["we-would-initiate", "it-would-initiate"])
+@pytest.mark.parametrize("newcomer", [2**64 - 1, 2**56], ids=["we-would-initiate", "it-would-initiate"])
 def test_a_newcomer_that_never_finishes_pairing_leaves_the_relationship_as_it_was(newcomer: int) -> None:
     lan, a, b = paired()
     cut = between(a, b)

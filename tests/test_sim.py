@@ -436,7 +436,11 @@ def test_third_peer_is_refused() -> None:
     settle(net, book)
     carol = net.add("carol", incarnation=1)        # lowest incarnation: she initiates
     free = [(m, src) for m, src, _ in tap.decoded(wire.Announce) if m.name == "alice" and not m.flags & wire.F_PAIRED]
-    for delay in (0.0, 0.3):     # a stale view (alice looks free) that outlasts carol's moment of settling
+    # A stale view (alice looks free) that outlasts carol's moment of settling: an old announce of
+    # alice's reaches carol, and alice's newer ones (her answers) are lost on the way for a while.
+    until = net.now + 2.0
+    net.rules.append(lambda d: d.now < until and d.src is alice and d.dst is carol and d.kind == "announce")
+    for delay in (0.0, 0.3):     # the copy is no news, but its bytes pay for carol's hello
         net.inject(wire.encode(free[0][0]), free[0][1], carol.addr, delay=delay)
     net.run(net.now + 20)
     assert events.PairingRefused("alice", wire.REFUSE_TEXT[wire.R_TAKEN]) in carol.events

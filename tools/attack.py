@@ -49,7 +49,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tools"))
 
-from lanpay.core import crypto, wire  # noqa: E402
+from lanpay.core import announcer, crypto, wire  # noqa: E402
 from lanpay.core.errors import DecodeError  # noqa: E402
 
 KINDS = ("namesake", "leaving", "redirect", "hello", "reply", "junk", "fakes")
@@ -140,7 +140,12 @@ class Forger:
         keys = [crypto.public_key(crypto.new_private_key(self.rng)) for _ in range(16)]
         self.keys = keys
         size = max(1, self.pool)
-        self.identities = [(self.rng.getrandbits(64) or 1, keys[i % len(keys)], i) for i in range(size)]
+        self.identities = []        # (incarnation, handshake key, index, signing seed): the keys make the incarnation
+        for i in range(size):
+            seed = self.rng.randbytes(crypto.KEY_SIZE)
+            key = keys[i % len(keys)]
+            self.identities.append((crypto.incarnation_of(crypto.signing_public(seed), key), key, i, seed))
+        self.counter = 0            # one for all forged announces: each is news for its incarnation
 
     def learn(self, data: bytes, addr: tuple[str, int]) -> None:
         """An announce overheard on the discovery port: remember who sent it, from where."""
@@ -173,39 +178,41 @@ class Forger:
         known = self.known.get(victim)
         return known.code_flag if known is not None else (wire.F_CODE if self.code else 0)
 
-    def _identity(self) -> tuple[int, bytes, int]:
+    def _identity(self) -> tuple[int, bytes, int, bytes]:
         return self.identities[self.rng.randrange(len(self.identities))]
 
     def _discovery(self, victim: str) -> tuple[str, int]:
         return self.victims[victim], DISCOVERY_PORT
 
-    def _announce_as(self, name: str, inc: int, key: bytes, flags: int) -> bytes:
-        return wire.encode(wire.padded(wire.Announce(inc, 40000, flags, 3000, name, "", "", 0, key)))
+    def _announce_as(self, name: str, inc: int, key: bytes, flags: int, seed: bytes) -> bytes:
+        """An announce of an incarnation of the forger's own, signed with its key (as it must be)."""
+        self.counter += 1
+        msg = wire.Announce(inc, 40000, flags, 3000, name, "", "", 0, key, crypto.signing_public(seed), self.counter)
+        return wire.encode(announcer.sign(msg, seed))
 
     def _namesake(self, victim: str, other: str) -> tuple | None:
         """A free peer called like the victim's counterpart, with keys of its own."""
-        inc, key, index = self._identity()
-        data = self._announce_as(other, inc, key, self._flags(victim))
+        inc, key, index, seed = self._identity()
+        data = self._announce_as(other, inc, key, self._flags(victim), seed)
         return (spoofed_host(index), 40000 + index), self._discovery(victim), data
 
     def _fakes(self, victim: str, other: str) -> tuple | None:
         """A free peer with a name of its own: many of them, from many hosts."""
-        inc, key, index = self._identity()
-        data = self._announce_as(f"peer{index}", inc, key, self._flags(victim))
+        inc, key, index, seed = self._identity()
+        data = self._announce_as(f"peer{index}", inc, key, self._flags(victim), seed)
         return (spoofed_host(index), 40000 + index), self._discovery(victim), data
 
     def _leaving(self, victim: str, other: str) -> tuple | None:
-        """The counterpart's own announce, flagged leaving, from its own address."""
+        """The counterpart's own announce, flagged leaving, from its own address (its signature
+        no longer matches: dropped unread)."""
         real = self.known.get(other)
         if real is None:
             return None
-        msg = wire.padded(wire.Announce(real.incarnation, real.addr[1], real.last.flags | wire.F_LEAVING,
-                                        real.last.interval_ms, real.name, real.last.wants, "", 0,
-                                        real.last.public_key))
+        msg = replace(real.last, flags=real.last.flags | wire.F_LEAVING, counter=real.last.counter + 1)
         return real.addr, self._discovery(victim), wire.encode(msg)
 
     def _redirect(self, victim: str, other: str) -> tuple | None:
-        """The counterpart's announce, word for word, from another host."""
+        """The counterpart's announce, word for word, from another host (a copy: no news)."""
         real = self.known.get(other)
         if real is None:
             return None

@@ -9,8 +9,9 @@ budget live here, apart from the pairing decisions the facade makes.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
-from . import wire
+from . import crypto, wire
 from .pairing import Identity
 from .peers import LOOKING_INTERVAL, PAIRED_INTERVAL
 
@@ -19,18 +20,34 @@ UNSOLICITED_PER_SECOND = 20.0
 
 
 def announce(me: Identity, session_port: int, paired: bool, leaving: bool = False,
-             partner: tuple[str, int] | None = None, answer: bool = False) -> wire.Announce:
-    """Our announce; ``partner`` is the counterpart's (name, incarnation) when there is a session.
+             partner: tuple[str, int] | None = None, answer: bool = False, counter: int = 0) -> wire.Announce:
+    """Our announce, signed; ``partner`` is the counterpart's (name, incarnation) when there is a session.
 
     The interval it claims is the longest this state draws, so receivers expire a
-    record only after the sender has really missed several announces.
+    record only after the sender has really missed several announces.  ``counter``
+    grows with every announce we send: a copy of one, from wherever, is never news.
     """
     flags = (wire.F_PAIRED if paired else 0) | (wire.F_CODE if me.code else 0)
     flags |= (wire.F_LEAVING if leaving else 0) | (wire.F_ANSWER if answer else 0)
     interval = PAIRED_INTERVAL[1] if paired else LOOKING_INTERVAL[1]
     partner_name, partner_inc = partner if partner is not None else ("", 0)
-    return wire.padded(wire.Announce(me.incarnation, session_port, flags, int(interval * 1000), me.name, me.wants,
-                                     partner_name, partner_inc, me.public_key))  # type: ignore[return-value]
+    msg = wire.Announce(me.incarnation, session_port, flags, int(interval * 1000), me.name, me.wants,
+                        partner_name, partner_inc, me.public_key, me.sign_public, counter)
+    return sign(msg, me.sign_private)
+
+
+def sign(msg: wire.Announce, private: bytes) -> wire.Announce:
+    """``msg`` signed with ``private`` (whose public half it carries) and padded."""
+    signed = replace(msg, signature=crypto.sign(private, wire.signed_part(msg)))
+    return wire.padded(signed)  # type: ignore[return-value]
+
+
+def authentic(msg: wire.Announce) -> bool:
+    """Whether an announce is its incarnation's own: the incarnation is the one its keys make,
+    and the signature is by its key.  Anyone may announce a new incarnation of its own; nobody
+    can speak for one it does not hold the key of, from any address."""
+    return crypto.incarnation_of(msg.sign_key, msg.public_key) == msg.incarnation \
+        and crypto.signed_by(msg.sign_key, msg.signature, wire.signed_part(msg))
 
 
 class AnnounceSchedule:

@@ -15,8 +15,9 @@ import random
 import unicodedata
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -50,6 +51,49 @@ def new_private_key(rng: random.Random) -> bytes:
 def public_key(private: bytes) -> bytes:
     """The X25519 public key (scalar times the base point u = 9)."""
     return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
+
+
+SIGNATURE_SIZE = 64
+
+
+def signing_public(private: bytes) -> bytes:
+    """The Ed25519 public key of a 32-byte seed (a process signs its announces with it)."""
+    return _signer(private).public_key().public_bytes_raw()
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(private: bytes) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(private)
+
+
+@functools.lru_cache(maxsize=256)
+def _verifier(public: bytes) -> Ed25519PublicKey | None:
+    try:
+        return Ed25519PublicKey.from_public_bytes(public)
+    except ValueError:
+        return None
+
+
+def sign(private: bytes, data: bytes) -> bytes:
+    return _signer(private).sign(data)
+
+
+def signed_by(public: bytes, signature: bytes, data: bytes) -> bool:
+    """Whether ``signature`` over ``data`` is the holder of ``public``'s (a bad key is just a no)."""
+    key = _verifier(public)
+    if key is None:
+        return False
+    try:
+        key.verify(signature, data)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def incarnation_of(sign_key: bytes, dh_key: bytes) -> int:
+    """A process's incarnation, bound to its two public keys: an announce under a known
+    incarnation with other keys is not that process's, whoever heard it first."""
+    return int.from_bytes(digest(b"lanpay incarnation", sign_key, dh_key)[:8], "big") or 1
 
 
 def _nonzero(shared: bytes) -> bytes:

@@ -64,6 +64,16 @@ class Identity:
     public_key: bytes
     wants: str = ""
     code: str | None = None
+    sign_private: bytes = b""      # the Ed25519 seed this process signs its announces with
+    sign_public: bytes = b""
+
+
+def new_identity(name: str, wants: str, code: str | None, rng: random.Random) -> Identity:
+    """A process's identity for its life: a key for handshakes, one for signing its announces,
+    and the incarnation both keys make (so nobody else's announce can claim it)."""
+    private, sign_private = crypto.new_private_key(rng), rng.randbytes(crypto.KEY_SIZE)
+    dh, signing = crypto.public_key(private), crypto.signing_public(sign_private)
+    return Identity(name, crypto.incarnation_of(signing, dh), private, dh, wants, code, sign_private, signing)
 
 
 class HandshakeError(Exception):

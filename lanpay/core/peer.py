@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from . import events, pairing, wire
 from .amounts import MAX_PAYMENT_CENTS, format_amount
-from .announcer import AnnounceSchedule, Budget, Credit, announce
-from .crypto import new_private_key, normalise_code, public_key
+from .announcer import AnnounceSchedule, Budget, Credit, announce, authentic
+from .crypto import normalise_code
 from .errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, UserError
 from .handshakes import COOLDOWN, MAX_BLOCKED, Matchmaker
 from .counterpart import COURTESY_KEPT, SETTLE, Counterpart
@@ -89,9 +89,7 @@ class Peer:
                 raise UserError(f"{label} must be 1 to {wire.MAX_NAME} bytes of printable text")
         self.config, self.rng = config, rng
         self.started = self._now = now          # the time of the latest input, for warnings
-        private = new_private_key(rng)
-        me = pairing.Identity(config.name, rng.getrandbits(64) or 1, private, public_key(private),
-                              config.want_peer or "", config.code or None)
+        me = pairing.new_identity(config.name, config.want_peer or "", config.code or None, rng)
         self.table = PeerTable()
         self.rtt = RttEstimator()
         self.pairer = Matchmaker()
@@ -105,6 +103,7 @@ class Peer:
         self._outbox: list[tuple[bytes, Destination]] = []
         self.credit = Credit()
         self.announces = AnnounceSchedule(now)
+        self.announced = 0                      # our announces so far: each one's counter
 
     # ================================================================ public API
     @property
@@ -277,6 +276,10 @@ class Peer:
     def _on_announce(self, msg: wire.Announce, addr: tuple[str, int], now: float) -> DropReason | None:
         if msg.incarnation == self.me.incarnation:
             return DropReason.OWN
+        if not self.table.news(msg):
+            return DropReason.REPLAY        # a copy of one we heard (from wherever), or older
+        if not authentic(msg):
+            return DropReason.AUTH
         rec, new = self.table.update(msg, addr, now)
         if rec is None or msg.flags & wire.F_ANSWER:
             return None
@@ -291,7 +294,9 @@ class Peer:
     def _announce(self, leaving: bool = False, answer: bool = False) -> wire.Announce:
         s = self.who.session
         partner = (s.info.name, s.info.incarnation) if s else None
-        return announce(self.me, self.config.session_port, self.state in HOLDING, leaving, partner, answer)
+        self.announced += 1
+        return announce(self.me, self.config.session_port, self.state in HOLDING, leaving, partner, answer,
+                        self.announced)
 
     def _broadcast(self, msg: wire.Message) -> None:
         data = wire.encode(msg)

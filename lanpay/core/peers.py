@@ -1,11 +1,12 @@
 """The bounded table of peers heard announcing, with expiry.
 
-Discovery is unauthenticated, so the table trusts nothing: it only remembers who
-said what, from where, until they stop saying it.  A record lives on what was
-heard (a claimed interval is capped by what the sender's state allows), one
-host cannot fill the table, and an incarnation's address moves only once the
-old address has gone quiet, so a forger can neither keep a record alive, nor
-crowd out a real peer, nor redirect one that is still announcing.
+An announce is signed by its incarnation's key (the incarnation is the one its
+keys make, ``announcer.authentic``) and counts its sender's announces, so the
+table takes from an incarnation only what it said itself, and only once: a copy
+from another address, a replay or a rewrite is not news and changes nothing.
+What stays unauthenticated is that an incarnation is who it says: anyone may
+announce new ones.  So a record lives on what was heard (a claimed interval is
+capped by what the sender's state allows), and one host cannot fill the table.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ MAX_PEERS = 64
 MAX_PER_HOST = 4         # records one source address may hold: a flood from one host stays its own problem
 MISSED_INTERVALS = 3
 MIN_LIFETIME = 3.0
-MOVE_AFTER = LOOKING_INTERVAL[1] + 0.5   # an address this quiet may be replaced by a new one
 
 
 @dataclass
@@ -36,9 +36,10 @@ class PeerRecord:
     public_key: bytes
     first_seen: float
     expires_at: float
-    heard_at: float = 0.0    # the last announce from ``addr``
+    heard_at: float = 0.0    # the last announce
     heard: int = 1           # announces heard from this incarnation
-    leaving: bool = False    # it said goodbye (or someone spoofing its address did) and was not heard since
+    leaving: bool = False    # it said goodbye
+    counter: int = 0         # the newest of its announces heard
 
     @property
     def paired(self) -> bool:
@@ -68,36 +69,37 @@ class PeerTable:
         rec = self._by_inc.get(incarnation)
         return None if rec is None or rec.leaving else rec
 
+    def news(self, msg: wire.Announce) -> bool:
+        """Whether an announce could tell us anything: not a copy or replay of one we heard (its
+        counter no newer), which is dropped before its signature costs a check."""
+        known = self._by_inc.get(msg.incarnation)
+        return known is None or msg.counter > known.counter
+
     def update(self, msg: wire.Announce, addr: tuple[str, int], now: float) -> tuple[PeerRecord | None, bool]:
-        """Record an announce; return (record, whether it is a newly seen incarnation)."""
+        """Record an authentic announce; return (record, whether it is a newly seen incarnation)."""
         known = self._by_inc.get(msg.incarnation)
         if msg.flags & wire.F_LEAVING:
-            if known is not None and known.addr == addr:
-                # From where it announces, yet still a hint (a source address is easy to spoof):
-                # the peer is out of pairing at once, but its record stays until it would have
-                # expired, so a forged goodbye neither frees its address for a redirect nor costs
-                # it its history once it announces again.
-                known.leaving = True
+            if known is not None and msg.counter > known.counter:
+                # Out of pairing at once; the record stays until it would have expired.
+                known.leaving, known.counter = True, msg.counter
             return None, False
         if known is not None:
             return self._refresh(known, msg, addr, now), False
         self._make_room(addr, now)
         rec = PeerRecord(msg.incarnation, msg.name, addr, msg.wants, msg.flags, msg.partner,
-                         msg.partner_inc, msg.public_key, now, now + lifetime(msg), now)
+                         msg.partner_inc, msg.public_key, now, now + lifetime(msg), now, counter=msg.counter)
         self._by_inc[msg.incarnation] = rec
         return rec, True
 
     def _refresh(self, rec: PeerRecord, msg: wire.Announce, addr: tuple[str, int], now: float) -> PeerRecord:
-        if rec.public_key != msg.public_key or rec.name != msg.name:
-            return rec                  # an incarnation's identity never changes: ignore the rewrite
-        if addr != rec.addr:
-            if now < rec.heard_at + MOVE_AFTER:
-                return rec              # its address still announces: someone else is lying
-            rec.addr = addr
+        if msg.counter <= rec.counter:
+            return rec                  # not news: a copy, a replay, or overtaken on the way
+        rec.counter = msg.counter
+        rec.addr = addr                 # its own newest word: where it is now
         rec.heard_at = now
         rec.heard += 1
         rec.leaving = False
-        rec.wants, rec.flags = msg.wants, msg.flags
+        rec.name, rec.wants, rec.flags = msg.name, msg.wants, msg.flags
         rec.partner, rec.partner_inc = msg.partner, msg.partner_inc
         rec.expires_at = now + lifetime(msg)
         return rec

@@ -28,6 +28,7 @@ MAX_NAME = 32       # bytes of UTF-8
 MAX_MEMO = 64       # bytes of UTF-8
 MAX_LIST = 32       # entries in any list field
 TAG_LEN = 16        # Poly1305 tag / confirmation tag
+SIGNATURE = 64      # Ed25519 signature of an announce
 
 
 class _Reader:
@@ -323,8 +324,11 @@ class Announce(Message):
     partner: str
     partner_inc: int
     public_key: bytes
+    sign_key: bytes = bytes(32)          # Ed25519; with public_key, what the incarnation is derived from
+    counter: int = 0                     # announces the sender sent before this one: a copy is never news
+    signature: bytes = bytes(SIGNATURE)  # by sign_key, over the announce with this field zero and no pad
     pad: bytes = b""
-    SPEC = (INC, U16, U8, U32, NAME, NAME, NAME, INC, KEY, Blob(255))
+    SPEC = (INC, U16, U8, U32, NAME, NAME, NAME, INC, KEY, KEY, U32, Fixed(SIGNATURE), Blob(255))
 
 
 @dataclass(frozen=True)
@@ -596,7 +600,7 @@ INNER: dict[int, type] = {c.TYPE: c for c in (Pay, Ack, Ping, Pong, Bye, Resume,
 #: Every announce and every hello is padded to one size, at least that of anything sent in
 #: answer to it (an announce, a reply, a refusal): whoever makes lanpay answer a forged
 #: source address never gets more bytes sent there than it sent.
-ANNOUNCE_SIZE = 160
+ANNOUNCE_SIZE = 260
 HELLO_SIZE = 160
 
 
@@ -605,6 +609,14 @@ def padded(msg: Announce | Hello) -> Announce | Hello:
     target = ANNOUNCE_SIZE if isinstance(msg, Announce) else HELLO_SIZE
     bare = len(encode(replace(msg, pad=b"")))
     return replace(msg, pad=bytes(max(0, target - bare)))
+
+
+def signed_part(msg: Announce) -> bytes:
+    """The bytes an announce's signature covers: all of it but the signature and the padding."""
+    return encode(replace(msg, signature=_NO_SIGNATURE, pad=b""))
+
+
+_NO_SIGNATURE = bytes(SIGNATURE)
 
 
 def short(msg: Message, size: int) -> bool:
