@@ -124,8 +124,12 @@ class Shell:
 
     # -- output ---------------------------------------------------------------------
 
-    def emit(self, kind: str, text: str | None, **fields: Any) -> None:
-        """Show one result: its text lines, or one JSON object; errors also to ``err``."""
+    def emit(self, kind: str, text: str | None, /, **fields: Any) -> None:
+        """Show one result: its text lines, or one JSON object; errors also to ``err``.
+
+        ``kind`` and ``text`` are positional only, so a record may carry fields of
+        those names (``WarningsRepeated`` has a ``kind``).
+        """
         if self._done:
             return
         if self.as_json:

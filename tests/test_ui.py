@@ -55,7 +55,7 @@ from lanpay.render import (
     shown,
     toolbar_text,
 )
-from lanpay.ui import InteractiveShell, LineShell, stdin_lines
+from lanpay.ui import InteractiveShell, LineShell, Shell, stdin_lines
 
 BOB = ("127.0.0.1", 40001)
 
@@ -539,6 +539,17 @@ async def test_json_lines_for_events_and_command_results() -> None:
     assert records[5]["message"] == "'ten' is not an amount (write it like 10 or 10.50)"
     assert [c["usage"].split()[0] for c in records[6]["commands"]][:2] == ["balance", "pay"]
     assert err == ["Error: 'ten' is not an amount (write it like 10 or 10.50)"]
+
+
+def test_an_event_with_a_field_called_kind_is_shown_in_both_modes() -> None:
+    repeated = WarningsRepeated("namesake", "bob", 12, 3.0)
+    plain: list[str] = []
+    Shell(plain.append).on_event(repeated)
+    assert plain == [render(repeated)]
+    lines: list[str] = []
+    Shell(lines.append, as_json=True).on_event(repeated)
+    assert [json.loads(line) for line in lines] == [record(repeated)]
+    assert json.loads(lines[0])["kind"] == "namesake"
 
 
 @sync
