@@ -59,6 +59,7 @@ from lanpay.render import (
     balance_text,
     complete_word,
     error_text,
+    event_type,
     help_text,
     history_record,
     history_text,
@@ -86,6 +87,9 @@ INTERRUPT_WINDOW = 2.0
 TOOLBAR_CHECK = 1.0
 
 Out = Callable[[str], None]
+
+#: ``json.dumps(obj, ensure_ascii=False)``, with its encoder made once instead of per line.
+_json_line = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class NodeLike(Protocol):
@@ -133,7 +137,7 @@ class Shell:
         if self._done:
             return
         if self.as_json:
-            self.out(json.dumps({"type": kind, **fields, "text": text}, ensure_ascii=False))
+            self.out(_json_line({"type": kind, **fields, "text": text}))
         elif text is not None:
             for line in text.split("\n"):
                 self.out(shown(line))
@@ -172,8 +176,11 @@ class Shell:
             case PaymentInDoubt(seq=seq) if seq in self._doubted:
                 if not self._doubted[seq].done():
                     self._doubted[seq].set_result(None)
-        shown_as = record(event, self.peer_name)
-        self.emit(shown_as.pop("type"), shown_as.pop("text"), **shown_as)
+        if self.as_json:
+            shown_as = record(event, self.peer_name)
+            self.emit(shown_as.pop("type"), shown_as.pop("text"), **shown_as)
+        else:                 # plain lines carry only the text: no record to build
+            self.emit(event_type(event), render(event, self.peer_name))
 
     # -- commands -------------------------------------------------------------------
 

@@ -613,6 +613,24 @@ async def test_json_lines_for_events_and_command_results() -> None:
     assert err == ["Error: 'ten' is not an amount (write it like 10 or 10.50)"]
 
 
+@pytest.mark.parametrize(("event", "text"), RENDERED)
+def test_each_mode_prints_the_events_sentence_or_its_record(event: Event, text: str | None) -> None:
+    for raw in ("bob", HOSTILE):
+        hostile = dataclasses.replace(event, **{f.name: raw for f in dataclasses.fields(event)
+                                                if isinstance(getattr(event, f.name), str)})
+        plain: list[str] = []
+        shell = Shell(plain.append)
+        shell.peer_name = raw
+        shell.on_event(hostile)
+        sentence = render(hostile, raw)
+        assert plain == ([] if sentence is None else sentence.split("\n"))
+        lines: list[str] = []
+        shell = Shell(lines.append, as_json=True)
+        shell.peer_name = raw
+        shell.on_event(hostile)
+        assert [json.loads(line) for line in lines] == [record(hostile, raw)]
+
+
 def test_an_event_with_a_field_called_kind_is_shown_in_both_modes() -> None:
     repeated = WarningsRepeated("namesake", "bob", 12, 3.0)
     plain: list[str] = []
