@@ -316,7 +316,7 @@ class LineShell(Shell):
         seq, outcome = started
         if outcome.done():
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[None] = outcome.get_loop().create_future()
 
         def settled(_: object) -> None:
             if not waiter.done():
@@ -326,7 +326,10 @@ class LineShell(Shell):
         if self.timeout is None:
             self._doubted[seq] = waiter
         try:
-            await asyncio.wait_for(waiter, self.timeout)
+            if self.timeout is None:
+                await waiter          # all wait_for would do, without looking the loop up again
+            else:
+                await asyncio.wait_for(waiter, self.timeout)
         except asyncio.TimeoutError:
             who = shown(self.peer_name) if self.peer_name else "the peer"
             self._give_up(f"Error: payment #{seq} of {format_amount(cents)} not confirmed by {who} "
