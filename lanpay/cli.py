@@ -317,7 +317,9 @@ def _print_line(text: str) -> None:
     the ledger in the middle of a payment.
     """
     try:
-        print(text, flush=True)
+        out = sys.stdout
+        out.write(text + "\n")         # what print(text, flush=True) writes, in one call
+        out.flush()
     except BrokenPipeError:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 

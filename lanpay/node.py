@@ -226,27 +226,29 @@ class Node:
 
     def _pump(self, now: float) -> None:
         """After any input: send what is due, pass events on, re-arm the timer."""
-        self._flush(now)
-        self._drain_events()
-        self._arm_timer()
-        if self.peer.idle:
+        peer = self.peer
+        self._flush(peer, now)
+        self._drain_events(peer)
+        self._arm_timer(peer)
+        if peer.idle:
             self._idle.set()
         else:
             self._idle.clear()
 
-    def _flush(self, now: float) -> None:
+    def _flush(self, peer: Peer, now: float) -> None:
         """Send every datagram the core has ready; BROADCAST fans out to all targets."""
-        assert self._session is not None
-        for data, dest in self.peer.datagrams_to_send(now):
+        session = self._session
+        assert session is not None
+        for data, dest in peer.datagrams_to_send(now):
             if dest is BROADCAST:
                 for host in self._targets:
-                    self._session.send(data, (host, self._discovery_port))
+                    session.send(data, (host, self._discovery_port))
             else:
-                self._session.send(data, dest)
+                session.send(data, dest)
 
-    def _drain_events(self) -> None:
+    def _drain_events(self, peer: Peer) -> None:
         """Hand every event to the sink first, then settle the matching payment."""
-        while (event := self.peer.next_event()) is not None:
+        while (event := peer.next_event()) is not None:
             try:
                 self._on_event(event)
             except Exception:  # a display bug must not stop the protocol
@@ -256,9 +258,9 @@ class Node:
                 if outcome is not None and not outcome.done():
                     outcome.set_result(event)
 
-    def _arm_timer(self) -> None:
+    def _arm_timer(self, peer: Peer) -> None:
         """Keep exactly one timer, at the core's next deadline (or none)."""
-        when = self.peer.next_timeout()
+        when = peer.next_timeout()
         if when == self._timer_at and self._timer is not None:
             return
         self._cancel_timer()

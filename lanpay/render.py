@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lanpay.commands import HELP, WORDS
-from lanpay.core import text as text_rules
 from lanpay.core import wire
 from lanpay.core.amounts import format_amount
 from lanpay.core.errors import NotPaired, PeerUnavailable, UserError
@@ -60,15 +59,54 @@ GOODBYE = "Goodbye."
 # -- the sanitiser ------------------------------------------------------------------
 
 
+#: Every character :func:`lanpay.core.text.refused` refuses, as one class: C0 and C1 controls
+#: and DEL, the bidirectional controls, the line and paragraph separators, lone surrogates.
+#: ``tests/test_ui.py`` checks it against the rules for every code point.
+REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029"
+                     r"\u2066-\u2069\ud800-\udfff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def shown(text: str) -> str:
-    """Text from the network made safe to print: anything the text rules refuse becomes ``\\u202e``."""
-    return text_rules.escape(text)
+    """Text from the network made safe to print: anything the text rules refuse becomes ``\\u202e``.
+
+    The same result as :func:`lanpay.core.text.escape`, without a call per character:
+    every refused character is one ``str.isprintable`` refuses too, so printable text
+    (nearly all of it) comes back as it is, and the rest goes through one substitution.
+    """
+    if text.isprintable():
+        return text
+    return REFUSED.sub(_escaped, text)
+
+
+#: The field names of each event type, looked up once per type rather than once per event.
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(event: Event) -> tuple[str, ...]:
+    names = _FIELDS.get(type(event))
+    if names is None:
+        names = _FIELDS[type(event)] = tuple(f.name for f in dataclasses.fields(event))  # type: ignore[arg-type]
+    return names
 
 
 def _cleaned(event: Event) -> Event:
-    """The event with every string field through :func:`shown` (names, memos, reasons, codes)."""
-    changes = {f.name: shown(value) for f in dataclasses.fields(event)  # type: ignore[arg-type]
-               if isinstance(value := getattr(event, f.name), str)}
+    """The event with every string field through :func:`shown` (names, memos, reasons, codes).
+
+    The event itself when no field needed escaping (events are frozen, so it reads the same).
+    """
+    changes = None
+    for name in _field_names(event):
+        value = getattr(event, name)
+        if isinstance(value, str) and not value.isprintable():
+            safe = shown(value)
+            if safe != value:
+                changes = changes or {}
+                changes[name] = safe
     return dataclasses.replace(event, **changes) if changes else event  # type: ignore[type-var]
 
 
@@ -95,7 +133,11 @@ def render(event: Event, peer: str | None = None) -> str | None:
     string in the event came from the network or depends on it, so all of them
     are passed through :func:`shown` first.
     """
-    event = _cleaned(event)
+    return _sentence(_cleaned(event), peer)
+
+
+def _sentence(event: Event, peer: str | None) -> str | None:
+    """:func:`render` for an event already through :func:`_cleaned`."""
     who = shown(peer) if peer else "the peer"
     match event:
         case Paired():
@@ -255,26 +297,33 @@ def money(name: str, cents: int) -> dict[str, Any]:
     return {name: format_amount(cents), f"{name}_cents": cents}
 
 
+_TYPES: dict[type, str] = {}
+
+
 def event_type(event: Event) -> str:
     """``PaymentReceived`` -> ``payment_received``: the ``type`` of an event's record."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(event).__name__).lower()
+    kind = _TYPES.get(type(event))
+    if kind is None:
+        kind = _TYPES[type(event)] = re.sub(r"(?<!^)(?=[A-Z])", "_", type(event).__name__).lower()
+    return kind
 
 
 def record(event: Event, peer: str | None = None) -> dict[str, Any]:
     """The JSON object for ``event``: its type, its fields (amounts twice, addresses split), its text."""
     clean = _cleaned(event)
     out: dict[str, Any] = {"type": event_type(event)}
-    for f in dataclasses.fields(clean):  # type: ignore[arg-type]
-        value = getattr(clean, f.name)
-        if f.name in _MONEY:
-            out.update(money(f.name, value))
-        elif f.name in ("addr", "peer_addr"):
+    for name in _field_names(clean):
+        value = getattr(clean, name)
+        if name in _MONEY:
+            out[name] = format_amount(value)
+            out[name + "_cents"] = value
+        elif name == "addr" or name == "peer_addr":
             out["addr"], out["port"] = value
-        elif f.name == "addrs":
+        elif name == "addrs":
             out["addrs"] = [{"addr": host, "port": port} for host, port in value]
         else:
-            out[f.name] = value
-    out["text"] = render(event, peer)
+            out[name] = value
+    out["text"] = _sentence(clean, peer)
     return out
 
 

@@ -59,6 +59,7 @@ from lanpay.render import (
     balance_text,
     complete_word,
     error_text,
+    event_type,
     help_text,
     history_record,
     history_text,
@@ -86,6 +87,9 @@ INTERRUPT_WINDOW = 2.0
 TOOLBAR_CHECK = 1.0
 
 Out = Callable[[str], None]
+
+#: ``json.dumps(obj, ensure_ascii=False)``, with its encoder made once instead of per line.
+_json_line = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class NodeLike(Protocol):
@@ -124,12 +128,16 @@ class Shell:
 
     # -- output ---------------------------------------------------------------------
 
-    def emit(self, kind: str, text: str | None, **fields: Any) -> None:
-        """Show one result: its text lines, or one JSON object; errors also to ``err``."""
+    def emit(self, kind: str, text: str | None, /, **fields: Any) -> None:
+        """Show one result: its text lines, or one JSON object; errors also to ``err``.
+
+        ``kind`` and ``text`` are positional only, so a record may carry fields of
+        those names (``WarningsRepeated`` has a ``kind``).
+        """
         if self._done:
             return
         if self.as_json:
-            self.out(json.dumps({"type": kind, **fields, "text": text}, ensure_ascii=False))
+            self.out(_json_line({"type": kind, **fields, "text": text}))
         elif text is not None:
             for line in text.split("\n"):
                 self.out(shown(line))
@@ -168,8 +176,11 @@ class Shell:
             case PaymentInDoubt(seq=seq) if seq in self._doubted:
                 if not self._doubted[seq].done():
                     self._doubted[seq].set_result(None)
-        shown_as = record(event, self.peer_name)
-        self.emit(shown_as.pop("type"), shown_as.pop("text"), **shown_as)
+        if self.as_json:
+            shown_as = record(event, self.peer_name)
+            self.emit(shown_as.pop("type"), shown_as.pop("text"), **shown_as)
+        else:                 # plain lines carry only the text: no record to build
+            self.emit(event_type(event), render(event, self.peer_name))
 
     # -- commands -------------------------------------------------------------------
 
@@ -305,7 +316,7 @@ class LineShell(Shell):
         seq, outcome = started
         if outcome.done():
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[None] = outcome.get_loop().create_future()
 
         def settled(_: object) -> None:
             if not waiter.done():
@@ -315,7 +326,10 @@ class LineShell(Shell):
         if self.timeout is None:
             self._doubted[seq] = waiter
         try:
-            await asyncio.wait_for(waiter, self.timeout)
+            if self.timeout is None:
+                await waiter          # all wait_for would do, without looking the loop up again
+            else:
+                await asyncio.wait_for(waiter, self.timeout)
         except asyncio.TimeoutError:
             who = shown(self.peer_name) if self.peer_name else "the peer"
             self._give_up(f"Error: payment #{seq} of {format_amount(cents)} not confirmed by {who} "

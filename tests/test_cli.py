@@ -7,6 +7,7 @@ namespace of its own or in one namespace shared by two processes.
 
 from __future__ import annotations
 
+import io
 import signal
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import sys
 import pytest
 
 from lanpay import __version__
-from lanpay.cli import UsageError, check_name, main, parse_connect
+from lanpay.cli import UsageError, _print_line, check_name, main, parse_connect
 
 # -- arguments (no sockets) -----------------------------------------------------------
 
@@ -25,6 +26,36 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"lanpay {__version__}" == "lanpay 0.1.0"
+
+
+class Recorded(io.StringIO):
+    """A stdout that remembers what reached it at each flush."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed: list[str] = []
+
+    def flush(self) -> None:
+        self.flushed.append(self.getvalue())
+
+
+def test_a_line_is_written_and_flushed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = Recorded()
+    monkeypatch.setattr(sys, "stdout", out)
+    _print_line("Sent 0.01 to bob (#1)")
+    _print_line("zoë \\u202e")
+    assert out.flushed == ["Sent 0.01 to bob (#1)\n", "Sent 0.01 to bob (#1)\nzoë \\u202e\n"]
+
+
+def test_a_line_for_a_reader_gone_away_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Gone(io.StringIO):
+        def flush(self) -> None:
+            raise BrokenPipeError
+
+    monkeypatch.setattr(sys, "stdout", Gone())
+    _print_line("Sent 0.01 to bob (#1)")            # no error: later lines go nowhere
+    assert sys.stdout.name == "/dev/null"  # type: ignore[attr-defined]
+    sys.stdout.close()
 
 
 def test_help_shows_every_option_and_examples(capsys: pytest.CaptureFixture[str]) -> None:

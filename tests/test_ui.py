@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -10,11 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from lanpay.core.errors import NotPaired, OverLimit, PeerUnavailable, UserError
+from lanpay.core import text as text_rules
 from lanpay.core import wire
 from lanpay.core.events import (
     ImpersonationSeen,
@@ -44,6 +48,7 @@ from lanpay.core.events import (
     RestoreFailed,
 )
 from lanpay.render import (
+    REFUSED,
     balance_text,
     complete_word,
     error_text,
@@ -55,7 +60,7 @@ from lanpay.render import (
     shown,
     toolbar_text,
 )
-from lanpay.ui import InteractiveShell, LineShell, stdin_lines
+from lanpay.ui import InteractiveShell, LineShell, Shell, stdin_lines
 
 BOB = ("127.0.0.1", 40001)
 
@@ -226,6 +231,73 @@ def test_network_text_is_never_printed_raw() -> None:
     assert "x\\u009b2J\\u202eevil" in history_text(entries, lambda t: t)
     named = FakeStatus("paired", HOSTILE, BOB, "1", True, None, 0)
     assert "\u202e" not in peer_text(named) and "\u202e" not in toolbar_text(named)
+
+
+def walked(text: str) -> str:
+    """The sanitiser written the plain way: one look at the text rules per character."""
+    return "".join(
+        (f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        if text_rules.refused(ch) is not None else ch
+        for ch in text
+    )
+
+
+@pytest.mark.parametrize(("raw", "safe"), [
+    ("", ""),
+    ("plain ascii, 10.00 & ~", "plain ascii, 10.00 & ~"),
+    ("\x00\x07\x08\t\n\r\x1b\x1f", "\\u0000\\u0007\\u0008\\u0009\\u000a\\u000d\\u001b\\u001f"),
+    ("a\x1b[31mred\x1b[0m", "a\\u001b[31mred\\u001b[0m"),
+    ("\x7f\x80\x85\x9b\x9f", "\\u007f\\u0080\\u0085\\u009b\\u009f"),
+    ("\u061c\u200e\u200f", "\\u061c\\u200e\\u200f"),
+    ("\u202a\u202b\u202c\u202d\u202e", "\\u202a\\u202b\\u202c\\u202d\\u202e"),
+    ("\u2066\u2067\u2068\u2069", "\\u2066\\u2067\\u2068\\u2069"),
+    ("line\u2028para\u2029", "line\\u2028para\\u2029"),
+    ("\ud800\udbff\udc00\udfff", "\\ud800\\udbff\\udc00\\udfff"),
+    ("10.00\u202e00.01", "10.00\\u202e00.01"),
+    # allowed, though some are not "printable": kept exactly as they came
+    ("\u00a0\u00ad\u200b\u200c\u200d\u202f\u206a\u3000\ufeff\ufffd", "\u00a0\u00ad\u200b\u200c\u200d\u202f\u206a\u3000\ufeff\ufffd"),
+    ("zoë \U0001F468\u200D\U0001F469\u200D\U0001F467 \U0010ffff", "zoë \U0001F468\u200D\U0001F469\u200D\U0001F467 \U0010ffff"),
+    ("a\\u202e stays as typed", "a\\u202e stays as typed"),
+])
+def test_shown_escapes_exactly_what_the_text_rules_refuse(raw: str, safe: str) -> None:
+    assert shown(raw) == safe == walked(raw) == text_rules.escape(raw)
+    assert shown(safe) == safe
+
+
+def test_the_refused_class_and_the_printable_shortcut_agree_with_the_rules_for_every_code_point() -> None:
+    for code in range(0x110000):
+        ch = chr(code)
+        rule = text_rules.refused(ch)
+        assert (REFUSED.match(ch) is not None) == (rule is not None), hex(code)
+        assert rule is None or not ch.isprintable(), hex(code)
+
+
+#: Text that mixes every kind of character, refused ones included (surrogates too).
+ANY_TEXT = st.text(st.one_of(
+    st.characters(exclude_categories=()),
+    st.sampled_from(sorted(text_rules.BIDI_CONTROLS) + ["\x1b", "\x9b", "\x7f", "\u2028", "\u2029",
+                                                         "\ud800", "\u200d", "\u00a0", "\\"]),
+))
+
+
+@settings(deadline=None, max_examples=300)
+@given(ANY_TEXT)
+def test_shown_is_the_character_walk(raw: str) -> None:
+    assert shown(raw) == walked(raw) == text_rules.escape(raw)
+
+
+@settings(deadline=None, max_examples=150)
+@given(st.sampled_from([event for event, _ in RENDERED]), ANY_TEXT, st.one_of(st.none(), ANY_TEXT))
+def test_every_string_of_an_event_is_shown_as_the_character_walk_shows_it(
+        event: Event, raw: str, peer: str | None) -> None:
+    strings = [f.name for f in dataclasses.fields(event) if isinstance(getattr(event, f.name), str)]
+    hostile = dataclasses.replace(event, **{name: raw for name in strings})
+    walked_event = dataclasses.replace(event, **{name: walked(raw) for name in strings})
+    walked_peer = walked(peer) if peer else peer
+    assert render(hostile, peer) == render(walked_event, walked_peer)
+    rec = record(hostile, peer)
+    assert rec == record(walked_event, walked_peer)
+    assert all(rec[name] == walked(raw) for name in strings if name in rec)
 
 
 def test_every_event_has_a_json_record_with_amounts_as_text_and_cents() -> None:
@@ -539,6 +611,35 @@ async def test_json_lines_for_events_and_command_results() -> None:
     assert records[5]["message"] == "'ten' is not an amount (write it like 10 or 10.50)"
     assert [c["usage"].split()[0] for c in records[6]["commands"]][:2] == ["balance", "pay"]
     assert err == ["Error: 'ten' is not an amount (write it like 10 or 10.50)"]
+
+
+@pytest.mark.parametrize(("event", "text"), RENDERED)
+def test_each_mode_prints_the_events_sentence_or_its_record(event: Event, text: str | None) -> None:
+    for raw in ("bob", HOSTILE):
+        hostile = dataclasses.replace(event, **{f.name: raw for f in dataclasses.fields(event)
+                                                if isinstance(getattr(event, f.name), str)})
+        plain: list[str] = []
+        shell = Shell(plain.append)
+        shell.peer_name = raw
+        shell.on_event(hostile)
+        sentence = render(hostile, raw)
+        assert plain == ([] if sentence is None else sentence.split("\n"))
+        lines: list[str] = []
+        shell = Shell(lines.append, as_json=True)
+        shell.peer_name = raw
+        shell.on_event(hostile)
+        assert [json.loads(line) for line in lines] == [record(hostile, raw)]
+
+
+def test_an_event_with_a_field_called_kind_is_shown_in_both_modes() -> None:
+    repeated = WarningsRepeated("namesake", "bob", 12, 3.0)
+    plain: list[str] = []
+    Shell(plain.append).on_event(repeated)
+    assert plain == [render(repeated)]
+    lines: list[str] = []
+    Shell(lines.append, as_json=True).on_event(repeated)
+    assert [json.loads(line) for line in lines] == [record(repeated)]
+    assert json.loads(lines[0])["kind"] == "namesake"
 
 
 @sync
