@@ -210,3 +210,17 @@ def test_a_free_peer_whose_hello_is_ours_is_answered_once() -> None:
                        if dest == REAL and isinstance(wire.decode(data), wire.Announce)
                        and wire.decode(data).flags & wire.F_ANSWER)
     assert answers == 1
+
+
+def test_only_an_impostor_s_cooldown_holds_back_the_claimant_s_own_hello() -> None:
+    """Our hellos to a newcomer failing (they may have gone to a forger's address) cools it down
+    for our tries only; a claim made while the old process still answers cools its hellos too."""
+    from lanpay.core.handshakes import REFUSED_COOLDOWN, Matchmaker
+    from lanpay.core.restart import IMPOSTOR_COOLDOWN
+    m = Matchmaker()
+    m.cool(1, REFUSED_COOLDOWN)
+    m.cool_impostor(2, IMPOSTOR_COOLDOWN)
+    assert m.cooling(1, 0.0) and m.cooling(2, 0.0)
+    assert not m.impostor(1, 0.0) and m.impostor(2, 0.0)
+    m.prune(IMPOSTOR_COOLDOWN)
+    assert not m.cooldown and not m.impostors

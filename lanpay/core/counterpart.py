@@ -28,7 +28,7 @@ from collections import Counter
 from . import events, matching, pairing, wire
 from .announcer import Budget
 from .errors import DropReason
-from .handshakes import COOLDOWN, MAX_BLOCKED, REFUSED_COOLDOWN, Admission, Matchmaker
+from .handshakes import COOLDOWN, MAX_BLOCKED, Admission, Matchmaker
 from .ledger import Ledger
 from .notices import Notices
 from .peers import PeerRecord, PeerTable
@@ -345,7 +345,7 @@ class Counterpart:
         cooldown of an impostor stands in the way: our hellos to it failing (they may have gone
         to a forger that redirected its record) says nothing about the one it sends us."""
         s = self.session
-        cooling = self.pairer.cooldown.get(inc, 0.0) > now + (REFUSED_COOLDOWN if hello else 0.0)
+        cooling = self.pairer.impostor(inc, now) if hello else self.pairer.cooling(inc, now)
         return (s is not None and name == s.info.name and inc != s.info.incarnation
                 and inc not in self.past_partners and matching.accepts(self.terms, name, wants)
                 and code == bool(self.me.code) and not cooling)
@@ -567,7 +567,7 @@ class Counterpart:
         """Someone claimed to be our counterpart restarted while it still answers: it cools down
         IMPOSTOR_COOLDOWN; our user is told, and so is the counterpart itself (both users are
         told), once per claimant."""
-        self.pairer.cool(inc, now + IMPOSTOR_COOLDOWN)
+        self.pairer.cool_impostor(inc, now + IMPOSTOR_COOLDOWN)
         fact = ("impostor", inc)
         if not self.notices.seen(fact) and self.session is not None:
             self.session.tell_claimed(addr[0])

@@ -48,6 +48,7 @@ class Matchmaker:
         self.done: dict[int, pairing.Handshake] = {}        # peer incarnation -> its finished handshake
         self.late: list[pairing.Handshake] = []
         self.cooldown: dict[int, float] = {}
+        self.impostors: dict[int, float] = {}          # those of the cooldowns set for an impostor
         self.out: list[tuple[bytes, tuple[str, int]]] = []
         self.events: list[events.Event] = []
 
@@ -68,15 +69,27 @@ class Matchmaker:
     def cool(self, incarnation: int, until: float) -> None:
         """Leave this incarnation alone until ``until``; the map stays bounded."""
         if incarnation not in self.cooldown and len(self.cooldown) >= MAX_BLOCKED:
-            del self.cooldown[min(self.cooldown, key=self.cooldown.__getitem__)]
+            oldest = min(self.cooldown, key=self.cooldown.__getitem__)
+            del self.cooldown[oldest]
+            self.impostors.pop(oldest, None)
         self.cooldown[incarnation] = max(until, self.cooldown.get(incarnation, 0.0))
+
+    def cool_impostor(self, incarnation: int, until: float) -> None:
+        """A claim to be our counterpart restarted, made while it still answers: a cooldown that,
+        unlike one for a failed or refused handshake, also holds back the claimant's own hellos."""
+        self.cool(incarnation, until)
+        self.impostors[incarnation] = max(until, self.impostors.get(incarnation, 0.0))
 
     def cooling(self, incarnation: int, now: float) -> bool:
         return self.cooldown.get(incarnation, 0.0) > now
 
+    def impostor(self, incarnation: int, now: float) -> bool:
+        return self.impostors.get(incarnation, 0.0) > now
+
     def prune(self, now: float) -> None:
         """Forget cooldowns that have run out."""
         self.cooldown = {i: t for i, t in self.cooldown.items() if t > now}
+        self.impostors = {i: t for i, t in self.impostors.items() if t > now}
 
     # ---------------------------------------------------------------- starting
     def initiate(self, me: pairing.Identity, rec: PeerRecord, resuming: bool, rng: random.Random,
