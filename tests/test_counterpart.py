@@ -122,7 +122,7 @@ def test_an_accept_after_the_request_went_silent_hands_nothing_over() -> None:
 def test_forged_survivor_claims_however_many_hold_a_fresh_process_back_a_bounded_time() -> None:
     """Announces under fresh incarnations, every 5 s, each saying it is paired with alice: she
     prefers such claims over strangers only early in her life, so she pairs with bob soon after
-    (STARTUP_HOLD + SURVIVOR_WAIT + a hello's deadline at most, here 16.5 s)."""
+    (STARTUP_HOLD + SURVIVOR_WAIT + a hello's deadline at most, here 15 s)."""
     bound = STARTUP_HOLD + SURVIVOR_WAIT + HELLO_DEADLINE
     for seed in range(3):
         net = Net(seed)

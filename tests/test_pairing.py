@@ -440,7 +440,7 @@ def test_the_documented_constants_have_their_values() -> None:
     assert (peers.LOOKING_INTERVAL, peers.PAIRED_INTERVAL) == ((2.0, 3.0), (20.0, 30.0))
     assert (peers.MAX_PEERS, peers.MAX_PER_HOST) == (64, 4)
     assert (peers.MIN_LIFETIME, peers.MISSED_INTERVALS) == (3.0, 3)
-    assert (announcer.FIRST_ANNOUNCES, announcer.UNSOLICITED_PER_SECOND) == ((0.0, 0.1, 0.5, 2.0), 20.0)
+    assert (announcer.FIRST_ANNOUNCES, announcer.UNSOLICITED_PER_SECOND) == ((0.0, 0.1, 0.3, 0.6), 20.0)
     assert (pairing.HELLO_RETRY, pairing.HELLO_RETRY_CAP, HELLO_DEADLINE, HANDSHAKE_DEADLINE) == (0.25, 2.0, 4.0, 10.0)
     assert (handshakes.COOLDOWN, handshakes.REFUSED_COOLDOWN, restart.IMPOSTOR_COOLDOWN) == (3.0, 10.0, 60.0)
     assert (restart.PROBE_TIME, restart.PROBE_SPACING, restart.REPAIR_WINDOW) == (2.5, 0.15, 30.0)
@@ -457,7 +457,7 @@ def test_the_documented_constants_have_their_values() -> None:
     assert handback.PART_WINDOW == 16
     assert (wire.ANNOUNCE_SIZE, wire.HELLO_SIZE, announcer.Credit.CAP, announcer.Credit.LIMIT) == (260, 160, 65536, 256)
     assert wire.SIGNATURE == 64
-    assert (counterpart.STARTUP_HOLD, counterpart.SURVIVOR_WAIT) == (2.5, 10.0)
+    assert (counterpart.STARTUP_HOLD, counterpart.STARTUP_SETTLE, counterpart.SURVIVOR_WAIT) == (1.0, 0.4, 10.0)
     assert (ledger.MAX_DECLINED_LINES, ledger.NUMBER_GAP) == (1000, 1000)
     assert (notices.MAX_FACTS, notices.REPEAT_EVERY, notices.MAX_GROUPS, notices.NEW_PER_MINUTE) == (256, 60.0, 64, 8)
     assert wire.F_ANSWER == 0x10

@@ -356,7 +356,10 @@ def test_an_unanswered_payment_is_resent_at_the_rto_then_with_doubling_intervals
     doubling = [min(1.0, rto * 2**n) for n in range(1, 12)]
     expected = [rto] * (1 + THIN_LINEAR) + doubling
     assert sent_at[0] == start
-    assert gaps[:len(expected)] == pytest.approx(expected)
+    armed_before_silence = sum(1 for t in sent_at[1:] if t <= silent_at)    # gaps ending before the peer went silent
+    assert armed_before_silence >= 1 + THIN_LINEAR + 6
+    n = min(len(expected), armed_before_silence)
+    assert gaps[:n] == pytest.approx(expected[:n])
     after = [g for t, g in zip(sent_at, gaps) if t > silent_at]   # resends armed once silent
     assert all(g <= 1.0 + 1e-9 for t, g in zip(sent_at[1:], gaps) if t <= silent_at)
     assert after and after == pytest.approx([3.0] * len(after))

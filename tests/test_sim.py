@@ -604,7 +604,7 @@ def test_a_flood_of_announces_and_hellos_stays_bounded() -> None:
 @pytest.mark.parametrize("code", [None, "blue piano"], ids=["no-code", "code"])
 def test_a_reveal_held_back_by_the_start_up_wait_still_pairs_through_a_flood_of_forged_hellos(code) -> None:
     """alice starts 0.3 s before bob and initiates (lower incarnation); her Reveal reaches bob while
-    bob still waits out his first 0.8 s, so bob keeps the handshake and waits for the Reveal again.
+    bob still waits out his first STARTUP_SETTLE, so bob keeps the handshake and waits for the Reveal again.
     Meanwhile someone sends bob 1 000 Hellos a second under alice's name, incarnation and address,
     each with a fresh commitment: every one is answered and takes a place among bob's handshakes.
     They must push out only each other, not the one whose commitment alice's Reveal opened (that
