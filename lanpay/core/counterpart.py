@@ -372,8 +372,9 @@ class Counterpart:
     def look_for_restart(self, now: float) -> None:
         """Holding a relationship: a newcomer with our counterpart's name may be its restarted process."""
         s = self.session
-        if s is None or self.state not in (State.PAIRED, State.REPAIRING):
-            return
+        if s is None or self.state not in (State.PAIRED, State.REPAIRING) \
+                or not self.table.another(s.info.name, s.info.incarnation):
+            return          # nearly every datagram of a session: nobody else has its name
         for rec in self._uncrowded_first(self.table.alive(now), now):
             if self._taken(rec) or not self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now):
                 continue

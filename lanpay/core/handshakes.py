@@ -158,7 +158,7 @@ class Matchmaker:
             case wire.Reveal():
                 return self._on_reveal(msg, addr, admit, now)
             case wire.Confirm():
-                return self._on_confirm(msg)
+                return self._on_confirm(msg, addr)
             case wire.Refuse():
                 return self._on_refuse(msg, addr)
         return DropReason.UNEXPECTED, None
@@ -208,6 +208,7 @@ class Matchmaker:
                 confirm = pairing.on_reveal(hs, msg)
             except pairing.HandshakeError as exc:
                 return self._bad_reveal(hs, exc, addr, now), None
+            hs.peer_addr = addr         # where its authenticated Reveal came from: the session's address
             self.out.append((confirm, addr))
             return None, hs
         return DropReason.NOT_FOR_US, None
@@ -235,13 +236,14 @@ class Matchmaker:
             self.events.append(events.PairingFailed(hs.peer_name, exc.reason))
         return None
 
-    def _on_confirm(self, msg: wire.Confirm) -> tuple[DropReason | None, pairing.Handshake | None]:
+    def _on_confirm(self, msg: wire.Confirm, addr: tuple[str, int]) -> tuple[DropReason | None, pairing.Handshake | None]:
         mine = [hs for hs in self.with_peer(msg.sender_inc) if hs.initiator]
         for hs in mine:
             try:
                 pairing.on_confirm(hs, msg)
             except pairing.HandshakeError:
                 continue
+            hs.peer_addr = addr         # the first authenticated word of the handshake: where the session goes
             return None, hs
         return (DropReason.VIOLATION if mine else DropReason.NOT_FOR_US), None
 

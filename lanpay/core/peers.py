@@ -123,6 +123,10 @@ class PeerTable:
         that spoofs its address."""
         del self._by_inc[min(group, key=lambda r: (r.heard, r.expires_at)).incarnation]
 
+    def another(self, name: str, incarnation: int) -> bool:
+        """Whether a record other than ``incarnation``'s has ``name`` (expired or not: cheap, no sort)."""
+        return any(r.name == name and r.incarnation != incarnation for r in self._by_inc.values())
+
     def forget(self, incarnation: int) -> None:
         self._by_inc.pop(incarnation, None)
 
