@@ -480,26 +480,26 @@ def identity_in_band(name: str, low: int, code: str | None = None, private: byte
     assert high - low >= 2**54, "a band this narrow takes too long to grind"
     key = (name, low, high, code, private, public)
     if key not in _BANDED:
-        rng = random.Random(f"band-{name}-{low}-{high}-{code}")
-        private = private if private is not None else crypto.new_private_key(rng)
-        public = public if public is not None else crypto.public_key(private)
-        while True:
-            seed = rng.randbytes(crypto.KEY_SIZE)
-            signing = crypto.signing_public(seed)
-            if low <= (inc := crypto.incarnation_of(signing, public)) < high:
-                break
-        _BANDED[key] = pairing.Identity(name, inc, private, public, "", code, seed, signing)
+        _BANDED[key] = _drawn(name, random.Random(f"band-{name}-{low}-{high}-{code}"), low, high, code, private, public)
     return _BANDED[key]
 
 
 def identity_of(name: str, seed: object, public: bytes | None = None) -> pairing.Identity:
     """One more identity, drawn from ``seed`` (any incarnation), announcing ``public`` if given."""
-    rng = random.Random(f"identity-{name}-{seed}")
-    private = crypto.new_private_key(rng)
-    public = crypto.public_key(private) if public is None else public
-    sign_seed = rng.randbytes(crypto.KEY_SIZE)
-    signing = crypto.signing_public(sign_seed)
-    return pairing.Identity(name, crypto.incarnation_of(signing, public), private, public, "", None, sign_seed, signing)
+    return _drawn(name, random.Random(f"identity-{name}-{seed}"), 1, 2**64, None, None, public)
+
+
+def _drawn(name: str, rng: random.Random, low: int, high: int, code: str | None, private: bytes | None,
+           public: bytes | None) -> pairing.Identity:
+    """The handshake key (unless given), then signing keys until the incarnation they make is in
+    ``[low, high)``."""
+    private = private if private is not None else crypto.new_private_key(rng)
+    public = public if public is not None else crypto.public_key(private)
+    while True:
+        seed = rng.randbytes(crypto.KEY_SIZE)
+        signing = crypto.signing_public(seed)
+        if low <= (inc := crypto.incarnation_of(signing, public)) < high:
+            return pairing.Identity(name, inc, private, public, "", code, seed, signing)
 
 
 class Speaker:

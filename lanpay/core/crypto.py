@@ -53,9 +53,6 @@ def public_key(private: bytes) -> bytes:
     return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
 
 
-SIGNATURE_SIZE = 64
-
-
 def signing_public(private: bytes) -> bytes:
     """The Ed25519 public key of a 32-byte seed (a process signs its announces with it)."""
     return _signer(private).public_key().public_bytes_raw()

@@ -325,7 +325,7 @@ class Announce(Message):
     partner_inc: int
     public_key: bytes
     sign_key: bytes = bytes(32)          # Ed25519; with public_key, what the incarnation is derived from
-    counter: int = 0                     # announces the sender sent before this one: a copy is never news
+    counter: int = 0                     # this announce's number among its sender's, from 1: a copy is never news
     signature: bytes = bytes(SIGNATURE)  # by sign_key, over the announce with this field zero and no pad
     pad: bytes = b""
     SPEC = (INC, U16, U8, U32, NAME, NAME, NAME, INC, KEY, KEY, U32, Fixed(SIGNATURE), Blob(255))
@@ -597,9 +597,9 @@ INNER: dict[int, type] = {c.TYPE: c for c in (Pay, Ack, Ping, Pong, Bye, Resume,
 
 # ---------------------------------------------------------------- sizes that answer sizes
 
-#: Every announce and every hello is padded to one size, at least that of anything sent in
-#: answer to it (an announce, a reply, a refusal): whoever makes lanpay answer a forged
-#: source address never gets more bytes sent there than it sent.
+#: Every announce and every hello is padded to its kind's size, at least that of anything sent
+#: in answer to it (to an announce an announce; to a hello a reply or a refusal): whoever makes
+#: lanpay answer a forged source address never gets more bytes sent there than it sent.
 ANNOUNCE_SIZE = 260
 HELLO_SIZE = 160
 
