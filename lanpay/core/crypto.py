@@ -12,6 +12,7 @@ import functools
 import hashlib
 import hmac
 import random
+import struct
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -227,7 +228,10 @@ def nonce(counter: int) -> bytes:
     """4 zero bytes + the 64-bit counter: unique per key because each direction has its own key."""
     if not 0 <= counter < COUNTER_LIMIT:
         raise ValueError(f"counter {counter} out of range")
-    return bytes(4) + counter.to_bytes(8, "big")
+    return _NONCE.pack(counter)
+
+
+_NONCE = struct.Struct(">4xQ")
 
 
 @functools.lru_cache(maxsize=16)
@@ -266,6 +270,7 @@ class ReplayWindow:
         self.size = size
         self.highest = -1
         self._bits = 0
+        self._mask = (1 << size) - 1
 
     def fresh(self, counter: int) -> bool:
         """True if the counter was never marked and is not left of the window."""
@@ -281,7 +286,7 @@ class ReplayWindow:
         if counter > self.highest:
             shift = counter - self.highest
             kept = self._bits << shift if shift < self.size else 0
-            self._bits = (kept | 1) & ((1 << self.size) - 1)
+            self._bits = (kept | 1) & self._mask
             self.highest = counter
             return
         offset = self.highest - counter

@@ -6,7 +6,7 @@ The node drains these with ``Peer.next_event()`` and the UI renders them with a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .frozen import frozen
 
 
 class Event:
@@ -15,7 +15,7 @@ class Event:
     __slots__ = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class Paired(Event):
     """A relationship is ready: payments can flow.
 
@@ -33,7 +33,7 @@ class Paired(Event):
     again: bool = False      # the same counterpart, paired anew: its first handshake never completed there
 
 
-@dataclass(frozen=True)
+@frozen
 class PairingRefused(Event):
     """A peer we tried to pair with said no (it is taken, or wants someone else)."""
 
@@ -41,7 +41,7 @@ class PairingRefused(Event):
     reason: str
 
 
-@dataclass(frozen=True)
+@frozen
 class PairingFailed(Event):
     """A handshake did not complete: wrong ``--code``, or the peer stopped answering."""
 
@@ -49,7 +49,7 @@ class PairingFailed(Event):
     reason: str
 
 
-@dataclass(frozen=True)
+@frozen
 class NameConflict(Event):
     """Two different peers answer to the name we would pair with; we pair with neither."""
 
@@ -57,7 +57,7 @@ class NameConflict(Event):
     addrs: tuple[tuple[str, int], ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class ImpostorSuspected(Event):
     """Someone claimed to be our counterpart restarted while it still answers."""
 
@@ -65,7 +65,7 @@ class ImpostorSuspected(Event):
     addr: tuple[str, int]
 
 
-@dataclass(frozen=True)
+@frozen
 class PaymentReceived(Event):
     """An incoming payment was applied.  ``resent`` marks one the counterpart sent again in
     its hand-back after our restart: our previous process may already have shown it."""
@@ -77,7 +77,7 @@ class PaymentReceived(Event):
     resent: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class PaymentConfirmed(Event):
     """The counterpart applied our payment; ``was_in_doubt`` if we had said so."""
 
@@ -88,14 +88,14 @@ class PaymentConfirmed(Event):
     was_in_doubt: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class PaymentRejected(Event):
     seq: int
     amount: int
     reason: str
 
 
-@dataclass(frozen=True)
+@frozen
 class PaymentDeclined(Event):
     """A payment from the counterpart that this side refused (its own ``--limit``); nothing moved."""
 
@@ -105,7 +105,7 @@ class PaymentDeclined(Event):
     reason: str
 
 
-@dataclass(frozen=True)
+@frozen
 class PaymentInDoubt(Event):
     """Not acknowledged for a while: it may or may not have arrived; still retried."""
 
@@ -113,22 +113,22 @@ class PaymentInDoubt(Event):
     amount: int
 
 
-@dataclass(frozen=True)
+@frozen
 class PeerSilent(Event):
     name: str
 
 
-@dataclass(frozen=True)
+@frozen
 class PeerBack(Event):
     name: str
 
 
-@dataclass(frozen=True)
+@frozen
 class PeerLeft(Event):
     name: str
 
 
-@dataclass(frozen=True)
+@frozen
 class PeerRestarted(Event):
     """The counterpart came back as a new process; we handed it the relationship."""
 
@@ -138,14 +138,14 @@ class PeerRestarted(Event):
     verified: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class LedgerAgreement(Event):
     """Both views were compared while quiet; ``agree`` says whether they match."""
 
     agree: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class HandbackRequested(Event):
     """A new process claims to be our counterpart restarted, and no shared ``--code`` proves it.
 
@@ -161,7 +161,7 @@ class HandbackRequested(Event):
     pending: int
 
 
-@dataclass(frozen=True)
+@frozen
 class HandbackAwaited(Event):
     """We restarted; the counterpart's user must accept before the relationship comes back."""
 
@@ -170,7 +170,7 @@ class HandbackAwaited(Event):
     code: str
 
 
-@dataclass(frozen=True)
+@frozen
 class PaymentsVoided(Event):
     """Our payments ``first``..``last`` never reached the counterpart, so they were not paid.
 
@@ -184,7 +184,7 @@ class PaymentsVoided(Event):
     restart: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class RestoreFailed(Event):
     """A hand-back did not complete (either side gave up or vanished); ``reason`` is a code."""
 
@@ -192,7 +192,7 @@ class RestoreFailed(Event):
     reason: str
 
 
-@dataclass(frozen=True)
+@frozen
 class OldProcessBack(Event):
     """After a hand-back, the counterpart's previous process spoke again; it is fenced off."""
 
@@ -200,14 +200,14 @@ class OldProcessBack(Event):
     addr: tuple[str, int]
 
 
-@dataclass(frozen=True)
+@frozen
 class Fenced(Event):
     """The counterpart handed the relationship to a newer process of ours; this one can no longer pay."""
 
     name: str
 
 
-@dataclass(frozen=True)
+@frozen
 class WarningsRepeated(Event):
     """More warnings of ``kind`` ("namesake", "impostor", "code") about ``name`` came since
     ``since`` (the caller's clock); told at most once a minute instead of one line each."""
@@ -218,7 +218,7 @@ class WarningsRepeated(Event):
     since: float
 
 
-@dataclass(frozen=True)
+@frozen
 class PeerTaken(Event):
     """A peer we would pair with cannot pair with us: ``reason`` is ``"paired"`` (it has a
     counterpart) or ``"wants-other"`` (it asked for someone else with --peer)."""
@@ -227,7 +227,7 @@ class PeerTaken(Event):
     reason: str
 
 
-@dataclass(frozen=True)
+@frozen
 class ImpersonationSeen(Event):
     """Our counterpart ``name`` says someone at ``host`` claimed to be us restarted; it was
     not handed the relationship."""

@@ -265,6 +265,8 @@ class Matchmaker:
     def on_sealed(self, msg: wire.Sealed) -> pairing.Handshake | None:
         """Sealed traffic may finish a handshake we initiated: the responder uses the new keys
         (its confirmation was lost), or one we gave up on after revealing."""
+        if not self.attempts and not self.late:
+            return None                         # paired and settled: every datagram of the session
         for hs in list(self.attempts.values()):
             if hs.initiator and hs.keys is not None and msg.session_id == hs.keys.session_id \
                     and hs.state is pairing.HsState.REVEAL_SENT and _opens(hs, msg):

@@ -177,6 +177,8 @@ class Ledger:
 
     def forget_rejections(self, floor: int) -> None:
         """The sender has resolved everything up to ``floor``; stop repeating those rejections."""
+        if not self.in_rejected:
+            return
         for seq in [s for s in self.in_rejected if s <= floor]:
             del self.in_rejected[seq]
 
@@ -187,6 +189,8 @@ class Ledger:
         seqs below the first unlisted one: a covered seq missing from the list would
         read as accepted.
         """
+        if not self.in_rejected:
+            return wire.Ack(self.in_cum, ())
         rejections = [wire.Rejection(s, r) for s, r in sorted(self.in_rejected.items())]
         cum = self.in_cum
         if len(rejections) > wire.MAX_LIST:

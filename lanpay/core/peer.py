@@ -226,10 +226,13 @@ class Peer:
         if self.state is State.CLOSED:
             return
         self.credit.earn(addr[0], len(data))
-        if wire.short(msg, len(data)):
+        if type(msg) is wire.Sealed:               # nearly every datagram: no padding rule, one route
+            reason = self._on_sealed(msg, addr, now)
+        elif wire.short(msg, len(data)):
             self._drop(DropReason.MALFORMED)       # unpadded: it could draw more bytes than it brought
             return
-        reason = self._dispatch(msg, addr, now)
+        else:
+            reason = self._dispatch(msg, addr, now)
         if reason is not None:
             self._drop(reason)
         self._after_change(now)
@@ -261,10 +264,17 @@ class Peer:
         return reason
 
     def _on_sealed(self, msg: wire.Sealed, addr: tuple[str, int], now: float) -> DropReason | None:
+        who = self.who
         done = self.pairer.on_sealed(msg)
         if done is not None:
-            self.who.complete(done, now)        # the session it makes opens this datagram below
-        for s in self.who.sessions():
+            who.complete(done, now)             # the session it makes opens this datagram below
+        s = who.session
+        if s is not None and msg.session_id == s.keys.session_id:     # the usual case, without a list
+            reason = s.receive(msg, addr, now)
+            if reason is None:
+                who.heard(s, now)
+            return reason
+        for s in who.sessions():
             if msg.session_id == s.keys.session_id:
                 reason = s.receive(msg, addr, now)
                 if reason is None:
@@ -326,7 +336,9 @@ class Peer:
 
     def _collect(self) -> None:
         """Take what the handshakes and the relationship decided to send, tell and announce."""
-        who = self.who
+        who, pairer = self.who, self.pairer
+        if not (pairer.out or pairer.events or who.out or who.told or who.changed):
+            return                              # most calls: nothing was decided since the last
         self._outbox.extend(self.pairer.out)
         self.pairer.out = []
         self._events.extend(self.pairer.events)
@@ -341,15 +353,20 @@ class Peer:
             self.announce_change(self._now)
 
     def _consider(self, now: float) -> None:
-        if self.state in (State.LOOKING, State.PAIRING):
-            self._settle_at = self.who.choose(now)
+        who = self.who
+        state = who.state
+        if state is State.LOOKING or state is State.PAIRING:
+            self._settle_at = who.choose(now)
         else:
             self._settle_at = None
-            self.who.look_for_restart(now)
-        if self.state is State.LOOKING and self.pairer:
-            self.who.move(State.PAIRING)
-        elif self.state is State.PAIRING and not self.pairer:
-            self.who.move(State.LOOKING)
+            who.look_for_restart(now)
+        state = who.state
+        if state is not State.LOOKING and state is not State.PAIRING:
+            return
+        if state is State.LOOKING and self.pairer:
+            who.move(State.PAIRING)
+        elif state is State.PAIRING and not self.pairer:
+            who.move(State.LOOKING)
 
     def _may_send(self, data: bytes, dest: Destination) -> bool:
         """Outside a session nothing is sent to an address beyond the bytes heard from it

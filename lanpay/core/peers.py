@@ -125,7 +125,10 @@ class PeerTable:
 
     def another(self, name: str, incarnation: int) -> bool:
         """Whether a record other than ``incarnation``'s has ``name`` (expired or not: cheap, no sort)."""
-        return any(r.name == name and r.incarnation != incarnation for r in self._by_inc.values())
+        for r in self._by_inc.values():
+            if r.name == name and r.incarnation != incarnation:
+                return True
+        return False
 
     def forget(self, incarnation: int) -> None:
         self._by_inc.pop(incarnation, None)

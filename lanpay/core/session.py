@@ -150,23 +150,28 @@ class Session:
         in flight, and the ledger's whole pending list need not be walked per datagram.
         """
         flights = self.flights
-        if self.mode is not Mode.NORMAL or self.left or self.closed or len(flights) >= WINDOW:
+        flying = len(flights)
+        if flying >= WINDOW or self.mode is not Mode.NORMAL or self.left or self.closed:
             return
         led = self.ledger
         floor = led.floor()
-        if flights and next(reversed(flights)) - floor != len(flights):
+        if flying and next(reversed(flights)) - floor != flying:
             self._fill_any(now, floor)           # not a run above the floor: look at every pending one
             return
-        seq = floor + 1 + len(flights)
+        seq = floor + 1 + flying
         last = min(floor + SPAN, led.out_next - 1)
-        while seq <= last and len(flights) < WINDOW:
+        if seq > last:
+            return                               # an ack with nothing new to send: the usual case
+        rto = self.rtt.rto
+        while seq <= last and flying < WINDOW:
             entry = led.outgoing(seq)
             if entry is None or entry.status not in _UNRESOLVED:
                 self._fill_any(now, floor)
                 return
-            flights[seq] = Retry.start(now, self.rtt.rto)
+            flights[seq] = Retry.start(now, rto)
             self._send(wire.Pay(seq, floor, entry.amount, entry.memo))
             seq += 1
+            flying += 1
 
     def _fill_any(self, now: float, floor: int) -> None:
         for entry in self.ledger.pending():
@@ -344,6 +349,11 @@ class Session:
 
     def _tell_incoming(self, done: list[HistoryEntry], resent: bool = False) -> None:
         """Tell each payment processed just now, in order, with the balance right after it."""
+        if len(done) == 1 and done[0].status is Status.RECEIVED:      # one payment, in order: the usual
+            entry = done[0]
+            self.emit(events.PaymentReceived(entry.seq, entry.amount, entry.memo, self.ledger.balance,
+                                             resent=resent))
+            return
         balance = self.ledger.balance - sum(e.amount for e in done if e.status is Status.RECEIVED)
         for entry in done:
             if entry.status is Status.RECEIVED:
@@ -353,12 +363,13 @@ class Session:
                 self.emit(events.PaymentDeclined(entry.seq, entry.amount, entry.memo, entry.reason))
 
     def _on_ack(self, msg: wire.Ack, now: float) -> DropReason | None:
-        if msg.cumulative >= self.ledger.out_next or any(r.seq > msg.cumulative for r in msg.rejections):
+        rejections = msg.rejections
+        if msg.cumulative >= self.ledger.out_next or (rejections and any(r.seq > msg.cumulative for r in rejections)):
             return DropReason.VIOLATION
         floor = self.ledger.floor()
         if msg.cumulative > floor:
             self.dup_acks = 0
-            self._settle_up_to(msg.cumulative, {r.seq: r.reason for r in msg.rejections}, now)
+            self._settle_up_to(msg.cumulative, {r.seq: r.reason for r in rejections} if rejections else {}, now)
         elif msg.cumulative == floor:
             self._dup_ack(floor + 1, now)
         self._fill_window(now)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from operator import attrgetter
 from typing import Any, ClassVar
 
 from . import text as text_rules
 from .errors import DecodeError
+from .frozen import frozen
 
 MAGIC = b"LP"
 VERSION = 1
@@ -312,7 +313,7 @@ class Message:
     SPEC: ClassVar[tuple[Field, ...]]
 
 
-@dataclass(frozen=True)
+@frozen
 class Announce(Message):
     TYPE = 1
     incarnation: int
@@ -331,7 +332,7 @@ class Announce(Message):
     SPEC = (INC, U16, U8, U32, NAME, NAME, NAME, INC, KEY, KEY, U32, Fixed(SIGNATURE), Blob(255))
 
 
-@dataclass(frozen=True)
+@frozen
 class Hello(Message):
     """Initiator → responder: a commitment to its keys, revealed only after the reply."""
 
@@ -347,7 +348,7 @@ class Hello(Message):
     SPEC = (INC, INC, U8, NAME, NAME, KEY, NONCE, Blob(255))
 
 
-@dataclass(frozen=True)
+@frozen
 class Reply(Message):
     """Responder → initiator; ``hello_nonce`` echoes the hello's, so only someone who saw
     that hello can answer it."""
@@ -364,7 +365,7 @@ class Reply(Message):
     SPEC = (INC, INC, U8, NAME, NONCE, KEY, NONCE, SHARE)
 
 
-@dataclass(frozen=True)
+@frozen
 class Reveal(Message):
     TYPE = 4
     sender_inc: int
@@ -375,7 +376,7 @@ class Reveal(Message):
     SPEC = (INC, INC, KEY, SHARE, TAG)
 
 
-@dataclass(frozen=True)
+@frozen
 class Confirm(Message):
     TYPE = 5
     sender_inc: int
@@ -393,7 +394,7 @@ REFUSE_TEXT = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Refuse(Message):
     TYPE = 6
     sender_inc: int
@@ -403,7 +404,7 @@ class Refuse(Message):
     SPEC = (INC, INC, U8, NAME)
 
 
-@dataclass(frozen=True)
+@frozen
 class Sealed(Message):
     """An encrypted session datagram; ``header`` (all before the ciphertext) is the AAD."""
 
@@ -434,7 +435,7 @@ OUTER: dict[int, type] = {c.TYPE: c for c in (Announce, Hello, Reply, Reveal, Co
 
 # ---------------------------------------------------------------- inner messages
 
-@dataclass(frozen=True)
+@frozen
 class Rejection(Message):
     seq: int
     reason: int
@@ -445,7 +446,7 @@ REJECT_OVER_LIMIT, REJECT_REFUSED = 1, 2
 REJECT_TEXT = {REJECT_OVER_LIMIT: "it would exceed their limit", REJECT_REFUSED: "refused"}
 
 
-@dataclass(frozen=True)
+@frozen
 class Pay(Message):
     """``floor``: every seq at or below it is resolved at the sender."""
 
@@ -457,7 +458,7 @@ class Pay(Message):
     SPEC = (U64, U64, U64, MEMO)
 
 
-@dataclass(frozen=True)
+@frozen
 class Ack(Message):
     """Cumulative acknowledgement (payments are applied in order, so nothing above it is
     held); ``rejections`` lists every rejected seq up to it above the sender's floor."""
@@ -468,7 +469,7 @@ class Ack(Message):
     SPEC = (U64, ListOf(Rejection))
 
 
-@dataclass(frozen=True)
+@frozen
 class Ping(Message):
     TYPE = 3
     ping_id: int
@@ -480,7 +481,7 @@ class Ping(Message):
     SPEC = (U32, U8, U64, U64, U64, NONCE)
 
 
-@dataclass(frozen=True)
+@frozen
 class Pong(Message):
     TYPE = 4
     ping_id: int
@@ -492,7 +493,7 @@ class Pong(Message):
     SPEC = (U32, U8, U64, U64, U64, NONCE)
 
 
-@dataclass(frozen=True)
+@frozen
 class Bye(Message):
     TYPE = 5
     SPEC = ()
@@ -501,7 +502,7 @@ class Bye(Message):
 E_SETTLED, E_REJECTED, E_PENDING = 0, 1, 2
 
 
-@dataclass(frozen=True)
+@frozen
 class Entry(Message):
     """One history line in a hand-back, from the sender's point of view.
 
@@ -520,7 +521,7 @@ class Entry(Message):
     SPEC = (U8, U64, U64, U8, U8, U32, MEMO)
 
 
-@dataclass(frozen=True)
+@frozen
 class Earlier(Message):
     """The history lines of one direction the sender no longer keeps one by one: every line
     numbered ``through`` or below, as exact totals (from the sender's point of view, as an Entry).
@@ -538,7 +539,7 @@ class Earlier(Message):
     SPEC = (U8, U64, U64, U64, U64, U64)
 
 
-@dataclass(frozen=True)
+@frozen
 class Resume(Message):
     """One part of the survivor's record, handed to a restarted counterpart.
 
@@ -563,7 +564,7 @@ class Resume(Message):
     SPEC = (U32, U32, I64, U64, U64, U64, U64, U64, ListOf(Entry), ListOf(Earlier))
 
 
-@dataclass(frozen=True)
+@frozen
 class Resumed(Message):
     """The restarted side holds part ``part`` of the hand-back."""
 
@@ -572,7 +573,7 @@ class Resumed(Message):
     SPEC = (U32,)
 
 
-@dataclass(frozen=True)
+@frozen
 class Fenced(Message):
     """Sent under an old session's keys: the relationship went to a newer process of the
     receiver; ``cumulative`` is the last of its payments that was applied."""
@@ -583,7 +584,7 @@ class Fenced(Message):
     SPEC = (U64, ListOf(Rejection))
 
 
-@dataclass(frozen=True)
+@frozen
 class Claimed(Message):
     """Someone at ``host`` claimed to be the receiver restarted; the sender did not believe it."""
 
@@ -669,9 +670,15 @@ def decode(data: bytes) -> Message:
 
 def encode_inner(msg: Message) -> bytes:
     """Encode an inner message, the plaintext of a Sealed datagram."""
-    if type(msg) is Pay:
+    kind = type(msg)
+    if kind is Pay:
         return encode_pay(msg)
-    plan = _plan(type(msg))
+    if kind is Ack and not msg.rejections:                  # type: ignore[attr-defined]
+        try:
+            return _ACK_BARE.pack(Ack.TYPE, msg.cumulative, 0)  # type: ignore[attr-defined]
+        except struct.error:
+            pass                                            # out of range: the table says how
+    plan = _plan(kind)
     out = bytearray(plan.inner_head)
     plan.write(msg, out)
     return bytes(out)

@@ -1,0 +1,87 @@
+"""The quick constructor of frozen dataclasses: the same objects as ``@dataclass(frozen=True)``."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import pytest
+
+from lanpay.core import events, wire
+from lanpay.core.frozen import frozen
+
+
+@frozen
+class Sample:
+    seq: int
+    memo: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    seq: int
+    memo: str = ""
+    tags: tuple[str, ...] = ()
+
+
+def quick(cls: type) -> bool:
+    return "_own_" in cls.__init__.__code__.co_varnames
+
+
+def test_it_makes_what_the_generated_constructor_makes() -> None:
+    for args, kwargs in (((1,), {}), ((1, "x"), {}), ((1,), {"tags": ("a",)}), ((), {"seq": 2, "memo": "m"})):
+        ours, ref = Sample(*args, **kwargs), Reference(*args, **kwargs)
+        assert dataclasses.astuple(ours) == dataclasses.astuple(ref)
+        assert repr(ours).replace("Sample", "Reference") == repr(ref)
+        assert ours == Sample(*args, **kwargs) and hash(ours) == hash(Sample(*args, **kwargs))
+    assert quick(Sample)
+    assert [(p.name, p.default) for p in inspect.signature(Sample).parameters.values()] == \
+        [(p.name, p.default) for p in inspect.signature(Reference).parameters.values()]
+
+
+def test_it_refuses_what_the_generated_constructor_refuses() -> None:
+    for args, kwargs in (((), {}), ((1, "x", (), 4), {}), ((1,), {"nope": 1}), ((1,), {"seq": 1})):
+        with pytest.raises(TypeError):
+            Reference(*args, **kwargs)
+        with pytest.raises(TypeError):
+            Sample(*args, **kwargs)
+
+
+def test_the_object_stays_frozen() -> None:
+    s = Sample(1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.seq = 2        # type: ignore[misc]
+    assert dataclasses.replace(s, memo="y") == Sample(1, "y")
+
+
+def test_a_class_it_cannot_serve_keeps_the_generated_constructor() -> None:
+    @frozen
+    class WithFactory:
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    @frozen
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError("negative")
+
+    assert not quick(WithFactory) and WithFactory().items == [] and WithFactory().items is not WithFactory().items
+    assert not quick(Checked)
+    with pytest.raises(ValueError):
+        Checked(-1)
+
+
+def test_every_message_and_event_has_it_and_round_trips() -> None:
+    classes = [c for module in (wire, events) for c in vars(module).values()
+               if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == module.__name__]
+    assert len(classes) > 40
+    for cls in classes:
+        assert quick(cls), cls
+        assert cls.__dataclass_params__.frozen, cls       # type: ignore[attr-defined]
+        values = {f.name: object() for f in dataclasses.fields(cls)}
+        made = cls(**values)
+        assert all(getattr(made, name) is value for name, value in values.items()), cls
+        assert made == cls(**values)
