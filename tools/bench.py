@@ -66,10 +66,11 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from lanpay import __version__
 from lanpay.core import wire
 from lanpay.core.events import PaymentConfirmed
+from lanpay.core.peer import Peer
 from lanpay.core.session import WINDOW
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from driver import Host, Net, Perfect  # noqa: E402  (the tests' in-memory LAN, found through the path above)
+from driver import Net, Perfect  # noqa: E402  (the tests' in-memory LAN, found through the path above)
 
 INSIDE_ENV = "LANPAY_BENCH_INSIDE"
 NFT_TABLE = "lanpay_bench_loss"
@@ -848,12 +849,15 @@ Address = tuple[str, int]
 
 
 class Wire:
-    """Two cores on the tests' in-memory LAN (tests/driver.py) with a fake clock: no sockets at all.
+    """Two cores wired directly in one process, with a fake clock: no sockets at all.
 
-    The wire is perfect (no random draw per datagram) and takes ``HOP`` per
-    datagram, so each step of the clock carries one hop; hosts keep nothing
-    (the memory rows measure what the cores keep), and an event hook counts
-    confirmations.
+    They pair on the tests' in-memory LAN (tests/driver.py); the payments then go
+    straight from one core to the other, pumped as ``lanpay.node`` pumps a core:
+    the datagrams that arrived together are fed in, then what is due is sent,
+    the events are drained and the one timer is looked up again.  Each hop
+    takes ``HOP`` of the fake clock; hosts keep nothing (the memory rows measure
+    what the cores keep).  The simulator's own bookkeeping (its queue, taps and
+    hooks) is not in the figure: it is not what a lanpay process runs.
     """
 
     HOP = 0.0001
@@ -865,31 +869,55 @@ class Wire:
         self.peers = {host.addr: host.peer for host in (self.alice, bob)}
         self.record: list[tuple[Address, bytes]] | None = None
         self.confirmed = 0
-        self.net.taps.append(self._tap)
-        self.net.event_hooks.append(self._count)
-
-    def _tap(self, now: float, data: bytes, src: Address, dst: Address) -> None:
-        if self.record is not None:
-            self.record.append((src, data))
-
-    def _count(self, host: Host, event: object) -> None:
-        self.confirmed += isinstance(event, PaymentConfirmed)
 
     def pair(self, limit: float = 100.0) -> None:
         """Run until both cores are paired (bounded in fake seconds)."""
         if not self.net.run_until(lambda: all(p.status().state == "paired" for p in self.peers.values()), limit):
             raise BenchError("the two in-process cores did not pair")
 
+    def _pump(self, peer: Peer, now: float) -> list[tuple[bytes, object]]:
+        """What the node does after input: take what is due, drain the events, re-arm the timer."""
+        out = peer.datagrams_to_send(now)
+        while (event := peer.next_event()) is not None:
+            self.confirmed += type(event) is PaymentConfirmed
+        peer.next_timeout()
+        peer.idle
+        return out
+
+    def _hop(self, now: float) -> float:
+        """One hop of the fake clock; a core whose timer is due handles it, as its node would."""
+        now += self.HOP
+        for peer in self.peers.values():
+            due = peer.next_timeout()
+            if due is not None and due <= now:
+                peer.handle_timeout(now)
+        return now
+
+    def _deliver(self, datagrams: list[tuple[bytes, object]], src: Address, to: Peer, now: float) -> None:
+        """Datagrams that arrive together, fed in one after the other."""
+        record = self.record
+        for data, _dest in datagrams:
+            if record is not None:
+                record.append((src, data))
+            to.receive_datagram(data, src, now)
+
     def pay_all(self, count: int, steps: int) -> None:
         """Alice pays ``count`` times, keeping the session's window full, until all confirm."""
-        alice = self.alice.peer
+        (a_addr, b_addr), now = self.addrs, self.net.now
+        alice, bob = self.peers[a_addr], self.peers[b_addr]
         asked = 0
+        to_bob = self._pump(alice, now)
         for _ in range(steps):
             while asked < count and asked - self.confirmed < WINDOW:
-                alice.pay(1, "", self.net.now)
+                alice.pay(1, "", now)
                 asked += 1
-            self.net.flush(self.alice)
-            self.net.step()
+            to_bob += self._pump(alice, now)
+            now = self._hop(now)
+            self._deliver(to_bob, a_addr, bob, now)
+            to_alice = self._pump(bob, now)
+            now = self._hop(now)
+            self._deliver(to_alice, b_addr, alice, now)
+            to_bob = self._pump(alice, now)
             if self.confirmed >= count:
                 return
         raise BenchError(f"only {self.confirmed} of {count} in-process payments confirmed")

@@ -634,6 +634,10 @@ class Counterpart:
                 self._tell(events.RestoreFailed(succ.info.name, reason))
 
     def next_timeout(self) -> float | None:
+        s = self.session
+        if s is not None and self.state is State.PAIRED and self.probe is None and not self.successors \
+                and not self.fenced:
+            return s.next_timeout()          # paired and settled: only the session's own timers
         times = [t for s in self.sessions() if (t := s.next_timeout()) is not None]
         if self.probe is not None:
             times.append(self.probe.deadline)

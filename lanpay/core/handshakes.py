@@ -306,6 +306,8 @@ class Matchmaker:
                 self.cool(hs.peer_inc, now + (REFUSED_COOLDOWN if hs.refusal else COOLDOWN))
 
     def next_timeout(self) -> float | None:
+        if not self.attempts:
+            return None
         return min((t for hs in self.attempts.values() if (t := hs.next_timeout()) is not None), default=None)
 
 

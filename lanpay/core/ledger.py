@@ -84,6 +84,18 @@ class Ledger:
         """Unresolved outgoing payments, oldest first (their entries are kept ready: this is one copy)."""
         return list(self._unresolved.values())
 
+    @property
+    def unresolved(self) -> bool:
+        """Whether any outgoing payment awaits its outcome (without copying the list)."""
+        return bool(self._unresolved)
+
+    def first_pending(self) -> HistoryEntry | None:
+        """The oldest unresolved payment not yet told in doubt (the oldest of all, nearly always)."""
+        for entry in self._unresolved.values():
+            if entry.status is Status.PENDING:
+                return entry
+        return None
+
     def outgoing(self, seq: int) -> HistoryEntry | None:
         entry = self._unresolved.get(seq)
         if entry is not None:

@@ -136,10 +136,11 @@ class Peer:
 
     @property
     def idle(self) -> bool:
-        return not self.ledger.pending()
+        return not self.ledger.unresolved
 
     def next_event(self) -> events.Event | None:
-        self._collect()
+        if not self._events:            # what is queued comes first: anything collected goes after it
+            self._collect()
         return self._events.popleft() if self._events else None
 
     def history(self) -> list[HistoryEntry]:
@@ -225,10 +226,11 @@ class Peer:
             return
         if self.state is State.CLOSED:
             return
-        self.credit.earn(addr[0], len(data))
+        size = len(data)
+        self.credit.earn(addr[0], size)
         if type(msg) is wire.Sealed:               # nearly every datagram: no padding rule, one route
             reason = self._on_sealed(msg, addr, now)
-        elif wire.short(msg, len(data)):
+        elif wire.short(msg, size):
             self._drop(DropReason.MALFORMED)       # unpadded: it could draw more bytes than it brought
             return
         else:
@@ -381,14 +383,18 @@ class Peer:
     def next_timeout(self) -> float | None:
         if self.state is State.CLOSED:
             return None
-        times = [self.announces.next_at, self.pairer.next_timeout(), self.who.next_timeout()]
-        if self._settle_at is not None:
-            times.append(self._settle_at)
-        if self.state in (State.LOOKING, State.PAIRING):
+        soonest = self.announces.next_at
+        for t in (self.pairer.next_timeout(), self.who.next_timeout(), self._settle_at):
+            if t is not None and t < soonest:
+                soonest = t
+        state = self.who.state
+        if state is State.LOOKING or state is State.PAIRING:
             if self.cooldown:
-                times.append(min(self.cooldown.values()))
-            times.append(self.table.next_expiry())     # a namesake's record gone may free a candidate
-        return min(t for t in times if t is not None)
+                soonest = min(soonest, min(self.cooldown.values()))
+            t = self.table.next_expiry()               # a namesake's record gone may free a candidate
+            if t is not None and t < soonest:
+                soonest = t
+        return soonest
 
     def handle_timeout(self, now: float) -> None:
         self._now = now

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 from dataclasses import dataclass
 
 from . import crypto, events, wire
@@ -49,6 +50,7 @@ THIN_LINEAR = 6         # resends at the plain RTO while too few are in flight f
 SILENT_CAP = 3.0        # the longest wait between resends once the counterpart is silent
 VOID = "void"           # the reason recorded for a payment that never reached the counterpart
 _UNRESOLVED = (Status.PENDING, Status.IN_DOUBT)
+_NEXT_AT = attrgetter("next_at")
 
 
 class Mode(enum.Enum):
@@ -551,8 +553,8 @@ class Session:
             if t is not None:
                 times.append(t)
         if self.flights:
-            times.append(min(f.next_at for f in self.flights.values()))
-        first = next((e for e in self._unresolved() if e.status is Status.PENDING), None)
+            times.append(min(map(_NEXT_AT, self.flights.values())))
+        first = self.ledger.first_pending()
         if first is not None:
             times.append(first.at + IN_DOUBT_AFTER)
         return min(times)
