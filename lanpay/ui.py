@@ -223,7 +223,7 @@ class Shell:
         self.emit("accepted", "Accepted: handing the relationship back")
 
     async def pay(self, node: NodeLike, cents: int, memo: str) -> None:
-        """Start a payment; the shells differ in whether they wait for its outcome."""
+        """Start a payment; the shells differ in whether (and when) they wait for its outcome."""
         self.start_payment(node, cents, memo)
 
     def start_payment(self, node: NodeLike, cents: int, memo: str) -> tuple[int, asyncio.Future[Any]] | None:
