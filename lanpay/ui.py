@@ -332,7 +332,7 @@ class LineShell(Shell):
         the next line is awaited, so a script that pays and then waits for the
         outcome still sees the shell give up on time.
         """
-        if self.timeout is None or not self._waiting:
+        if self.timeout is None or not self._drop_finished():
             return await anext(source, None)
         read = asyncio.ensure_future(_read_one(source))
         try:
@@ -380,10 +380,15 @@ class LineShell(Shell):
         (or the success) is the one a script running one payment at a time
         would see, printed after their outcomes.
         """
-        while len(self._waiting) >= WINDOW:
+        waiting = self._drop_finished()
+        if waiting and waiting[0].deadline is not None \
+                and waiting[0].deadline <= asyncio.get_running_loop().time():
+            self._timed_out(waiting[0])                   # the oldest's time is up: send nothing more
+            return
+        while len(waiting) >= WINDOW:
             if not await self._settle_oldest():
                 return
-        if self._waiting:
+        if waiting:
             try:
                 started = node.send_payment(cents, memo)
             except UserError:
@@ -410,7 +415,14 @@ class LineShell(Shell):
             deadline = None
         else:
             deadline = loop.time() + self.timeout
-        self._waiting.append(_Waiting(seq, cents, waiter, deadline))
+        waiting.append(_Waiting(seq, cents, waiter, deadline))
+
+    def _drop_finished(self) -> deque[_Waiting]:
+        """Forget the oldest payments whose wait is already over (nothing to wait for); the rest."""
+        waiting = self._waiting
+        while waiting and waiting[0].waiter.done():
+            self._finish_wait(waiting.popleft())
+        return waiting
 
     async def _settle_all(self) -> bool:
         """Complete every outstanding payment's wait, oldest first; False if one gave up."""
