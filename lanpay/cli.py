@@ -31,7 +31,9 @@ examples:
 
 line mode (when stdin is not a terminal, or with --json or --timeout):
   lanpay reads one command per line and writes plain lines (--json: one JSON
-  object per line); each command runs once paired; errors are one line starting
+  object per line); each command runs once paired; pays in a row are sent
+  without waiting for each other, their outcomes printed in order, and the
+  next other command runs once they are known; errors are one line starting
   "Error:", on stdout and on stderr.  Commands: balance, pay AMOUNT [MEMO],
   history, peer, accept, help, exit.
 

@@ -4,8 +4,9 @@ Both run commands against a node and show its events through :mod:`lanpay.render
 (sentences, JSON records, and the one sanitiser for network text).  The
 interactive shell (prompt_toolkit, notices above the prompt, a status toolbar)
 serves a person at a terminal; line mode (plain or JSON lines, commands wait
-for pairing, ``pay`` waits for its outcome, errors also on stderr, a bounded
-wait with ``--timeout``) serves a script feeding stdin.
+for pairing, queued ``pay`` lines sent without waiting and their outcomes
+printed in order, errors also on stderr, a bounded wait with ``--timeout``)
+serves a script feeding stdin.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from lanpay.commands import (
 )
 from lanpay.core.amounts import format_amount
 from lanpay.core.errors import UserError
+from lanpay.core.session import WINDOW
 from lanpay.core.events import (
     Event,
     Fenced,
@@ -221,7 +223,7 @@ class Shell:
         self.emit("accepted", "Accepted: handing the relationship back")
 
     async def pay(self, node: NodeLike, cents: int, memo: str) -> None:
-        """Start a payment; the shells differ in whether they wait for its outcome."""
+        """Start a payment; the shells differ in whether (and when) they wait for its outcome."""
         self.start_payment(node, cents, memo)
 
     def start_payment(self, node: NodeLike, cents: int, memo: str) -> tuple[int, asyncio.Future[Any]] | None:
@@ -260,11 +262,28 @@ class Shell:
         self._done = True
 
 
-class LineShell(Shell):
-    """Plain (or JSON) lines for scripts: commands wait for pairing, ``pay`` for its outcome.
+class _Waiting:
+    """A payment line mode started and whose wait has not completed yet."""
 
-    ``timeout`` bounds each wait, for pairing and for a payment's outcome: past
-    it, one ``Error:`` line, and the script ends with status 1.
+    __slots__ = ("seq", "cents", "waiter", "deadline")
+
+    def __init__(self, seq: int, cents: int, waiter: asyncio.Future[None], deadline: float | None) -> None:
+        self.seq, self.cents, self.waiter, self.deadline = seq, cents, waiter, deadline
+
+
+class LineShell(Shell):
+    """Plain (or JSON) lines for scripts: commands wait for pairing, and for the pays before them.
+
+    A ``pay`` starts its payment and the next line is read at once, so pays
+    queued one after another are all in flight together (up to the session's
+    window).  Every other line (and the end of input) first waits for the
+    outcome of each payment still outstanding, oldest first, exactly as if
+    each ``pay`` had waited for its own: the outcomes are printed in input
+    order, and the command after a run of pays sees them all.
+
+    ``timeout`` bounds each wait, for pairing and for a payment's outcome
+    (counted from when that payment started): past it, one ``Error:`` line,
+    and the script ends with status 1.
     """
 
     def __init__(self, out: Out, as_json: bool = False, err: Out | None = None,
@@ -272,19 +291,69 @@ class LineShell(Shell):
         super().__init__(out, as_json, err)
         self.timeout = timeout
         self._gave_up = False
+        self._waiting: deque[_Waiting] = deque()      # started payments, oldest first
 
     async def run(self, node: NodeLike, lines: AsyncIterator[str]) -> int:
         """Read commands until ``exit``, end of input or a timeout; return the exit status."""
-        async for line in lines:
-            command = self.parse(line)
-            if command is None:
+        source = aiter(lines)
+        while not self._gave_up:
+            line = await self._next_line(source)
+            if line is None:
+                break
+            try:
+                command = parse(line)
+            except CommandError as exc:
+                if await self._settle_all():
+                    self.fail(f"Error: {exc}")
                 continue
-            if isinstance(command, (Balance, Pay, History, PeerInfo)) and not await self._wait_paired():
+            if isinstance(command, Empty):
+                continue
+            if isinstance(command, Pay):
+                if not await self._wait_paired():
+                    break
+                await self.pay(node, command.cents, command.memo)
+                continue
+            if not await self._settle_all():
+                break
+            if isinstance(command, (Balance, History, PeerInfo)) and not await self._wait_paired():
                 break
             if not await self.execute(node, command) or self._gave_up:
                 break
+        if not self._gave_up:
+            await self._settle_all()
+        self._forget_waits()
         await self.leave(node)
         return 1 if self.refused else 0
+
+    async def _next_line(self, source: AsyncIterator[str]) -> str | None:
+        """The next line, or None at the end of input (or once a payment's wait gave up).
+
+        With a timeout and payments outstanding, the wait for the oldest runs while
+        the next line is awaited, so a script that pays and then waits for the
+        outcome still sees the shell give up on time.
+        """
+        if self.timeout is None or not self._drop_finished():
+            return await anext(source, None)
+        read = asyncio.ensure_future(_read_one(source))
+        try:
+            loop = asyncio.get_running_loop()
+            while self._waiting:
+                oldest = self._waiting[0]
+                assert oldest.deadline is not None
+                if not oldest.waiter.done():
+                    await asyncio.wait((read, oldest.waiter), timeout=max(0.0, oldest.deadline - loop.time()),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                if read.done():
+                    return read.result()
+                if not oldest.waiter.done():
+                    self._timed_out(oldest)
+                    return None
+                self._finish_wait(self._waiting.popleft())
+            return await read
+        finally:
+            if not read.done():
+                read.cancel()
+                await asyncio.wait((read,))   # the source is free again once this returns
 
     async def _wait_paired(self) -> bool:
         """Wait for a peer, for ever or up to the timeout (then say so and give up)."""
@@ -303,20 +372,38 @@ class LineShell(Shell):
         self.fail(text)
 
     async def pay(self, node: NodeLike, cents: int, memo: str) -> None:
-        """Wait for the outcome (its notice, ``Sent`` or ``Error``, is the event's).
+        """Start a payment and leave its wait outstanding (its notice, ``Sent`` or ``Error``, is the event's).
 
-        Without a timeout the next command runs once the payment is reported in
-        doubt, so a script does not hang on a peer that is gone (the outcome is
-        still printed when known); with one, the wait is for the outcome, up to
-        the timeout.
+        With the window's worth of payments outstanding, the oldest's wait is
+        completed first.  A payment the core refuses while others are
+        outstanding is tried again once their waits completed, so the refusal
+        (or the success) is the one a script running one payment at a time
+        would see, printed after their outcomes.
         """
-        started = self.start_payment(node, cents, memo)
+        waiting = self._drop_finished()
+        if waiting and waiting[0].deadline is not None \
+                and waiting[0].deadline <= asyncio.get_running_loop().time():
+            self._timed_out(waiting[0])                   # the oldest's time is up: send nothing more
+            return
+        while len(waiting) >= WINDOW:
+            if not await self._settle_oldest():
+                return
+        if waiting:
+            try:
+                started = node.send_payment(cents, memo)
+            except UserError:
+                if not await self._settle_all():
+                    return
+                started = self.start_payment(node, cents, memo)
+        else:
+            started = self.start_payment(node, cents, memo)
         if started is None:
             return
         seq, outcome = started
         if outcome.done():
             return
-        waiter: asyncio.Future[None] = outcome.get_loop().create_future()
+        loop = outcome.get_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
 
         def settled(_: object) -> None:
             if not waiter.done():
@@ -324,18 +411,65 @@ class LineShell(Shell):
 
         outcome.add_done_callback(settled)
         if self.timeout is None:
-            self._doubted[seq] = waiter
-        try:
-            if self.timeout is None:
-                await waiter          # all wait_for would do, without looking the loop up again
+            self._doubted[seq] = waiter       # in doubt, the wait is over (the outcome still prints)
+            deadline = None
+        else:
+            deadline = loop.time() + self.timeout
+        waiting.append(_Waiting(seq, cents, waiter, deadline))
+
+    def _drop_finished(self) -> deque[_Waiting]:
+        """Forget the oldest payments whose wait is already over (nothing to wait for); the rest."""
+        waiting = self._waiting
+        while waiting and waiting[0].waiter.done():
+            self._finish_wait(waiting.popleft())
+        return waiting
+
+    async def _settle_all(self) -> bool:
+        """Complete every outstanding payment's wait, oldest first; False if one gave up."""
+        while self._waiting:
+            if not await self._settle_oldest():
+                return False
+        return True
+
+    async def _settle_oldest(self) -> bool:
+        """Wait for the oldest outstanding payment: its outcome, its doubt, or its timeout.
+
+        Without a timeout the wait ends once the payment is reported in doubt, so a
+        script does not hang on a peer that is gone (the outcome is still printed
+        when known); with one, the wait is for the outcome, up to the timeout.
+        """
+        oldest = self._waiting[0]
+        if not oldest.waiter.done():
+            if oldest.deadline is None:
+                await oldest.waiter
             else:
-                await asyncio.wait_for(waiter, self.timeout)
-        except asyncio.TimeoutError:
-            who = shown(self.peer_name) if self.peer_name else "the peer"
-            self._give_up(f"Error: payment #{seq} of {format_amount(cents)} not confirmed by {who} "
-                          f"within {self.timeout:g} s (--timeout); giving up (it may still arrive)")
-        finally:
-            self._doubted.pop(seq, None)
+                remaining = oldest.deadline - asyncio.get_running_loop().time()
+                await asyncio.wait((oldest.waiter,), timeout=max(0.0, remaining))
+                if not oldest.waiter.done():
+                    self._timed_out(oldest)
+                    return False
+        self._finish_wait(self._waiting.popleft())
+        return True
+
+    def _timed_out(self, payment: _Waiting) -> None:
+        who = shown(self.peer_name) if self.peer_name else "the peer"
+        self._give_up(f"Error: payment #{payment.seq} of {format_amount(payment.cents)} not confirmed by {who} "
+                      f"within {self.timeout:g} s (--timeout); giving up (it may still arrive)")
+        self._forget_waits()
+
+    def _finish_wait(self, payment: _Waiting) -> None:
+        self._doubted.pop(payment.seq, None)
+
+    def _forget_waits(self) -> None:
+        """No wait will complete any more (giving up, leaving): the payments are the core's to finish."""
+        while self._waiting:
+            payment = self._waiting.popleft()
+            payment.waiter.cancel()
+            self._finish_wait(payment)
+
+
+async def _read_one(source: AsyncIterator[str]) -> str | None:
+    return await anext(source, None)
 
 
 async def stdin_lines(fd: int = 0) -> AsyncGenerator[str, None]:

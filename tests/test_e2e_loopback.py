@@ -208,3 +208,20 @@ def test_without_the_same_code_words_nobody_pairs(lanpay, loopback_ns,
         proc.expect(r"^Goodbye\.$")
         assert proc.wait() == 0
         assert not [line for line in proc.lines if "Welcome" in line or "Paired" in line]
+
+
+def test_a_script_of_many_pays_then_balance_prints_every_sent_in_order(lanpay, loopback_ns) -> None:
+    """Queued pays go out without waiting for each other; what the script reads is unchanged:
+    one ``Sent`` per pay, in order, then the balance they add up to."""
+    alice, bob = start_pair(lanpay, loopback_ns)
+    start = alice.mark()
+    alice.send("\n".join(f"pay {money(100 + n)} p{n}" for n in range(1, 101)))
+    assert alice.balance() == -sum(100 + n for n in range(1, 101))
+    said = alice.since(start)
+    sent = [line for line in said if line.startswith("Sent")]
+    assert sent == [f"Sent {money(100 + n)} to bob (#{n}) — p{n}" for n in range(1, 101)]
+    assert said[-1] == money(-sum(100 + n for n in range(1, 101)))     # after every Sent
+    assert not [line for line in said if line.startswith(("Error:", "Warning:"))]
+    assert len(bob.expect_count(r"You were paid", 100)) == 100
+    assert bob.balance() == sum(100 + n for n in range(1, 101))
+    assert alice.exit() == 0

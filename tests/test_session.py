@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from driver import Addr, Datagram, Host, Net, Perfect, Speaker, identity_in_band, identity_of
+from driver import Addr, Conditions, Datagram, Host, Net, Perfect, Speaker, identity_in_band, identity_of
 from lanpay.core import crypto, events, wire
 from lanpay.core.amounts import MAX_PAYMENT_CENTS
 from lanpay.core.errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, PeerUnavailable, UserError
@@ -412,6 +412,25 @@ def test_at_most_a_window_of_payments_is_in_flight_while_the_peer_is_unreachable
     assert a.status().pending == ()
     assert b.status().balance == sum(range(1, 101)) == -a.status().balance
     assert sorted(e.seq for e in lan.events(b, events.PaymentReceived)) == list(range(1, 101))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_outcomes_of_payments_in_flight_together_are_told_in_number_order(seed: int) -> None:
+    """Line mode prints each outcome as the core tells it: under loss, duplication and
+    reordering, the confirmations (acks are cumulative) and a rejection among them come
+    in payment-number order, each once."""
+    net = Net(seed, Conditions(loss=0.3, duplicate=0.1, reorder=0.3, delay=(0.0002, 0.005)))
+    alice, bob = net.add("alice"), net.add("bob", limit=10_000)
+    assert net.run_until(lambda: alice.peer.state is State.PAIRED and bob.peer.state is State.PAIRED, 30)
+    amounts = [100] * 60
+    amounts[6] = amounts[40] = 20_000          # past bob's limit: rejected, the rest go on
+    for cents in amounts:
+        net.pay("alice", cents)
+    assert net.run_until(lambda: alice.peer.status().pending == (), 120, every=0.1)
+    told = [e for e in alice.events if isinstance(e, (events.PaymentConfirmed, events.PaymentRejected))]
+    assert [e.seq for e in told] == list(range(1, 61))
+    assert [e.seq for e in told if isinstance(e, events.PaymentRejected)] == [7, 41]
+    assert alice.peer.status().balance == -5800 == -bob.peer.status().balance
 
 
 # ================================================================== in doubt, silence, leaving

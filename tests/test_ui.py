@@ -458,6 +458,10 @@ class FakeNode:
     seq: int = 0
     closed: list[float] = field(default_factory=list)
     outcomes: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
+    known_at_start: list[int] = field(default_factory=list)   # outcomes known when each payment started
+    attempts: int = 0                                         # send_payment calls, refused ones included
+    limit: int | None = None                                  # like --limit: the pending ones count
+    amounts: dict[int, int] = field(default_factory=dict)
 
     def status(self) -> FakeStatus:
         pending = tuple((s, 1, False) for s, f in self.outcomes.items() if not f.done())
@@ -470,9 +474,15 @@ class FakeNode:
         return at
 
     def send_payment(self, cents: int, memo: str = "") -> tuple[int, asyncio.Future[Any]]:
+        self.attempts += 1
         if self.refuse is not None:
             raise self.refuse
+        pending = sum(self.amounts[s] for s, f in self.outcomes.items() if not f.done())
+        if self.limit is not None and self.balance - pending - cents < -self.limit:
+            raise OverLimit(f"paying {cents} would pass your limit")
+        self.known_at_start.append(sum(f.done() for f in self.outcomes.values()))
         self.seq += 1
+        self.amounts[self.seq] = cents
         outcome = asyncio.get_running_loop().create_future()
         self.outcomes[self.seq] = outcome
         if self.answer == "confirm":
@@ -482,6 +492,11 @@ class FakeNode:
     def _confirm(self, seq: int, cents: int, memo: str) -> None:
         self.balance -= cents
         event = PaymentConfirmed(seq, cents, memo, self.balance)
+        self.shell.on_event(event)
+        self.outcomes[seq].set_result(event)
+
+    def _reject(self, seq: int, reason: str = "over their limit") -> None:
+        event = PaymentRejected(seq, self.amounts[seq], reason)
         self.shell.on_event(event)
         self.outcomes[seq].set_result(event)
 
@@ -905,3 +920,203 @@ async def test_a_fenced_process_says_why_it_cannot_pay() -> None:
     assert await shell.run(node, lines_of("pay 1")) == 1
     assert out[-2] == ("Error: a newer lanpay of yours holds the relationship now; this one can no "
                        "longer pay — nothing was sent")
+
+
+# -- line mode: queued pays go out together, their outcomes in order ------------------
+
+
+async def settle() -> None:
+    """Let the shell run as far as it can (every fake outcome here is resolved by the test itself)."""
+    await asyncio.sleep(0.02)
+
+
+async def held_open(*lines: str) -> AsyncIterator[str]:
+    """A script that wrote ``lines`` and keeps its end of the pipe open without writing more."""
+    for line in lines:
+        yield line
+    await asyncio.Event().wait()
+
+
+@sync
+async def test_queued_pays_are_all_started_before_the_first_outcome() -> None:
+    shell, node, out = line_shell(answer="never")
+    shell.on_event(Paired("bob", BOB, "1"))
+    task = asyncio.create_task(shell.run(node, lines_of("pay 1", "pay 2", "pay 3 tea", "balance")))
+    await settle()
+    assert node.seq == 3 and node.known_at_start == [0, 0, 0]
+    assert not any(f.done() for f in node.outcomes.values())
+    assert out[-1] == "Welcome to your peering relationship!"       # balance waits for the three
+    node._confirm(1, 100, "")
+    node._confirm(2, 200, "")
+    await settle()
+    assert out[-1] == "Sent 2.00 to bob (#2)"                        # still waiting for #3
+    node._confirm(3, 300, "tea")
+    assert await asyncio.wait_for(task, 10) == 0
+    assert out[-5:] == ["Sent 1.00 to bob (#1)", "Sent 2.00 to bob (#2)", "Sent 3.00 to bob (#3) — tea",
+                        "-6.00", "Goodbye."]
+
+
+@sync
+async def test_outputs_stay_in_input_order_around_a_command_and_a_bad_line() -> None:
+    shell, node, out, err = script_shell()
+    shell.on_event(Paired("bob", BOB, "1"))
+    script = lines_of("pay 1", "pay 2", "balance", "pay 3", "", "pay 4", "pay x", "pay 5", "pay 6", "history")
+    assert await asyncio.wait_for(shell.run(node, script), 10) == 1
+    bad = "Error: 'x' is not an amount (write it like 10 or 10.50)"
+    assert out[2:] == [
+        "Sent 1.00 to bob (#1)", "Sent 2.00 to bob (#2)", "-3.00",
+        "Sent 3.00 to bob (#3)", "Sent 4.00 to bob (#4)", bad,
+        "Sent 5.00 to bob (#5)", "Sent 6.00 to bob (#6)", "No payments yet.", "Goodbye.",
+    ]
+    assert err == [bad]
+    # each run of pays went out together; each other line waited for the run before it
+    assert node.known_at_start == [0, 0, 2, 2, 4, 4]
+
+
+@sync
+async def test_no_more_than_a_window_of_pays_is_outstanding() -> None:
+    from lanpay.core.session import WINDOW
+
+    shell, node, out = line_shell(answer="never")
+    shell.on_event(Paired("bob", BOB, "1"))
+    script = [f"pay {n}" for n in range(1, WINDOW + 3)] + ["balance"]
+    task = asyncio.create_task(shell.run(node, lines_of(*script)))
+    await settle()
+    assert node.seq == WINDOW                 # the next one waits for the oldest
+    node._confirm(1, 100, "")
+    await settle()
+    assert node.seq == WINDOW + 1 and node.known_at_start[-1] == 1
+    node._confirm(3, 300, "")                 # not the oldest outstanding (#2): no room yet
+    await settle()
+    assert node.seq == WINDOW + 1
+    node._confirm(2, 200, "")
+    await settle()
+    assert node.seq == WINDOW + 2
+    for seq in range(4, WINDOW + 3):
+        node._confirm(seq, seq * 100, "")
+    assert await asyncio.wait_for(task, 10) == 0
+    total = sum(range(1, WINDOW + 3)) * 100
+    assert out[-2:] == [balance_text(FakeStatus(balance=-total)), "Goodbye."]
+
+
+@sync
+async def test_a_pay_refused_while_others_are_outstanding_is_tried_again_once_they_are_known() -> None:
+    """The limit counts pending payments; the payee's rejection of #1 makes room for the next."""
+    shell, node, out, err = script_shell(answer="never")
+    node.limit = 500
+    shell.on_event(Paired("bob", BOB, "1"))
+    task = asyncio.create_task(shell.run(node, lines_of("pay 4", "pay 3", "balance")))
+    await settle()
+    assert (node.attempts, node.seq) == (2, 1)          # tried at once, refused, nothing sent
+    assert err == [] and not task.done()
+    node._reject(1)
+    await settle()
+    assert (node.attempts, node.seq) == (3, 2)          # tried again once #1 was known: room now
+    node._confirm(2, 300, "")
+    assert await asyncio.wait_for(task, 10) == 1
+    assert out[-4:] == ["Error: bob refused payment #1 of 4.00: over their limit",
+                        "Sent 3.00 to bob (#2)", "-3.00", "Goodbye."]
+    assert err == ["Error: bob refused payment #1 of 4.00: over their limit"]
+
+
+@sync
+async def test_a_pay_still_refused_after_the_wait_prints_its_error_after_the_outcomes() -> None:
+    shell, node, out, err = script_shell(answer="never")
+    node.limit = 500
+    shell.on_event(Paired("bob", BOB, "1"))
+    task = asyncio.create_task(shell.run(node, lines_of("pay 4", "pay 3", "pay 1", "balance")))
+    await settle()
+    assert (node.attempts, node.seq) == (2, 1) and err == []
+    node._confirm(1, 400, "")
+    await settle()
+    assert (node.attempts, node.seq) == (4, 2)          # #2 refused again and printed; then pay 1
+    node._confirm(2, 100, "")
+    assert await asyncio.wait_for(task, 10) == 1
+    refused = "Error: paying 300 would pass your limit"
+    assert out[-5:] == ["Sent 4.00 to bob (#1)", refused, "Sent 1.00 to bob (#2)", "-5.00", "Goodbye."]
+    assert err == [refused]
+
+
+@sync
+async def test_timeout_gives_up_on_the_oldest_outstanding_pay_and_lists_every_unconfirmed_one() -> None:
+    shell, node, out, err = script_shell(timeout=0.2, answer="never")
+    shell.on_event(Paired("bob", BOB, "1"))
+    task = asyncio.create_task(shell.run(node, lines_of("pay 1", "pay 2", "pay 3", "balance", "pay 4")))
+    await settle()
+    assert node.seq == 3
+    node._confirm(1, 100, "")                  # the oldest is known; #2 is the one that times out
+    assert await asyncio.wait_for(task, 10) == 1
+    failed = ("Error: payment #2 of 2.00 not confirmed by bob within 0.2 s (--timeout); "
+              "giving up (it may still arrive)")
+    assert err == [failed]
+    assert out[-4:] == [
+        "Sent 1.00 to bob (#1)", failed,
+        "Warning: leaving with 2 payment(s) not confirmed (#2 0.01, #3 0.01); bob may or may not have received them",
+        "Goodbye.",
+    ]
+    assert node.seq == 3 and node.closed == [3.0]       # balance and pay 4 never ran
+
+
+@sync
+async def test_timeout_still_gives_up_while_the_script_writes_nothing_more() -> None:
+    shell, node, out, err = script_shell(timeout=0.1, answer="never")
+    shell.on_event(Paired("bob", BOB, "1"))
+    lines = held_open("pay 1", "pay 2")
+    assert await asyncio.wait_for(shell.run(node, lines), 10) == 1
+    assert err == ["Error: payment #1 of 1.00 not confirmed by bob within 0.1 s (--timeout); "
+                   "giving up (it may still arrive)"]
+    assert out[-1] == "Goodbye."
+    await lines.aclose()                        # the read given up on left the source closable
+
+
+@sync
+async def test_without_a_timeout_each_outstanding_pay_is_waited_for_until_in_doubt_oldest_first() -> None:
+    shell, node, out = line_shell(answer="never")
+    shell.on_event(Paired("bob", BOB, "1"))
+    task = asyncio.create_task(shell.run(node, held_open("pay 1", "pay 2", "balance")))
+    await settle()
+    shell.on_event(PaymentInDoubt(2, 200))      # the newer one in doubt: balance still waits for #1
+    await settle()
+    assert out[-1].startswith("Payment #2 of 2.00 is in doubt")
+    shell.on_event(PaymentInDoubt(1, 100))
+    await settle()
+    assert out[-3:] == ["Payment #1 of 1.00 is in doubt: bob has not confirmed it yet; still trying",
+                        "0.00", "(pending: 0.02 in 2 payments)"]
+    node._confirm(1, 100, "")
+    node._confirm(2, 200, "")
+    await settle()
+    assert out[-2:] == ["Sent 1.00 to bob (#1)", "Sent 2.00 to bob (#2)"]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@sync
+async def test_end_of_input_waits_for_the_outstanding_pays_before_leaving() -> None:
+    shell, node, out = line_shell(answer="never")
+    shell.on_event(Paired("bob", BOB, "1"))
+    task = asyncio.create_task(shell.run(node, lines_of("pay 1", "pay 2")))
+    await settle()
+    assert node.seq == 2 and node.closed == [] and "Goodbye." not in out
+    node._confirm(1, 100, "")
+    await settle()
+    assert node.closed == []
+    node._confirm(2, 200, "")
+    assert await asyncio.wait_for(task, 10) == 0
+    assert out[-3:] == ["Sent 1.00 to bob (#1)", "Sent 2.00 to bob (#2)", "Goodbye."]
+    assert node.closed == [3.0] and node.known_at_start == [0, 0]
+
+
+@sync
+async def test_a_rejection_among_queued_pays_is_printed_in_its_place() -> None:
+    shell, node, out, err = script_shell(answer="never")
+    shell.on_event(Paired("bob", BOB, "1"))
+    task = asyncio.create_task(shell.run(node, lines_of("pay 1", "pay 60", "pay 2", "balance")))
+    await settle()
+    assert node.seq == 3
+    node._confirm(1, 100, "")
+    node._reject(2)
+    node._confirm(3, 200, "")
+    assert await asyncio.wait_for(task, 10) == 1
+    assert out[-5:] == ["Sent 1.00 to bob (#1)", "Error: bob refused payment #2 of 60.00: over their limit",
+                        "Sent 2.00 to bob (#3)", "-3.00", "Goodbye."]

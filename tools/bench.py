@@ -627,8 +627,9 @@ class PairedPeers:
     def burst(self, count: int, cap: float) -> tuple[int, int, float]:
         """Write ``count`` pays at once; count outcomes until all are in or ``cap`` passes.
 
-        Returns (confirmed, refused, seconds).  Line mode runs one payment at a
-        time, so this is the rate a script sees.
+        Returns (confirmed, refused, seconds).  Line mode sends queued pays
+        without waiting for each other (a window at a time) and prints their
+        outcomes in order, so this is the rate a script sees.
         """
         start = self.alice.send("pay 0.01\n" * count)
         limit = start + cap
@@ -706,8 +707,9 @@ def burst_metric(session: PairedPeers, plan: Plan, floor: UdpFloor) -> Metric:
 def goodput_metric(session: PairedPeers, plan: Plan, percent: int) -> Metric:
     """Payments confirmed per second with ``percent`` % of UDP dropped, against lossless.
 
-    Line mode runs one payment at a time, so every loss is waited out by the
-    payment timer: this is what a script sees.  Each lossy run of ``plan.lossy``
+    Line mode keeps queued pays in flight together, so a loss is mostly found by
+    the acknowledgements of later payments rather than waited out by the payment
+    timer: this is what a script sees.  Each lossy run of ``plan.lossy``
     payments follows a lossless one of the same size on the same pair, and the
     medians of the rounds are compared: on a shared machine the floor must come
     from the same minute, or load drift reads as loss recovery.
