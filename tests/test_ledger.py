@@ -88,13 +88,19 @@ def test_the_furthest_acceptable_sequence_number_moves_with_the_cumulative_mark(
     assert got(led, MAX_AHEAD + 1, 1)[0] is Outcome.PROCESSED
 
 
-def test_the_ack_is_the_cumulative_mark_only() -> None:
-    """Nothing held above the mark is acknowledged: the payer must not count it as applied."""
+def test_the_ack_is_the_cumulative_mark_and_what_waits_beyond_the_gap() -> None:
+    """Nothing held above the mark is acknowledged as applied (the payer must not count it
+    so); it is only said to have arrived, bit i for seq mark + 2 + i, so the payer resends
+    what is missing and nothing else."""
     led = Ledger()
     for seq in (1, 2, 4, 5, 7):
         led.receive(seq, 10, "", now=0.0)
-    assert led.ack() == wire.Ack(2, ())
+    assert led.ack() == wire.Ack(2, (), held=0b1011)
     assert led.balance == 20
+    led.receive(3, 10, "", now=0.0)
+    assert led.ack() == wire.Ack(5, (), held=0b1)
+    led.receive(MAX_AHEAD, 10, "", now=0.0)              # beyond the 64 the bitmap covers: not told
+    assert led.ack() == wire.Ack(5, (), held=0b1)
 
 
 def test_an_empty_ack_says_nothing_arrived() -> None:

@@ -8,10 +8,11 @@ soon a counterpart that went away is told.
 from __future__ import annotations
 
 from lanpay.core import events, wire
+from lanpay.core.errors import DropReason
 from lanpay.core.peer import Peer
 from lanpay.core.session import PACKET_THRESHOLD, PONG_WAIT, SILENT_AFTER
 
-from test_session import opened, paired, pays
+from test_session import drops, forge_msg, opened, paired, pays
 
 
 def copies_of(lan, payer: Peer, payee: Peer, lose):  # type: ignore[no-untyped-def]
@@ -223,3 +224,83 @@ def test_the_side_that_follows_keepalives_woken_from_a_stop_keeps_pinging_until_
     net.rules.append(first_ping_after_waking)
     assert net.run_until(lambda: follower.peer.ledger.balance == 700, 8.0)
     assert lost, "the first ping after waking was not sent (nothing was lost)"
+
+
+def test_several_payments_lost_at_once_are_each_resent_once_without_waiting_for_a_timer() -> None:
+    """The payee says which payments beyond the gap it holds, so every one it lacks is resent
+    as soon as three later copies arrived, and the ones it holds are not sent again."""
+    lan, a, b = paired()
+    start = lan.now
+    lost = {3, 7, 12}
+    drop, log = copies_of(lan, a, b, lambda seq, copy: seq in lost and copy == 0)
+    for _ in range(20):
+        a.pay(100, "", start)
+    lan.pump(drop)                                        # no clock movement: no timer fired
+    resent = sorted(s for s in {s for _, s in log} if [x for _, x in log].count(s) > 1)
+    assert resent == sorted(lost)
+    assert all([x for _, x in log].count(s) == 2 for s in lost)
+    assert a.status().balance == -2000 and b.status().balance == 2000
+    assert [e.seq for e in lan.events(a, events.PaymentConfirmed)] == list(range(1, 21))
+
+
+def test_a_resend_lost_again_is_found_by_the_acks_of_payments_sent_after_it() -> None:
+    lan, a, b = paired()
+    start = lan.now
+    drop, log = copies_of(lan, a, b, lambda seq, copy: seq == 2 and copy < 2)
+    for _ in range(6):
+        a.pay(100, "", start)
+    lan.pump(drop)
+    assert [s for _, s in log].count(2) == 2               # the first copy, and one resend, both lost
+    for _ in range(4):                                     # payments made after the resend arrive
+        a.pay(100, "", start)
+    lan.pump(drop)
+    assert [s for _, s in log].count(2) == 3               # so the resend is known lost: a third copy
+    assert all(t == start for t, _ in log)                 # still no timer
+    assert a.status().balance == -1000 and b.status().balance == 1000
+
+
+def test_a_timer_resends_the_oldest_payment_only() -> None:
+    """Acks lost: every payment's timer runs out together, but the payee may hold the later
+    ones, and the oldest's ack tells which are missing; so one copy goes, not one per payment."""
+    lan, a, b = paired()
+    start = lan.now
+    acks_lost = {"on": True}
+
+    def drop(src: Peer, dst: Peer, data: bytes) -> bool:
+        return src is b and acks_lost["on"]
+
+    for _ in range(5):
+        a.pay(100, "", start)
+    lan.pump(drop)
+    first = a.next_timeout()
+    assert first is not None
+    lan.now = first
+    a.handle_timeout(first)
+    assert [p.seq for p in pays(b, lan.take(a))] == [1]
+    acks_lost["on"] = False
+    lan.advance(first + 1.0)
+    assert a.status().balance == -500 and b.status().balance == 500
+
+
+def test_an_ack_that_says_it_holds_what_was_never_sent_is_a_violation() -> None:
+    lan, a, b = paired()
+    a.pay(100, "", lan.now)
+    a.pay(100, "", lan.now)                # seqs 1 and 2 exist; bit 0 is seq 2, bit 1 would be seq 3
+    lan.deliver(b, a, [forge_msg(b, wire.Ack(0, (), held=0b10))])
+    assert drops(a) == {DropReason.VIOLATION: 1}
+    lan.deliver(b, a, [forge_msg(b, wire.Ack(0, (), held=0b01))])
+    assert drops(a) == {DropReason.VIOLATION: 1}
+    assert lan.events(a, events.PaymentConfirmed) == []
+
+
+def test_an_ack_settling_a_resent_payment_gives_no_round_trip_sample() -> None:
+    lan, a, b = paired()
+    start = lan.now
+    drop, _ = copies_of(lan, a, b, lambda seq, copy: seq == 1 and copy == 0)
+    srtt = a.rtt.srtt
+    assert srtt is not None                 # the pairing's pings measured it
+    for _ in range(6):
+        a.pay(100, "", start)
+    lan.pump(drop)
+    assert a.status().balance == -600
+    assert a.rtt.srtt == srtt               # every ack settled after the resend covered seq 1

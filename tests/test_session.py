@@ -330,7 +330,12 @@ def test_duplicate_acks_never_trigger_a_retransmission() -> None:
     assert timer is not None
     lan.now = timer
     a.handle_timeout(lan.now)
-    assert [p.seq for p in pays(b, lan.take(a))] == [1, 2]        # the timer resends each, once
+    resent = of_kind(b, lan.take(a), wire.Pay)
+    assert [p.seq for p in pays(b, resent)] == [1]   # the timer resends the oldest only: b holds the second
+    lan.deliver(a, b, resent)
+    lan.deliver(b, a, lan.take(b))
+    assert [e.seq for e in lan.events(a, events.PaymentConfirmed)] == [1, 2]
+    assert pays(b, lan.take(a)) == []
 
 
 def test_an_unanswered_payment_is_resent_at_the_rto_then_with_doubling_intervals_up_to_a_cap() -> None:

@@ -29,6 +29,7 @@ __all__ = ["BadHandback", "Earlier", "HistoryEntry", "HistoryLines", "Ledger", "
            "Status", "Totals"]
 
 MAX_AHEAD = 256          # an incoming seq further past the cumulative mark is refused
+HELD_BITS = 64           # an Ack tells which of the 64 payments after the gap arrived
 SANE = 2**53             # no real relationship gets near this many cents or payments
 PART_BYTES = 1000        # bytes of entries and totals in one hand-back part: one datagram, no IP fragments
 MAX_PARTS = 1 << 20      # a hand-back claiming more parts cannot describe a real relationship
@@ -202,13 +203,22 @@ class Ledger:
         read as accepted.
         """
         if not self.in_rejected:
-            return wire.Ack(self.in_cum, ())
+            return wire.Ack(self.in_cum, (), self._held(self.in_cum))
         rejections = [wire.Rejection(s, r) for s, r in sorted(self.in_rejected.items())]
         cum = self.in_cum
         if len(rejections) > wire.MAX_LIST:
             cum = min(cum, rejections[wire.MAX_LIST].seq - 1)
             rejections = rejections[:wire.MAX_LIST]
-        return wire.Ack(cum, tuple(rejections))
+        return wire.Ack(cum, tuple(rejections), self._held(cum))
+
+    def _held(self, cum: int) -> int:
+        """The payments waiting beyond the gap at ``cum + 1``, as the Ack's bitmap of the 64 after it."""
+        bits = 0
+        for seq in self.waiting:
+            offset = seq - cum - 2
+            if 0 <= offset < HELD_BITS:
+                bits |= 1 << offset
+        return bits
 
     # ------------------------------------------------------------ views
     def history(self) -> HistoryLines:

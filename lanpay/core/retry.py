@@ -24,12 +24,13 @@ MAX_DOUBLINGS = 16      # 2**16 times the base is past any cap: huge retry count
 
 @dataclass(slots=True)
 class Retry:
-    """When to send again: ``first_sent`` for RTT samples (Karn: only if never repeated)."""
+    """When to send again: ``first_sent`` for RTT samples (Karn: only if never repeated);
+    ``copy`` is the sender's number for the last copy sent, if it numbers them."""
 
     first_sent: float
     next_at: float
     retries: int = 0
-    early: bool = False     # resent once already because later messages were acknowledged
+    copy: int = -1
 
     @classmethod
     def start(cls, now: float, wait: float) -> "Retry":

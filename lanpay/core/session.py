@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from . import crypto, events, wire
 from .errors import DecodeError, DropReason, NotPaired, PeerUnavailable
 from .handback import Handback
-from .ledger import MAX_AHEAD, BadHandback, HistoryEntry, Ledger, Outcome, Restore, Restored, Status
+from .ledger import HELD_BITS, MAX_AHEAD, BadHandback, HistoryEntry, Ledger, Outcome, Restore, Restored, Status
 from .retry import Retry
 from .rtt import RttEstimator
 
@@ -80,7 +80,6 @@ class Session:
         self.send_counter = 0
         self.outbox: list[tuple[bytes, tuple[str, int]]] = []
         self.flights: dict[int, Retry] = {}
-        self.dup_acks = 0                       # acks repeating our floor since it last rose
         self.leads = keys.send_key < keys.recv_key   # the side that keeps the session alive with pings
         self.last_heard = now
         self.challenge: tuple[int, tuple[str, int], float] | None = None   # (ping id, new address, sent at)
@@ -127,12 +126,14 @@ class Session:
             raise PeerUnavailable(f"{name} is not responding — nothing was sent")
 
     # ------------------------------------------------------------------ sending
-    def _send(self, msg: wire.Message, to: tuple[str, int] | None = None) -> None:
+    def _send(self, msg: wire.Message, to: tuple[str, int] | None = None) -> int:
+        """Seal and queue ``msg``; returns its counter, which numbers every datagram we send."""
         counter = self.send_counter
         self.send_counter += 1
         header = wire.sealed_header(self.keys.session_id, counter)
         body = crypto.seal(self.keys.send_key, counter, header, wire.encode_inner(msg))
         self.outbox.append((header + body, to or self.peer_addr))
+        return counter
 
     def take_datagrams(self) -> list[tuple[bytes, tuple[str, int]]]:
         out, self.outbox = self.outbox, []
@@ -170,8 +171,8 @@ class Session:
             if entry is None or entry.status not in _UNRESOLVED:
                 self._fill_any(now, floor)
                 return
-            flights[seq] = Retry.start(now, rto)
-            self._send(wire.Pay(seq, floor, entry.amount, entry.memo))
+            flight = flights[seq] = Retry.start(now, rto)
+            flight.copy = self._send(wire.Pay(seq, floor, entry.amount, entry.memo))
             seq += 1
             flying += 1
 
@@ -180,8 +181,8 @@ class Session:
             if len(self.flights) >= WINDOW or entry.seq > floor + SPAN:
                 break
             if entry.seq not in self.flights:
-                self.flights[entry.seq] = Retry.start(now, self.rtt.rto)
-                self._send(wire.Pay(entry.seq, floor, entry.amount, entry.memo))
+                flight = self.flights[entry.seq] = Retry.start(now, self.rtt.rto)
+                flight.copy = self._send(wire.Pay(entry.seq, floor, entry.amount, entry.memo))
 
     def close(self) -> None:
         if not self.closed:
@@ -365,49 +366,71 @@ class Session:
                 self.emit(events.PaymentDeclined(entry.seq, entry.amount, entry.memo, entry.reason))
 
     def _on_ack(self, msg: wire.Ack, now: float) -> DropReason | None:
-        rejections = msg.rejections
-        if msg.cumulative >= self.ledger.out_next or (rejections and any(r.seq > msg.cumulative for r in rejections)):
-            return DropReason.VIOLATION
-        floor = self.ledger.floor()
-        if msg.cumulative > floor:
-            self.dup_acks = 0
-            self._settle_up_to(msg.cumulative, {r.seq: r.reason for r in rejections} if rejections else {}, now)
-        elif msg.cumulative == floor:
-            self._dup_ack(floor + 1, now)
+        rejections, cumulative, held = msg.rejections, msg.cumulative, msg.held
+        out_next = self.ledger.out_next
+        if cumulative >= out_next or (rejections and any(r.seq > cumulative for r in rejections)) \
+                or (held and held >> max(0, out_next - cumulative - 2)):
+            return DropReason.VIOLATION               # it acknowledges what we never sent
+        delivered = -1
+        if cumulative > self.ledger.floor():
+            delivered = self._settle_up_to(cumulative, {r.seq: r.reason for r in rejections} if rejections else {},
+                                           now)
+        if self.flights and (held or delivered >= 0):
+            self._find_losses(cumulative, held, delivered, now)
         self._fill_window(now)
         return None
 
-    def _dup_ack(self, seq: int, now: float) -> None:
-        """An ack that does not move past ``seq``: the payee holds a later payment (or got a copy
-        of an old one).  Three of them while three later payments are in flight deem ``seq``
-        lost: it is resent at once, and only once; its timer does the rest."""
-        flight = self.flights.get(seq)
-        if flight is None or flight.early:
-            return
-        self.dup_acks += 1
-        if self.dup_acks >= PACKET_THRESHOLD and len(self.flights) > PACKET_THRESHOLD:
-            flight.early = True
-            self._resend(seq, flight, now, linear=flight.retries + 1)
+    def _find_losses(self, cumulative: int, held: int, delivered: int, now: float) -> None:
+        """Resend, once per sign of it, each payment the payee lacks though a copy we sent
+        ``PACKET_THRESHOLD`` datagrams later arrived (RFC 9002 §6.1.1, counted in our datagram
+        numbers: a resent payment keeps its seq, so the seq alone cannot say what was sent after
+        it).  ``delivered`` is the number of the latest copy this ack settled; what the payee
+        holds beyond the gap counts too.  An ack that came twice shows nothing new, so it
+        resends nothing (no Sorcerer's Apprentice)."""
+        flights = self.flights
+        base = cumulative + 2                          # the seq of bit 0 of ``held``
+        if held:
+            for seq, flight in flights.items():
+                if seq >= base and (held >> (seq - base)) & 1 and flight.copy > delivered:
+                    delivered = flight.copy
+        # Flights are in the order of their first sending, and a resend only raises a copy's
+        # number: past one never resent that is recent enough, none can be lost by this rule.
+        for seq, flight in flights.items():
+            if base <= seq < base + HELD_BITS and (held >> (seq - base)) & 1:
+                continue                               # it arrived: it waits for the gap
+            if flight.copy + PACKET_THRESHOLD <= delivered and seq <= cumulative + 1 + HELD_BITS:
+                self._resend(seq, flight, now, linear=flight.retries + 1)
+            elif flight.retries == 0:
+                break
 
-    def _settle_up_to(self, cumulative: int, rejected: dict[int, int], now: float) -> None:
+    def _settle_up_to(self, cumulative: int, rejected: dict[int, int], now: float) -> int:
         """The counterpart processed everything up to ``cumulative``: each pending one is
-        confirmed, or rejected if it says so."""
-        led = self.ledger
+        confirmed, or rejected if it says so.  One RTT sample, from the latest, unless a
+        payment it settles was resent.  Returns the number of the latest copy it settled."""
+        led, flights = self.ledger, self.flights
+        newest: Retry | None = None       # the latest payment this ack settles, for an RTT sample
+        resent = False
+        latest = -1                       # the number of the latest copy of a payment it settles
         for seq in range(led.floor() + 1, cumulative + 1):     # every unresolved one is above the floor
             entry = led.outgoing(seq)
             if entry is None or entry.status not in _UNRESOLVED:
                 continue
-            flight = self.flights.pop(seq, None)
+            flight = flights.pop(seq, None)
+            if flight is not None:
+                newest = flight
+                resent = resent or flight.retries > 0
+                latest = max(latest, flight.copy)
             if seq in rejected:
                 reason = wire.REJECT_TEXT.get(rejected[seq], "refused")
                 self.ledger.reject(seq, reason)
                 self.emit(events.PaymentRejected(seq, entry.amount, reason))
                 continue
-            if flight is not None and flight.retries == 0:
-                self.rtt.sample(now - flight.first_sent)     # Karn: only sends never repeated
             self.ledger.confirm(seq)
             self.emit(events.PaymentConfirmed(seq, entry.amount, entry.memo, self.ledger.balance,
                                               was_in_doubt=entry.status is Status.IN_DOUBT))
+        if newest is not None and not resent:
+            self.rtt.sample(now - newest.first_sent)     # Karn: not when a copy may be what was answered
+        return latest
 
     def _on_fenced(self, msg: wire.Fenced) -> DropReason | None:
         """Our counterpart gave the relationship to a newer process of ours: settle what it
@@ -510,17 +533,34 @@ class Session:
                 break
             self.ledger.mark_in_doubt(entry.seq)
             self.emit(events.PaymentInDoubt(entry.seq, entry.amount))
-        linear = THIN_LINEAR if len(self.flights) <= PACKET_THRESHOLD else 0
-        for seq, flight in list(self.flights.items()):
-            if flight.due(now):
-                self._resend(seq, flight, now, linear)
+        self._resend_oldest(now)
         self._fill_window(now)
+
+    def _resend_oldest(self, now: float) -> None:
+        """A timer ran out: resend the oldest payment in flight, and only it.
+
+        The payee holds every payment beyond a gap unacknowledged, so the later
+        timers running out say nothing of their own payments; they wait for the
+        oldest's.  Once it arrives, the acknowledgement shows at once which is
+        missing next (``_settle_up_to``).
+        """
+        flights = self.flights
+        if not flights:
+            return
+        oldest = min(flights)
+        flight = flights[oldest]
+        if flight.due(now):
+            self._resend(oldest, flight, now, THIN_LINEAR)
+        wait = flight.next_at
+        for later in flights.values():
+            if later.next_at < wait:
+                later.next_at = wait
 
     def _resend(self, seq: int, flight: Retry, now: float, linear: int) -> None:
         entry = self.ledger.outgoing(seq)
         assert entry is not None
         flight.fire(now, self.rtt.rto, SILENT_CAP if self.silent else self.rtt.cap, linear)
-        self._send(wire.Pay(seq, self.ledger.floor(), entry.amount, entry.memo))
+        flight.copy = self._send(wire.Pay(seq, self.ledger.floor(), entry.amount, entry.memo))
 
     def probe(self, now: float, until: float, spacing: float) -> None:
         """Ping often until ``until``: is the process behind this session still there?"""

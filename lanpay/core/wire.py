@@ -460,13 +460,15 @@ class Pay(Message):
 
 @frozen
 class Ack(Message):
-    """Cumulative acknowledgement (payments are applied in order, so nothing above it is
-    held); ``rejections`` lists every rejected seq up to it above the sender's floor."""
+    """Cumulative acknowledgement (payments are applied in order: everything up to it is
+    processed); ``rejections`` lists every rejected seq up to it above the sender's floor;
+    bit i of ``held`` says seq ``cumulative + 2 + i`` arrived and waits for the gap below it."""
 
     TYPE = 2
     cumulative: int
     rejections: tuple[Rejection, ...]
-    SPEC = (U64, ListOf(Rejection))
+    held: int = 0
+    SPEC = (U64, ListOf(Rejection), U64)
 
 
 @frozen
@@ -675,7 +677,7 @@ def encode_inner(msg: Message) -> bytes:
         return encode_pay(msg)
     if kind is Ack and not msg.rejections:                  # type: ignore[attr-defined]
         try:
-            return _ACK_BARE.pack(Ack.TYPE, msg.cumulative, 0)  # type: ignore[attr-defined]
+            return _ACK_BARE.pack(Ack.TYPE, msg.cumulative, 0, msg.held)  # type: ignore[attr-defined]
         except struct.error:
             pass                                            # out of range: the table says how
     plan = _plan(kind)
@@ -689,8 +691,9 @@ def decode_inner(data: bytes) -> Message:
         raise DecodeError("empty")
     if data[0] == Pay.TYPE:
         return _decode_pay(data)
-    if data[0] == Ack.TYPE and len(data) == _ACK_BARE.size and data[-1] == 0:
-        return Ack(_ACK_BARE.unpack(data)[1], ())    # no rejections: the common ack
+    if data[0] == Ack.TYPE and len(data) == _ACK_BARE.size and data[9] == 0:
+        _, cumulative, _, held = _ACK_BARE.unpack(data)
+        return Ack(cumulative, (), held)              # no rejections: the common ack
     cls = INNER.get(data[0])
     if cls is None:
         raise DecodeError(f"unknown inner type {data[0]}")
@@ -703,7 +706,7 @@ def decode_inner(data: bytes) -> Message:
 
 _SEALED_SIZE = 20                                   # header, session id, counter
 _PAY_HEAD = struct.Struct(">BQQQB")                  # type, seq, floor, amount, memo length
-_ACK_BARE = struct.Struct(">BQB")                    # type, cumulative, no rejections
+_ACK_BARE = struct.Struct(">BQBQ")                   # type, cumulative, no rejections, held
 
 
 def _decode_pay(data: bytes) -> Pay:
