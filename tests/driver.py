@@ -515,3 +515,20 @@ class Speaker:
         msg = wire.Announce(self.me.incarnation, self.port, flags, interval_ms, self.me.name, wants, partner,
                             partner_inc, self.me.public_key, self.me.sign_public, self.counter)
         return wire.encode(announcer.sign(msg, self.me.sign_private))
+
+
+_SPEAKERS: dict[tuple[object, ...], Speaker] = {}
+
+
+def speaker(name: str, low: int | None = None, *, seed: object = None, public: bytes | None = None,
+            high: int | None = None, port: int = 47000) -> Speaker:
+    """The one Speaker of an identity, made once and kept, so that its announces keep counting
+    up (each is news): in ``low``'s band (``identity_in_band``), or drawn from ``seed``
+    (``identity_of``) when no band is asked for."""
+    key = (name, low, seed, public, high, port)
+    found = _SPEAKERS.get(key)
+    if found is None:
+        me = identity_in_band(name, low, public=public, high=high) if low is not None \
+            else identity_of(name, seed, public)
+        found = _SPEAKERS[key] = Speaker(me, port)
+    return found

@@ -16,7 +16,7 @@ from lanpay.core.counterpart import STARTUP_HOLD, SURVIVOR_WAIT
 from lanpay.core.errors import UserError
 from lanpay.core.pairing import HELLO_DEADLINE, new_identity
 from lanpay.core.peer import Config, Peer
-from driver import Speaker, identity_in_band
+from driver import Speaker, identity_in_band, speaker
 from sim import Net
 
 LOW, MID, HIGH = 2**61, 2**62, 2**63
@@ -30,13 +30,9 @@ def fresh(name: str, incarnation: int, now: float = 0.0) -> Peer:
     return peer
 
 
-_SPEAKERS: dict[tuple[int, str], Speaker] = {}
-
-
 def announce(inc: int, name: str, partner: str = "", partner_inc: int = 0, paired: bool = True) -> bytes:
     """The next signed announce of the process called ``name`` in ``inc``'s band (each call is news)."""
-    speaker = _SPEAKERS.setdefault((inc, name), Speaker(identity_in_band(name, inc)))
-    return speaker.announce(wire.F_PAIRED if paired else 0, 30000 if paired else 2500, partner, partner_inc)
+    return speaker(name, inc).announce(wire.F_PAIRED if paired else 0, 30000 if paired else 2500, partner, partner_inc)
 
 
 def hellos(out: list[tuple[bytes, object]]) -> list[object]:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from driver import Addr, Conditions, Datagram, Host, Net, Perfect, Speaker, identity_in_band, identity_of
+from driver import Addr, Conditions, Datagram, Host, Net, Perfect, Speaker, identity_in_band, speaker
 from lanpay.core import crypto, events, wire
 from lanpay.core.amounts import MAX_PAYMENT_CENTS
 from lanpay.core.errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, PeerUnavailable, UserError
@@ -949,22 +949,15 @@ def test_a_real_disagreement_between_the_views_is_told_and_so_is_its_end() -> No
 
 # ================================================================== floods stay bounded
 
-_SPEAKERS: dict[tuple[int, str, bytes], Speaker] = {}
-
-
 def stranger(inc: int, name: str = "bob", key: bytes = KEY) -> Speaker:
     """Whoever announces as ``name`` with handshake key ``key``: from 2**40 up, ``inc`` names the band
     ``[inc, 2 * inc)`` its incarnation is in (past 2**63: the top sixteenth); below, ``inc`` just
     tells strangers apart."""
-    if (inc, name, key) not in _SPEAKERS:
-        if inc > 2**63:            # the top: above any incarnation but one in sixteen
-            me = identity_in_band(name, 2**64 - 2**60, public=key, high=2**64)
-        elif inc >= 2**40:
-            me = identity_in_band(name, inc, public=key)
-        else:
-            me = identity_of(name, inc, public=key)
-        _SPEAKERS[(inc, name, key)] = Speaker(me, port=40000)
-    return _SPEAKERS[(inc, name, key)]
+    if inc > 2**63:                # the top: above any incarnation but one in sixteen
+        return speaker(name, 2**64 - 2**60, public=key, high=2**64, port=40000)
+    if inc >= 2**40:
+        return speaker(name, inc, public=key, port=40000)
+    return speaker(name, seed=inc, public=key, port=40000)
 
 
 def stranger_announce(inc: int, name: str = "bob", flags: int = 0, key: bytes = KEY, wants: str = "") -> bytes:

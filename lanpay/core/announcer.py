@@ -37,9 +37,11 @@ def announce(me: Identity, session_port: int, paired: bool, leaving: bool = Fals
 
 
 def sign(msg: wire.Announce, private: bytes) -> wire.Announce:
-    """``msg`` signed with ``private`` (whose public half it carries) and padded."""
-    signed = replace(msg, signature=crypto.sign(private, wire.signed_part(msg)))
-    return wire.padded(signed)  # type: ignore[return-value]
+    """``msg`` signed with ``private`` (whose public half it carries) and padded.  The signed
+    part is the announce without its pad, with a signature of the same size: its length is the
+    unpadded length, so it is encoded once for both."""
+    part = wire.signed_part(msg)
+    return replace(msg, signature=crypto.sign(private, part), pad=bytes(max(0, wire.ANNOUNCE_SIZE - len(part))))
 
 
 def authentic(msg: wire.Announce) -> bool:
