@@ -582,22 +582,21 @@ class Session:
             self.next_ping = now + (PING_INTERVAL if self.silent else PONG_WAIT)
 
     def next_timeout(self) -> float | None:
-        if self.closed or self.mode is Mode.FENCED:
+        if self.closed or self.left or self.mode is Mode.FENCED:
             return None
-        times = [] if self.silent or self.left else [self.last_heard + SILENT_AFTER]
-        if self.left:
-            return min(times, default=None)
-        times.append(self.next_ping)
+        soonest = self.next_ping
+        if not self.silent:
+            soonest = min(soonest, self.last_heard + SILENT_AFTER)
         if self.handback is not None and self.mode is Mode.HANDING_BACK:
             t = self.handback.next_timeout()
             if t is not None:
-                times.append(t)
+                soonest = min(soonest, t)
         if self.flights:
-            times.append(min(map(_NEXT_AT, self.flights.values())))
+            soonest = min(soonest, min(map(_NEXT_AT, self.flights.values())))
         first = self.ledger.first_pending()
         if first is not None:
-            times.append(first.at + IN_DOUBT_AFTER)
-        return min(times)
+            soonest = min(soonest, first.at + IN_DOUBT_AFTER)
+        return soonest
 
     def _unresolved(self) -> Iterator[HistoryEntry]:
         """Our unresolved payments, oldest first, found by number from the floor up: asked for
