@@ -16,6 +16,8 @@ lives with :func:`invariants.check_lives`.  The classes:
                 elsewhere, then the old one runs again
 ``adversary``   forged namesake announces, leaving announces, redirects,
                 Hellos and Replies at stated rates
+``bursts``      runs of payments made at one instant (up to 80, beyond the
+                window), under loss up to 45 %, duplication and reordering
 
 A user shown ``HandbackRequested`` accepts (``peer.accept``) as the plan says:
 by default only when the code shown on the other side is the same.
@@ -41,7 +43,7 @@ from sim import Conditions, Datagram, DropRule, Host, Net
 ALICE_BOB = ("alice", "bob")
 LIVENESS = 30.0          # docs/DESIGN.md invariant 10: paired again this long after the last fault
 SETTLE_LIMIT = 150.0
-KINDS = ("restarts", "stages", "partitions", "drops", "stalls", "namesake", "adversary")
+KINDS = ("restarts", "stages", "partitions", "drops", "stalls", "namesake", "adversary", "bursts")
 STAGES = ("probe", "handshake", "restoring", "handback")
 TYPES = ("announce", "hello", "reply", "reveal", "confirm", "refuse", "sealed:pay", "sealed:ack",
          "sealed:ping", "sealed:pong", "sealed:resume", "sealed:resumed")
@@ -231,10 +233,30 @@ def _adversary(plan: FaultPlan, rng: random.Random) -> None:
         plan.actions.append((rng.uniform(0, plan.chaos), "restart", (rng.choice(ALICE_BOB),)))
 
 
+def _bursts(plan: FaultPlan, rng: random.Random) -> None:
+    """Runs of payments made at one instant, as a script's queued pays are: up to two and a half
+    windows in flight or waiting at once, under loss up to 45 %, duplication and reordering,
+    with a restart or a partition now and then.  It is where losses are found from what later
+    payments' acknowledgements show, and where a timer resends one payment for many."""
+    plan.conditions = replace(plan.conditions, loss=rng.choice((0.05, 0.15, 0.3, 0.45)),
+                              duplicate=rng.choice((0.0, 0.05, 0.2)), reorder=rng.choice((0.0, 0.1, 0.3)))
+    for _ in range(rng.randint(1, 3)):
+        at, who = rng.uniform(0, plan.chaos), rng.choice(ALICE_BOB)
+        for _ in range(rng.choice((5, 20, 40, 80))):
+            amount = rng.choice(AMOUNTS) if rng.random() < 0.7 else rng.randint(1, 50000)
+            plan.actions.append((at, "pay", (who, amount, rng.choice(MEMOS))))
+    if rng.random() < 0.3:
+        plan.actions.append((rng.uniform(0, plan.chaos), "restart", (rng.choice(ALICE_BOB),)))
+    if rng.random() < 0.2:
+        start = rng.uniform(0, plan.chaos)
+        plan.actions.append((start, "cut", ()))
+        plan.actions.append((start + rng.uniform(0.5, 8.0), "heal", ()))
+
+
 DRAW = {"restarts": (_restarts, (10.0, 40.0)), "stages": (_stages, (10.0, 30.0)),
         "partitions": (_partitions, (20.0, 60.0)), "drops": (_drops, (10.0, 40.0)),
         "stalls": (_stalls, (10.0, 40.0)), "namesake": (_namesake, (10.0, 30.0)),
-        "adversary": (_adversary, (10.0, 30.0))}
+        "adversary": (_adversary, (10.0, 30.0)), "bursts": (_bursts, (5.0, 20.0))}
 
 
 def draw(kind: str, seed: int) -> FaultPlan:

@@ -28,12 +28,13 @@ from invariants import Book, check_lives
 from lanpay.core import events, wire
 from lanpay.core.ledger import Ledger, Restore
 from lanpay.core.peer import Peer
+from lanpay.core.session import Session
 from sim import Conditions, Net
 
 pytestmark = pytest.mark.slow       # simulator sweeps: the full suite runs them, the quick subset does not
 
 DEFAULT_SEEDS = {"restarts": 40, "stages": 40, "partitions": 30, "drops": 30, "stalls": 30, "namesake": 30,
-                 "adversary": 10}
+                 "adversary": 10, "bursts": 40}
 
 
 def seeds_for(kind: str) -> list[int]:
@@ -50,6 +51,11 @@ def sweep(kind: str) -> None:
 # Each sweep takes its class as its one parameter, so ``-k KIND`` (the rerun command) selects it.
 @pytest.mark.parametrize("kind", ["restarts"])
 def test_restarting_either_side_several_times_keeps_every_payment_and_line(kind: str) -> None:
+    sweep(kind)
+
+
+@pytest.mark.parametrize("kind", ["bursts"])
+def test_runs_of_payments_in_flight_together_lose_nothing_under_loss_duplication_and_reordering(kind: str) -> None:
     sweep(kind)
 
 
@@ -272,6 +278,26 @@ def test_the_checker_catches_an_off_by_one_in_the_restored_next_number(monkeypat
 def test_the_unbroken_hand_back_passes_the_same_restart_seeds() -> None:
     """The control for the four mutants: the real core passes those very runs."""
     assert {seed: p for seed in range(MUTANT_SEEDS) if (p := check_lives(restart_plan(seed)))} == {}
+
+
+def test_the_checker_catches_payments_only_held_by_the_payee_taken_as_settled(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sender that read the Ack's ``held`` as settled would tell its user Sent for payments
+    the payee may never apply: the bursts sweep must see it.  The real core passes the same
+    seeds (the sweep above)."""
+    real = Session._find_losses
+
+    def held_as_settled(self, cumulative, held, delivered, now):  # type: ignore[no-untyped-def]
+        base = cumulative + 2
+        for seq in [s for s in self.flights if s >= base and (held >> (s - base)) & 1]:
+            entry = self.ledger.outgoing(seq)
+            self.flights.pop(seq)
+            self.ledger.confirm(seq)
+            self.emit(events.PaymentConfirmed(seq, entry.amount, entry.memo, self.ledger.balance))
+        return real(self, cumulative, held, delivered, now)
+    monkeypatch.setattr(Session, "_find_losses", held_as_settled)
+    caught = [seed for seed in range(40) if faults.check("bursts", seed)]
+    assert len(caught) >= 6, f"caught in only {len(caught)} of 40 bursts seeds: {caught}"
 
 
 def test_the_forger_sends_each_kind_at_its_rate() -> None:
