@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator
-from operator import attrgetter
 from dataclasses import dataclass
+from operator import attrgetter
 
 from . import crypto, events, wire
 from .errors import DecodeError, DropReason, NotPaired, PeerUnavailable
@@ -541,8 +541,8 @@ class Session:
 
         The payee holds every payment beyond a gap unacknowledged, so the later
         timers running out say nothing of their own payments; they wait for the
-        oldest's.  Once it arrives, the acknowledgement shows at once which is
-        missing next (``_settle_up_to``).
+        oldest's.  Once it arrives, the acknowledgement it draws shows which are
+        missing (``_find_losses``).
         """
         flights = self.flights
         if not flights:
