@@ -255,6 +255,33 @@ def open_sealed(key: bytes, counter: int, header: bytes, ciphertext: bytes) -> b
         return None
 
 
+class Channel:
+    """One direction's key, ready to seal or open with: ``seal`` and ``open_sealed`` for a
+    session that uses the same key for every datagram, without looking its cipher up each time."""
+
+    __slots__ = ("_key", "_aead")
+
+    def __init__(self, key: bytes) -> None:
+        self._key, self._aead = key, ChaCha20Poly1305(key)
+
+    def __reduce__(self) -> tuple[type[Channel], tuple[bytes]]:
+        return Channel, (self._key,)          # a copy makes its own cipher (it cannot be pickled)
+
+    def seal(self, counter: int, header: bytes, plaintext: bytes) -> bytes:
+        if not 0 <= counter < COUNTER_LIMIT:
+            raise ValueError(f"counter {counter} out of range")
+        return self._aead.encrypt(_NONCE.pack(counter), plaintext, header)
+
+    def open(self, counter: int, header: bytes, ciphertext: bytes) -> bytes | None:
+        """The plaintext, or None for anything that does not authenticate (never raises)."""
+        if not 0 <= counter < COUNTER_LIMIT:
+            return None
+        try:
+            return self._aead.decrypt(_NONCE.pack(counter), ciphertext, header)
+        except InvalidTag:
+            return None
+
+
 class ReplayWindow:
     """Sliding window over 64-bit counters, as IPsec and WireGuard keep one.
 

@@ -203,7 +203,7 @@ class Ledger:
         read as accepted.
         """
         if not self.in_rejected:
-            return wire.Ack(self.in_cum, (), self._held(self.in_cum))
+            return wire.Ack(self.in_cum, (), self._held(self.in_cum) if self.waiting else 0)
         rejections = [wire.Rejection(s, r) for s, r in sorted(self.in_rejected.items())]
         cum = self.in_cum
         if len(rejections) > wire.MAX_LIST:

@@ -81,6 +81,7 @@ class Session:
         self.outbox: list[tuple[bytes, tuple[str, int]]] = []
         self.flights: dict[int, Retry] = {}
         self.leads = keys.send_key < keys.recv_key   # the side that keeps the session alive with pings
+        self._out, self._in = crypto.Channel(keys.send_key), crypto.Channel(keys.recv_key)
         self.last_heard = now
         self.challenge: tuple[int, tuple[str, int], float] | None = None   # (ping id, new address, sent at)
         self.silent = False
@@ -131,7 +132,7 @@ class Session:
         counter = self.send_counter
         self.send_counter += 1
         header = wire.sealed_header(self.keys.session_id, counter)
-        body = crypto.seal(self.keys.send_key, counter, header, wire.encode_inner(msg))
+        body = self._out.seal(counter, header, wire.encode_inner(msg))
         self.outbox.append((header + body, to or self.peer_addr))
         return counter
 
@@ -236,7 +237,7 @@ class Session:
         self.last_call = now
         if not self.window.fresh(msg.counter):
             return DropReason.REPLAY
-        plain = crypto.open_sealed(self.keys.recv_key, msg.counter, msg.header, msg.ciphertext)
+        plain = self._in.open(msg.counter, msg.header, msg.ciphertext)
         if plain is None:
             return DropReason.AUTH
         self.window.mark(msg.counter)
