@@ -304,3 +304,29 @@ def test_an_ack_settling_a_resent_payment_gives_no_round_trip_sample() -> None:
     lan.pump(drop)
     assert a.status().balance == -600
     assert a.rtt.srtt == srtt               # every ack settled after the resend covered seq 1
+
+
+def test_a_lost_last_payment_is_resent_as_soon_as_the_timer_s_copy_is_acknowledged() -> None:
+    """The tail of a run: the last payment is lost and the oldest's ack too, so no later copy
+    can show the loss.  The timer resends the oldest; its ack shows the last one missing, and
+    as it was sent a whole timeout before that copy, it goes at once, not a timeout later."""
+    lan, a, b = paired()
+    start = lan.now
+    acks = {"seen": 0}
+    pay_drop, log = copies_of(lan, a, b, lambda seq, copy: seq == 2 and copy == 0)
+
+    def drop(src: Peer, dst: Peer, data: bytes) -> bool:
+        if src is b:
+            acks["seen"] += 1
+            return acks["seen"] == 1                  # the first ack (of payment 1) is lost
+        return pay_drop(src, dst, data)
+
+    a.pay(100, "", start)
+    a.pay(100, "", start)
+    lan.pump(drop)
+    timer = a.next_timeout()
+    assert timer is not None and [s for _, s in log] == [1, 2]
+    lan.advance(timer + 0.0005, drop)                  # the next timer would be at timer + RTO
+    assert [s for _, s in log[2:]] == [1, 2]
+    assert all(t < timer + 0.001 for t, _ in log[2:])  # the second right behind the first
+    assert a.status().balance == -200 and b.status().balance == 200

@@ -25,16 +25,18 @@ MAX_DOUBLINGS = 16      # 2**16 times the base is past any cap: huge retry count
 @dataclass(slots=True)
 class Retry:
     """When to send again: ``first_sent`` for RTT samples (Karn: only if never repeated);
-    ``copy`` is the sender's number for the last copy sent, if it numbers them."""
+    ``copy`` is the sender's number for the last copy sent, if it numbers them, and
+    ``sent_at`` when that copy went."""
 
     first_sent: float
     next_at: float
     retries: int = 0
     copy: int = -1
+    sent_at: float = 0.0
 
     @classmethod
     def start(cls, now: float, wait: float) -> "Retry":
-        return cls(now, now + wait)
+        return cls(now, now + wait, sent_at=now)
 
     def due(self, now: float) -> bool:
         return now >= self.next_at
@@ -43,5 +45,6 @@ class Retry:
         """Record a resend at ``now``; the next one waits ``base``, doubled per resend past the
         first ``linear`` ones, at most ``cap``."""
         self.retries += 1
+        self.sent_at = now
         doublings = min(max(0, self.retries - linear), MAX_DOUBLINGS)
         self.next_at = now + min(cap, base * 2 ** doublings)

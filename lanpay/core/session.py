@@ -372,20 +372,21 @@ class Session:
         if cumulative >= out_next or (rejections and any(r.seq > cumulative for r in rejections)) \
                 or (held and held >> max(0, out_next - cumulative - 2)):
             return DropReason.VIOLATION               # it acknowledges what we never sent
-        delivered = -1
+        delivered: tuple[int, float] = (-1, 0.0)
         if cumulative > self.ledger.floor():
             delivered = self._settle_up_to(cumulative, {r.seq: r.reason for r in rejections} if rejections else {},
                                            now)
-        if self.flights and (held or delivered >= 0):
-            self._find_losses(cumulative, held, delivered, now)
+        if self.flights and (held or delivered[0] >= 0):
+            self._find_losses(cumulative, held, *delivered, now)
         self._fill_window(now)
         return None
 
-    def _find_losses(self, cumulative: int, held: int, delivered: int, now: float) -> None:
-        """Resend, once per sign of it, each payment the payee lacks though a copy we sent
-        ``PACKET_THRESHOLD`` datagrams later arrived (RFC 9002 §6.1.1, counted in our datagram
-        numbers: a resent payment keeps its seq, so the seq alone cannot say what was sent after
-        it).  ``delivered`` is the number of the latest copy this ack settled; what the payee
+    def _find_losses(self, cumulative: int, held: int, delivered: int, delivered_at: float, now: float) -> None:
+        """Resend, once per sign of it, each payment the payee lacks though a copy we sent after
+        it arrived: ``PACKET_THRESHOLD`` datagrams later, or a quarter of a round trip (at least
+        the clock's 1 ms granularity) later (RFC 9002 §6.1.1 and RFC 8985, counted in our datagram numbers: a resent payment keeps
+        its seq, so the seq alone cannot say what was sent after it).  ``delivered`` is the
+        number of the latest copy this ack settled, sent at ``delivered_at``; what the payee
         holds beyond the gap counts too.  An ack that came twice shows nothing new, so it
         resends nothing (no Sorcerer's Apprentice)."""
         flights = self.flights
@@ -393,25 +394,29 @@ class Session:
         if held:
             for seq, flight in flights.items():
                 if seq >= base and (held >> (seq - base)) & 1 and flight.copy > delivered:
-                    delivered = flight.copy
-        # Flights are in the order of their first sending, and a resend only raises a copy's
-        # number: past one never resent that is recent enough, none can be lost by this rule.
+                    delivered, delivered_at = flight.copy, flight.sent_at
+        rtt = self.rtt
+        window = max(rtt.granularity, (rtt.srtt if rtt.srtt is not None else rtt.rto) / 4)
+        # Flights are in the order of their first sending, and a resend only makes a copy
+        # later: past one never resent that is recent enough, none can be lost by this rule.
         for seq, flight in flights.items():
             if base <= seq < base + HELD_BITS and (held >> (seq - base)) & 1:
                 continue                               # it arrived: it waits for the gap
-            if flight.copy + PACKET_THRESHOLD <= delivered and seq <= cumulative + 1 + HELD_BITS:
+            if flight.copy < delivered and seq <= cumulative + 1 + HELD_BITS and (
+                    flight.copy + PACKET_THRESHOLD <= delivered or flight.sent_at + window <= delivered_at):
                 self._resend(seq, flight, now, linear=flight.retries + 1)
             elif flight.retries == 0:
                 break
 
-    def _settle_up_to(self, cumulative: int, rejected: dict[int, int], now: float) -> int:
+    def _settle_up_to(self, cumulative: int, rejected: dict[int, int], now: float) -> tuple[int, float]:
         """The counterpart processed everything up to ``cumulative``: each pending one is
         confirmed, or rejected if it says so.  One RTT sample, from the latest, unless a
-        payment it settles was resent.  Returns the number of the latest copy it settled."""
+        payment it settles was resent.  Returns the number of the latest copy it settled, and
+        when that copy was sent."""
         led, flights = self.ledger, self.flights
         newest: Retry | None = None       # the latest payment this ack settles, for an RTT sample
         resent = False
-        latest = -1                       # the number of the latest copy of a payment it settles
+        latest, latest_at = -1, 0.0       # the latest copy of a payment it settles: number, time sent
         for seq in range(led.floor() + 1, cumulative + 1):     # every unresolved one is above the floor
             entry = led.outgoing(seq)
             if entry is None or entry.status not in _UNRESOLVED:
@@ -420,7 +425,8 @@ class Session:
             if flight is not None:
                 newest = flight
                 resent = resent or flight.retries > 0
-                latest = max(latest, flight.copy)
+                if flight.copy > latest:
+                    latest, latest_at = flight.copy, flight.sent_at
             if seq in rejected:
                 reason = wire.REJECT_TEXT.get(rejected[seq], "refused")
                 self.ledger.reject(seq, reason)
@@ -431,7 +437,7 @@ class Session:
                                               was_in_doubt=entry.status is Status.IN_DOUBT))
         if newest is not None and not resent:
             self.rtt.sample(now - newest.first_sent)     # Karn: not when a copy may be what was answered
-        return latest
+        return latest, latest_at
 
     def _on_fenced(self, msg: wire.Fenced) -> DropReason | None:
         """Our counterpart gave the relationship to a newer process of ours: settle what it
