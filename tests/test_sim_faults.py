@@ -413,6 +413,7 @@ def test_the_across_lives_checker_still_catches_the_old_broken_cores(monkeypatch
     else:
         monkeypatch.setattr(RttEstimator, "rto", property(lambda self: 1e9))
         monkeypatch.setattr(RttEstimator, "backoff", lambda self, retries: 1e9)
+        monkeypatch.setattr(Session, "_find_losses", lambda self, *args: None)   # nor on what acks show
     caught = [seed for seed in range(10) if test_sim.run_plan(test_sim._payments_only(seed, loss=0.3))]
     assert len(caught) >= 8, caught
 
