@@ -215,13 +215,19 @@ class Node:
         self._pump(now)
 
     def _on_timer(self) -> None:
-        """The one timer fired: never let the core see a time before its deadline."""
+        """The one timer fired: the core's timers run only once due, and never see a time before
+        their deadline (a loop may fire a little early).  A timer left armed for a deadline
+        the core has since moved later finds nothing due: it only re-arms."""
         self._timer = None
-        deadline, self._timer_at = self._timer_at, None
+        armed, self._timer_at = self._timer_at, None
         if self._closed or self._peer is None:
             return
-        now = max(self._loop.time(), deadline or 0.0)
-        self._peer.handle_timeout(now)
+        peer = self._peer
+        now = self._loop.time()
+        due = peer.next_timeout()
+        if due is not None and due <= max(now, armed or 0.0):
+            now = max(now, due)
+            peer.handle_timeout(now)
         self._pump(now)
 
     def _pump(self, now: float) -> None:
@@ -259,9 +265,16 @@ class Node:
                     outcome.set_result(event)
 
     def _arm_timer(self, peer: Peer) -> None:
-        """Keep exactly one timer, at the core's next deadline (or none)."""
+        """Keep one timer, at or before the core's next deadline.
+
+        A deadline that moved later keeps the timer already armed: it fires, finds
+        nothing due and re-arms then.  While payments flow (each moves the
+        retransmission deadline on) that is one loop timer per round trip's worth
+        of them, not a cancel and a new timer for each datagram.
+        """
         when = peer.next_timeout()
-        if when == self._timer_at and self._timer is not None:
+        armed = self._timer_at
+        if self._timer is not None and armed is not None and when is not None and armed <= when:
             return
         self._cancel_timer()
         if when is not None and not self._closed:

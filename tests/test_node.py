@@ -161,6 +161,28 @@ async def test_one_timer_fires_at_the_deadline_and_never_early() -> None:
 
 
 @sync
+async def test_a_deadline_moved_later_keeps_the_timer_and_the_core_is_not_woken_before_it() -> None:
+    def script(peer: ScriptedPeer) -> None:
+        peer.deadlines = [peer.now + 0.05]
+
+    node, peer = await scripted_node([LOOPBACK_BROADCAST], script)
+    armed = node._timer
+    assert armed is not None
+    peer.deadlines = [peer.now + 0.15]            # the core's deadline moved on (an ack came)
+    node._pump(asyncio.get_running_loop().time())
+    assert node._timer is armed                   # no cancel and new timer per datagram
+    await asyncio.sleep(0.09)
+    assert peer.timeouts == []                    # it fired, found nothing due, re-armed
+    assert node._timer is not armed and node._timer_at == peer.deadlines[0]
+    await until(lambda: len(peer.timeouts) == 1, "the moved deadline")
+    assert peer.timeouts[0][1] >= peer.timeouts[0][0]
+    peer.deadlines = [asyncio.get_running_loop().time() + 0.02]
+    node._pump(asyncio.get_running_loop().time())  # an earlier deadline re-arms at once
+    assert node._timer_at == peer.deadlines[0]
+    await until(lambda: len(peer.timeouts) == 2, "the earlier deadline")
+    await node.close(0)
+
+@sync
 async def test_refused_sends_count_as_loss_and_do_not_stop_the_pump() -> None:
     def script(peer: ScriptedPeer) -> None:
         peer.outbox += [
