@@ -242,6 +242,32 @@ def test_the_table_never_exceeds_its_limit_and_keeps_known_names(
         assert all(table.get(r.incarnation) is r for r in table.alive(now))
 
 
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("uaef"), st.integers(1, 12), st.sampled_from(["bob", "eve", "carol"]),
+                          st.floats(0, 4)), max_size=150))
+def test_another_of_a_name_is_what_a_walk_over_the_records_finds(
+        steps: list[tuple[str, int, str, float]]) -> None:
+    """``another`` keeps a count per name; whatever arrives, leaves, expires or is evicted (a
+    small table, several per host), it answers as looking at every record would."""
+    table = PeerTable(limit=6)
+    now = 0.0
+    for op, inc, name, dt in steps:
+        now += dt
+        if op == "u":
+            table.update(announce(inc, name=name, interval_ms=1000), host(inc % 3), now)
+        elif op == "a":                       # the same incarnation announcing under another name
+            table.update(announce(inc, name=name, flags=wire.F_PAIRED), host(inc % 3), now)
+        elif op == "e":
+            table.expire(now)
+        else:
+            table.forget(inc)
+        records = list(table._by_inc.values())
+        for who in ("bob", "eve", "carol"):
+            for me in range(0, 13):
+                walked = any(r.name == who and r.incarnation != me for r in records)
+                assert table.another(who, me) == walked, (who, me)
+
+
 def test_a_change_of_wants_or_pairing_is_a_normal_refresh() -> None:
     """Changing what a peer wants or whether it is paired is a normal refresh."""
     table = PeerTable()

@@ -61,6 +61,7 @@ class PeerTable:
     def __init__(self, limit: int = MAX_PEERS) -> None:
         self.limit = limit
         self._by_inc: dict[int, PeerRecord] = {}
+        self._names: dict[str, int] = {}       # name -> how many records have it, for ``another``
 
     def __len__(self) -> int:
         return len(self._by_inc)
@@ -89,6 +90,7 @@ class PeerTable:
         rec = PeerRecord(msg.incarnation, msg.name, addr, msg.wants, msg.flags, msg.partner,
                          msg.partner_inc, msg.public_key, now, now + lifetime(msg), now, counter=msg.counter)
         self._by_inc[msg.incarnation] = rec
+        self._names[rec.name] = self._names.get(rec.name, 0) + 1
         return rec, True
 
     def _refresh(self, rec: PeerRecord, msg: wire.Announce, addr: tuple[str, int], now: float) -> PeerRecord:
@@ -99,6 +101,9 @@ class PeerTable:
         rec.heard_at = now
         rec.heard += 1
         rec.leaving = False
+        if msg.name != rec.name:
+            self._uncount(rec.name)
+            self._names[msg.name] = self._names.get(msg.name, 0) + 1
         rec.name, rec.wants, rec.flags = msg.name, msg.wants, msg.flags
         rec.partner, rec.partner_inc = msg.partner, msg.partner_inc
         rec.expires_at = now + lifetime(msg)
@@ -121,21 +126,32 @@ class PeerTable:
         """Give up the record heard least often (a forged one-shot incarnation, usually), the one
         closest to expiry among those: a peer that keeps announcing is not pushed out by a flood
         that spoofs its address."""
-        del self._by_inc[min(group, key=lambda r: (r.heard, r.expires_at)).incarnation]
+        self.forget(min(group, key=lambda r: (r.heard, r.expires_at)).incarnation)
 
     def another(self, name: str, incarnation: int) -> bool:
-        """Whether a record other than ``incarnation``'s has ``name`` (expired or not: cheap, no sort)."""
-        for r in self._by_inc.values():
-            if r.name == name and r.incarnation != incarnation:
-                return True
-        return False
+        """Whether a record other than ``incarnation``'s has ``name`` (expired or not): asked for
+        every datagram of a session, so it is a count, not a walk over the records."""
+        count = self._names.get(name, 0)
+        if count == 0:
+            return False
+        own = self._by_inc.get(incarnation)
+        return count > (1 if own is not None and own.name == name else 0)
 
     def forget(self, incarnation: int) -> None:
-        self._by_inc.pop(incarnation, None)
+        rec = self._by_inc.pop(incarnation, None)
+        if rec is not None:
+            self._uncount(rec.name)
+
+    def _uncount(self, name: str) -> None:
+        left = self._names[name] - 1
+        if left:
+            self._names[name] = left
+        else:
+            del self._names[name]
 
     def expire(self, now: float) -> None:
         for inc in [i for i, r in self._by_inc.items() if r.expires_at <= now]:
-            del self._by_inc[inc]
+            self.forget(inc)
 
     def alive(self, now: float) -> list[PeerRecord]:
         """Live records, oldest first seen first (not those that said goodbye since last heard)."""
