@@ -76,7 +76,7 @@ class Node:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._waiters: dict[int, asyncio.Future[Event]] = {}
-        self._idle = asyncio.Event()
+        self._idle: asyncio.Event | None = None    # while close() waits for payments to finish
         self._closed = False
         # The core speaks the loop's monotonic clock; people read the wall clock.
         self._wall_offset = time.time() - self._loop.time()
@@ -175,6 +175,7 @@ class Node:
             return
         if self._peer is not None and self._session is not None:
             if not self._peer.idle and grace > 0:
+                self._idle = asyncio.Event()
                 try:
                     await asyncio.wait_for(self._idle.wait(), grace)
                 except asyncio.TimeoutError:
@@ -236,10 +237,8 @@ class Node:
         self._flush(peer, now)
         self._drain_events(peer)
         self._arm_timer(peer)
-        if peer.idle:
+        if self._idle is not None and peer.idle:
             self._idle.set()
-        else:
-            self._idle.clear()
 
     def _flush(self, peer: Peer, now: float) -> None:
         """Send every datagram the core has ready; BROADCAST fans out to all targets."""

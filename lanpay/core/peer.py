@@ -158,7 +158,7 @@ class Peer:
             raise NotPaired("closed" if closed else "not paired yet", "closed" if closed else "looking")
         session.check_can_pay()
         self._check_limit(cents)
-        return session.pay(cents, memo, now)
+        return session.start(cents, memo, now)
 
     def _check_limit(self, cents: int) -> None:
         """The limit bounds the balance both ways: the payee refuses past it, the payer never tries."""
@@ -412,7 +412,7 @@ class Peer:
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Destination]]:
         self._collect()
         queued, self._outbox = self._outbox, []
-        out = [(data, dest) for data, dest in queued if self._may_send(data, dest)]
+        out = [(data, dest) for data, dest in queued if self._may_send(data, dest)] if queued else []
         for s in self.who.sessions():
             out.extend(s.take_datagrams())
         return out

@@ -82,6 +82,7 @@ class Session:
         self.flights: dict[int, Retry] = {}
         self.leads = keys.send_key < keys.recv_key   # the side that keeps the session alive with pings
         self._out, self._in = crypto.Channel(keys.send_key), crypto.Channel(keys.recv_key)
+        self._head = wire.sealed_prefix(keys.session_id)
         self.last_heard = now
         self.challenge: tuple[int, tuple[str, int], float] | None = None   # (ping id, new address, sent at)
         self.silent = False
@@ -131,7 +132,7 @@ class Session:
         """Seal and queue ``msg``; returns its counter, which numbers every datagram we send."""
         counter = self.send_counter
         self.send_counter += 1
-        header = wire.sealed_header(self.keys.session_id, counter)
+        header = self._head + counter.to_bytes(8, "big")      # wire.sealed_header, its prefix made once
         body = self._out.seal(counter, header, wire.encode_inner(msg))
         self.outbox.append((header + body, to or self.peer_addr))
         return counter
@@ -142,6 +143,10 @@ class Session:
 
     def pay(self, amount: int, memo: str, now: float) -> int:
         self.check_can_pay()
+        return self.start(amount, memo, now)
+
+    def start(self, amount: int, memo: str, now: float) -> int:
+        """``pay`` once ``check_can_pay`` has passed (the peer checks that, then its limit)."""
         entry = self.ledger.new_outgoing(amount, memo, now)
         self._fill_window(now)
         return entry.seq

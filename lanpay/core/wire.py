@@ -425,9 +425,16 @@ _SEALED_HEAD = HEADER.pack(MAGIC, VERSION, Sealed.TYPE)
 def sealed_header(session_id: bytes, counter: int) -> bytes:
     """The header (and AAD) of a Sealed datagram; the datagram is this followed by the ciphertext,
     exactly ``encode(Sealed(session_id, counter, ciphertext))``, without making the message."""
-    if len(session_id) != 8 or not 0 <= counter < 2**64:
-        raise ValueError("a session id is 8 bytes and a counter a u64")
-    return _SEALED_HEAD + session_id + counter.to_bytes(8, "big")
+    if not 0 <= counter < 2**64:
+        raise ValueError("a counter is a u64")
+    return sealed_prefix(session_id) + counter.to_bytes(8, "big")
+
+
+def sealed_prefix(session_id: bytes) -> bytes:
+    """What every Sealed header of one session starts with; its 8-byte counter follows."""
+    if len(session_id) != 8:
+        raise ValueError("a session id is 8 bytes")
+    return _SEALED_HEAD + session_id
 
 
 OUTER: dict[int, type] = {c.TYPE: c for c in (Announce, Hello, Reply, Reveal, Confirm, Refuse, Sealed)}
