@@ -118,7 +118,8 @@ class Credit:
     def earn(self, host: str, n: int) -> None:
         if host not in self.bytes and len(self.bytes) >= self.LIMIT:
             del self.bytes[next(iter(self.bytes))]
-        self.bytes[host] = min(self.CAP, self.bytes.get(host, 0) + n)
+        banked = self.bytes.get(host, 0) + n
+        self.bytes[host] = banked if banked < self.CAP else self.CAP
 
     def spend(self, host: str, n: int) -> bool:
         if self.bytes.get(host, 0) < n:

@@ -37,6 +37,12 @@ from .rtt import RttEstimator
 from .session import Mode, PeerInfo, Session
 from .state import State, check
 
+# Members compared on every datagram, bound once: on CPython 3.11 reading a member off its
+# Enum class passes through the Enum metaclass's __getattr__ hook, several times the cost of
+# reading a global.
+_CLOSED, _PAIRED, _REPAIRING, _RESTORING = State.CLOSED, State.PAIRED, State.REPAIRING, State.RESTORING
+_NORMAL = Mode.NORMAL
+
 SETTLE = 0.25            # wait this long after first hearing a candidate, so a namesake can show up too
 CONSENT_WAIT = 120.0     # how long a request for the relationship waits for the user's accept
 RESTORE_WAIT = CONSENT_WAIT + 30.0
@@ -375,15 +381,16 @@ class Counterpart:
     def look_for_restart(self, now: float) -> None:
         """Holding a relationship: a newcomer with our counterpart's name may be its restarted process."""
         s = self.session
-        if s is None or self.state not in (State.PAIRED, State.REPAIRING) \
+        state = self.state
+        if s is None or (state is not _PAIRED and state is not _REPAIRING) \
                 or not self.table.another(s.info.name, s.info.incarnation):
             return          # nearly every datagram of a session: nobody else has its name
         for rec in self._uncrowded_first(self.table.alive(now), now):
             if self._taken(rec) or not self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now):
                 continue
-            if self.state is State.PAIRED and self.probe is None:
+            if self.state is _PAIRED and self.probe is None:
                 self._start_probe(rec.name, rec.addr, rec.incarnation, now)
-            elif self.state is State.REPAIRING and rec.incarnation not in self.successors:
+            elif self.state is _REPAIRING and rec.incarnation not in self.successors:
                 # Its hello should come, yet it may be sending it to a forger that redirected our
                 # record there: past HELLO_OVERDUE we say hello ourselves.
                 overdue = now >= rec.first_seen + HELLO_OVERDUE and not self.pairer.with_peer(rec.incarnation)
@@ -564,7 +571,7 @@ class Counterpart:
     # ---------------------------------------------------------------- following the sessions
     def heard(self, s: Session, now: float) -> None:
         """An authentic datagram opened in ``s``."""
-        if s is self.session and self.state is State.REPAIRING and s.mode is Mode.NORMAL:
+        if s is self.session and self.state is _REPAIRING and s.mode is _NORMAL:
             self._old_is_alive(s, now)
 
     def _impostor(self, name: str, addr: tuple[str, int], inc: int, now: float) -> None:
@@ -596,10 +603,10 @@ class Counterpart:
         s = self.session
         if s is None:
             return
-        if s.fenced_out and self.state is not State.CLOSED:
-            self.move(State.CLOSED)
-        elif self.state is State.RESTORING and s.ready:
-            self.move(State.PAIRED)
+        if s.fenced_out and self.state is not _CLOSED:
+            self.move(_CLOSED)
+        elif self.state is _RESTORING and s.ready:
+            self.move(_PAIRED)
             self.changed = True
 
     def timer(self, now: float) -> None:
@@ -608,8 +615,8 @@ class Counterpart:
         self._check_probe(now)
         self._check_restore(now)
         self.check_consent(now)
-        if self.state is State.REPAIRING and not self.successors and now >= self.repair_until:
-            self.move(State.PAIRED)       # nobody came: a newcomer's announce starts a new probe
+        if self.state is _REPAIRING and not self.successors and now >= self.repair_until:
+            self.move(_PAIRED)            # nobody came: a newcomer's announce starts a new probe
 
     def _check_restore(self, now: float) -> None:
         s = self.session
@@ -638,18 +645,18 @@ class Counterpart:
 
     def next_timeout(self) -> float | None:
         s = self.session
-        if s is not None and self.state is State.PAIRED and self.probe is None and not self.successors \
+        if s is not None and self.state is _PAIRED and self.probe is None and not self.successors \
                 and not self.fenced:
             return s.next_timeout()          # paired and settled: only the session's own timers
         times = [t for s in self.sessions() if (t := s.next_timeout()) is not None]
         if self.probe is not None:
             times.append(self.probe.deadline)
         s = self.session
-        if self.state is State.RESTORING and s is not None:
+        if self.state is _RESTORING and s is not None:
             times += [self.restore_until, s.last_heard + RESTORE_SILENCE]
         for inc, succ in self.successors.items():
             times += [self.consent_until[inc], succ.last_heard + RESTORE_SILENCE]
-        if self.state is State.REPAIRING and not self.successors:
+        if self.state is _REPAIRING and not self.successors:
             times.append(self.repair_until)
         return min(times, default=None)
 

@@ -49,6 +49,11 @@ class _Broadcast:
 BROADCAST = _Broadcast()
 Destination = tuple[str, int] | _Broadcast
 
+# Members compared on every datagram, bound once: on CPython 3.11 reading a member off its
+# Enum class passes through the Enum metaclass's __getattr__ hook, several times the cost of
+# reading a global.
+_CLOSED, _LOOKING, _PAIRED, _PAIRING = State.CLOSED, State.LOOKING, State.PAIRED, State.PAIRING
+_MALFORMED, _NOT_FOR_US = DropReason.MALFORMED, DropReason.NOT_FOR_US
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,7 @@ class Peer:
             raise UserError(f"memo must be printable and at most {wire.MAX_MEMO} bytes")
         session = self.who.session
         if session is None or self.state not in HOLDING:
-            closed = self.state is State.CLOSED
+            closed = self.state is _CLOSED
             raise NotPaired("closed" if closed else "not paired yet", "closed" if closed else "looking")
         session.check_can_pay()
         self._check_limit(cents)
@@ -222,16 +227,16 @@ class Peer:
         try:
             msg = wire.decode(data)
         except DecodeError:
-            self._drop(DropReason.MALFORMED)
+            self._drop(_MALFORMED)
             return
-        if self.state is State.CLOSED:
+        if self.who.state is _CLOSED:
             return
         size = len(data)
         self.credit.earn(addr[0], size)
         if type(msg) is wire.Sealed:               # nearly every datagram: no padding rule, one route
             reason = self._on_sealed(msg, addr, now)
         elif wire.short(msg, size):
-            self._drop(DropReason.MALFORMED)       # unpadded: it could draw more bytes than it brought
+            self._drop(_MALFORMED)                 # unpadded: it could draw more bytes than it brought
             return
         else:
             reason = self._dispatch(msg, addr, now)
@@ -282,7 +287,7 @@ class Peer:
                 if reason is None:
                     self.who.heard(s, now)
                 return reason
-        return DropReason.NOT_FOR_US
+        return _NOT_FOR_US
 
     # ---------------------------------------------------------------- discovery
     def _on_announce(self, msg: wire.Announce, addr: tuple[str, int], now: float) -> DropReason | None:
@@ -331,7 +336,8 @@ class Peer:
     # ---------------------------------------------------------------- state
     def _after_change(self, now: float) -> None:
         """After any input: collect what the parts decided, and start what the new situation calls for."""
-        self._now = max(self._now, now)
+        if now > self._now:
+            self._now = now
         self.who.settle(now)
         self._consider(now)
         self._collect()
@@ -357,18 +363,18 @@ class Peer:
     def _consider(self, now: float) -> None:
         who = self.who
         state = who.state
-        if state is State.LOOKING or state is State.PAIRING:
+        if state is _LOOKING or state is _PAIRING:
             self._settle_at = who.choose(now)
         else:
             self._settle_at = None
             who.look_for_restart(now)
         state = who.state
-        if state is not State.LOOKING and state is not State.PAIRING:
+        if state is not _LOOKING and state is not _PAIRING:
             return
-        if state is State.LOOKING and self.pairer:
-            who.move(State.PAIRING)
-        elif state is State.PAIRING and not self.pairer:
-            who.move(State.LOOKING)
+        if state is _LOOKING and self.pairer:
+            who.move(_PAIRING)
+        elif state is _PAIRING and not self.pairer:
+            who.move(_LOOKING)
 
     def _may_send(self, data: bytes, dest: Destination) -> bool:
         """Outside a session nothing is sent to an address beyond the bytes heard from it
@@ -381,14 +387,14 @@ class Peer:
 
     # ================================================================ time
     def next_timeout(self) -> float | None:
-        if self.state is State.CLOSED:
+        state = self.who.state
+        if state is _CLOSED:
             return None
         soonest = self.announces.next_at
         for t in (self.pairer.next_timeout(), self.who.next_timeout(), self._settle_at):
             if t is not None and t < soonest:
                 soonest = t
-        state = self.who.state
-        if state is State.LOOKING or state is State.PAIRING:
+        if state is _LOOKING or state is _PAIRING:
             if self.cooldown:
                 soonest = min(soonest, min(self.cooldown.values()))
             t = self.table.next_expiry()               # a namesake's record gone may free a candidate
@@ -398,9 +404,9 @@ class Peer:
 
     def handle_timeout(self, now: float) -> None:
         self._now = now
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return
-        if self.announces.take(now, self.rng, paired=self.state is State.PAIRED):
+        if self.announces.take(now, self.rng, paired=self.state is _PAIRED):
             self._broadcast(self._announce())
         self.pairer.timer(now)
         self._collect()

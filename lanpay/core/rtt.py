@@ -35,12 +35,18 @@ class RttEstimator:
     def rto(self) -> float:
         if self.srtt is None:
             return self.initial
-        raw = self.srtt + max(self.granularity, K * self.rttvar)
-        return min(self.cap, max(self.floor, raw))
+        # min and max written out: this is read for every payment sent, and the builtins parse
+        # their arguments each call
+        spread = K * self.rttvar
+        raw = self.srtt + (spread if spread > self.granularity else self.granularity)
+        if raw < self.floor:
+            raw = self.floor
+        return self.cap if raw > self.cap else raw
 
     def sample(self, rtt: float) -> None:
         """Feed one measurement; the caller applies Karn's rule (no retransmitted sends)."""
-        rtt = max(0.0, rtt)
+        if rtt < 0.0:
+            rtt = 0.0
         self.latest = rtt
         if self.srtt is None:
             self.srtt, self.rttvar = rtt, rtt / 2

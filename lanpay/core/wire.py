@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import fields, replace
+from functools import cached_property
 from operator import attrgetter
 from typing import Any, ClassVar
 
@@ -414,8 +415,9 @@ class Sealed(Message):
     ciphertext: bytes
     SPEC = (Fixed(8), U64)
 
-    @property
+    @cached_property
     def header(self) -> bytes:
+        """Made once; ``decode`` fills it in with the datagram's own first bytes, which are this."""
         return _SEALED_HEAD + self.session_id + self.counter.to_bytes(8, "big")
 
 
@@ -653,7 +655,9 @@ def decode(data: bytes) -> Message:
             raise DecodeError("truncated")
         if len(data) < _SEALED_SIZE + TAG_LEN + 1:
             raise DecodeError("sealed body too short")
-        return Sealed(data[4:12], int.from_bytes(data[12:20], "big"), data[20:])
+        msg = Sealed(data[4:12], int.from_bytes(data[12:20], "big"), data[20:])
+        msg.__dict__["header"] = data[:_SEALED_SIZE]     # the property's own value, not computed again
+        return msg
     if len(data) < HEADER.size:
         raise DecodeError("too short")
     magic, version, kind = HEADER.unpack_from(data)
