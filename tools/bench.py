@@ -903,7 +903,6 @@ class Wire:
         while (event := peer.next_event()) is not None:
             self.confirmed += type(event) is PaymentConfirmed
         peer.next_timeout()
-        peer.idle
         return out
 
     def _hop(self, now: float) -> float:

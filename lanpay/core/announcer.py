@@ -58,10 +58,8 @@ class AnnounceSchedule:
 
     def __init__(self, now: float) -> None:
         self.times = [now + t for t in FIRST_ANNOUNCES]
+        self.next_at = self.times[0]          # kept with ``times``: read at every pump
 
-    @property
-    def next_at(self) -> float:
-        return self.times[0]
 
     def take(self, now: float, rng: random.Random, paired: bool) -> bool:
         """Whether an announce is due at ``now``; if so, consume it and, once the start-up
@@ -71,6 +69,7 @@ class AnnounceSchedule:
         self.times.pop(0)
         if not self.times:
             self.redraw(now, rng, paired)
+        self.next_at = self.times[0]
         return True
 
     def redraw(self, now: float, rng: random.Random, paired: bool) -> None:
@@ -78,6 +77,7 @@ class AnnounceSchedule:
         keeps peers that started together from announcing in lockstep."""
         low, high = PAIRED_INTERVAL if paired else LOOKING_INTERVAL
         self.times = [now + rng.uniform(low, high)]
+        self.next_at = self.times[0]
 
 
 class Budget:

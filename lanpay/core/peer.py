@@ -54,6 +54,7 @@ Destination = tuple[str, int] | _Broadcast
 # reading a global.
 _CLOSED, _LOOKING, _PAIRED, _PAIRING = State.CLOSED, State.LOOKING, State.PAIRED, State.PAIRING
 _MALFORMED, _NOT_FOR_US = DropReason.MALFORMED, DropReason.NOT_FOR_US
+_HOLDING = tuple(HOLDING)       # a set would hash the member, which Enum does in Python
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ class Peer:
         if len(memo.encode()) > wire.MAX_MEMO or wire.has_control(memo):
             raise UserError(f"memo must be printable and at most {wire.MAX_MEMO} bytes")
         session = self.who.session
-        if session is None or self.state not in HOLDING:
+        if session is None or self.who.state not in _HOLDING:
             closed = self.state is _CLOSED
             raise NotPaired("closed" if closed else "not paired yet", "closed" if closed else "looking")
         session.check_can_pay()
