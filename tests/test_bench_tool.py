@@ -145,3 +145,21 @@ def test_a_short_time_is_shown_in_milliseconds_and_memory_in_mib() -> None:
     assert bench.show(34816.0, "KiB") == "34.0 MiB"
     assert bench.show(3198.4, "1/s") == "3,198/s"
     assert bench.show(4.84, "1/s") == "4.8/s"
+    assert bench.show(118_912.0, "instr") == "118.9k"
+
+
+def test_the_counted_runs_report_the_datagrams_they_made() -> None:
+    """What the valgrind rows divide by: a core run's datagrams (a Pay and an Ack per payment
+    on a perfect wire), and a floor run's seals and opens, one per sealed datagram and pass."""
+    assert bench.instr_child("core", 40) == {"datagrams": 80}
+    one = bench.instr_child("floor", 1)["datagrams"]
+    assert one >= 600 and bench.instr_child("floor", 3) == {"datagrams": 3 * one}
+
+
+@pytest.mark.skipif(bench.shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.slow
+def test_the_instructions_row_counts_both_sides_with_valgrind() -> None:
+    metric = bench.instructions_metric()
+    assert metric.floor > 1000 and metric.lanpay > metric.floor
+    (c1, d1), (c2, d2) = metric.detail["core_runs"]  # type: ignore[misc]
+    assert c2 > c1 and d2 - d1 == 2 * (bench.INSTR_RUNS[1] - bench.INSTR_RUNS[0])

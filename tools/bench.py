@@ -38,9 +38,11 @@ only ``lo`` (this script re-executes itself under ``unshare --net``), and every
 lanpay gets ``--interface lo``: nothing can reach the machine's real network.
 Loss is an nftables rule on that private ``lo``.  Every wait has a deadline.
 
-usage: python3 tools/bench.py [--quick] [--json FILE] [--core-only]
+usage: python3 tools/bench.py [--quick] [--json FILE] [--core-only] [--instructions]
 
 The core-only rows (CPU per datagram, memory per payment) need no namespace.
+``--instructions`` adds the core's instructions per datagram against the AEAD's,
+both counted by valgrind: a count that the machine's load does not move.
 """
 
 from __future__ import annotations
@@ -1020,6 +1022,52 @@ def memory_per_payment(count: int, name: str) -> Metric:
                   "goal: 100 B per payment", figures)
 
 
+INSTR_RUNS = (200, 1200)      # payments in the two counted core runs: their difference is the figure
+INSTR_PASSES = (1, 11)        # passes over the recorded datagrams in the two counted floor runs
+
+
+def instr_child(kind: str, count: int) -> dict[str, int]:
+    """In a process counted by valgrind: ``core`` pays ``count`` times between two cores; ``floor``
+    seals and opens a 300-payment run's datagrams ``count`` times.  Returns what was done."""
+    net = Wire()
+    net.pair()
+    net.record = []
+    if kind == "core":
+        net.pay_all(count, steps=count * 100)
+        return {"datagrams": len(net.record)}
+    net.pay_all(300, steps=300 * 100)
+    jobs = seal_open_jobs(net.record)
+    for _ in range(count):
+        seal_open_seconds(jobs)
+    return {"datagrams": len(jobs) * count}
+
+
+def counted(kind: str, count: int) -> tuple[int, int]:
+    """(instructions, datagrams) of one ``instr_child`` run under valgrind (no cache simulation)."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise BenchError("--instructions needs valgrind (apt-get install valgrind)")
+    done = subprocess.run([valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                           sys.executable, str(Path(__file__).resolve()), "--instr-child", kind, str(count)],
+                          capture_output=True, text=True, timeout=CHILD_TIMEOUT * 20)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise BenchError(f"valgrind run failed: {done.stderr[-400:]}")
+    return int(found.group(1).replace(",", "")), json.loads(done.stdout)["datagrams"]
+
+
+def instructions_metric() -> Metric:
+    """The core's instructions per datagram against raw ChaCha20-Poly1305's, both counted by
+    valgrind: a count does not move with the machine's load as CPU time does.  Each figure is
+    the difference of two runs of different lengths, so start-up and pairing cancel out."""
+    (c1, d1), (c2, d2) = (counted("core", n) for n in INSTR_RUNS)
+    (f1, j1), (f2, j2) = (counted("floor", n) for n in INSTR_PASSES)
+    core, floor = (c2 - c1) / (d2 - d1), (f2 - f1) / (j2 - j1)
+    return Metric("core_instructions_per_datagram", f"core instructions per datagram ({INSTR_RUNS[1]} pays)",
+                  "instr", core, floor, "ChaCha20-Poly1305 seal+open of its datagrams (valgrind)",
+                  {"core_runs": [[c1, d1], [c2, d2]], "floor_runs": [[f1, j1], [f2, j2]]})
+
+
 def core_metrics(plan: Plan) -> list[Metric]:
     """Everything measured without sockets."""
     return [core_metric(plan),
@@ -1041,6 +1089,8 @@ def show(value: float, unit: str) -> str:
         return f"{value:,.0f} B"
     if unit == "%":
         return f"{value:.2f} %"
+    if unit == "instr":
+        return f"{value / 1000:,.1f}k"
     return f"{value:,.0f}/s" if value >= 100 else f"{value:.1f}/s"
 
 
@@ -1081,7 +1131,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--core-only", action="store_true",
                         help="only the in-process core benchmarks (no namespace, no root)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count the core's instructions per datagram with valgrind (about a minute)")
     parser.add_argument("--memory-child", type=int, metavar="N", help=argparse.SUPPRESS)
+    parser.add_argument("--instr-child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     return parser.parse_args(list(argv))
 
 
@@ -1089,6 +1142,8 @@ def run(args: argparse.Namespace) -> list[Metric]:
     """The measurements, in the order of the report."""
     plan = QUICK if args.quick else Plan()
     metrics = core_metrics(plan)
+    if args.instructions:
+        metrics.append(instructions_metric())
     if not args.core_only:
         confine_to_loopback()
         metrics = network_metrics(plan) + metrics
@@ -1100,6 +1155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(args_list)
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child)))
+        return 0
+    if args.instr_child:
+        kind, count = args.instr_child
+        print(json.dumps(instr_child(kind, int(count))))
         return 0
     try:
         if not args.core_only and not os.environ.get(INSIDE_ENV):
