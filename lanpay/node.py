@@ -229,7 +229,9 @@ class Node:
         if due is not None and due <= max(now, armed or 0.0):
             now = max(now, due)
             peer.handle_timeout(now)
-        self._pump(now)
+            self._pump(now)
+        else:
+            self._arm_at(due)             # the core was given nothing: only the timer moves
 
     def _pump(self, now: float) -> None:
         """After any input: send what is due, pass events on, re-arm the timer."""
@@ -271,7 +273,9 @@ class Node:
         retransmission deadline on) that is one loop timer per round trip's worth
         of them, not a cancel and a new timer for each datagram.
         """
-        when = peer.next_timeout()
+        self._arm_at(peer.next_timeout())
+
+    def _arm_at(self, when: float | None) -> None:
         armed = self._timer_at
         if self._timer is not None and armed is not None and when is not None and armed <= when:
             return
