@@ -9,7 +9,8 @@ rates, higher ones are).  The floors:
 
 * a pipe-driven blocking UDP client: a Python process that reads ``pay`` lines
   from a pipe, sends each to a UDP echo process, waits for the echo and prints
-  ``Sent``, measured exactly as lanpay is, for pay latency in line mode;
+  ``Sent``, measured exactly as lanpay is and in blocks alternated with
+  lanpay's, for pay latency in line mode;
 * UDP ping-pong between two Python processes on loopback (round trips per
   second) for line-mode throughput;
 * two Python processes meeting by broadcast for pairing time;
@@ -514,21 +515,33 @@ def udp_floor(round_trips: int, size: int = 64) -> UdpFloor:
     return UdpFloor(rtts=data["rtts"], total=data["total"])
 
 
-def pipe_client_floor(plan: Plan) -> list[float]:
-    """``pay`` lines through a blocking UDP client, timed exactly as lanpay's (write to Sent)."""
+@dataclass
+class PipeFloor:
+    """The pay-latency floor, running: a blocking UDP client fed ``pay`` lines, and its echo."""
+
+    kids: Children
+    client: Child
+
+    def pay_once(self) -> float:
+        """Seconds from writing ``pay 0.01`` to reading ``Sent``, timed exactly as lanpay's."""
+        written = self.client.send("pay 0.01\n")
+        stamp, _ = self.kids.expect(self.client, starts_with("Sent"), deadline())
+        return stamp - written
+
+
+@contextmanager
+def pipe_client_floor(plan: Plan) -> Iterator[PipeFloor]:
+    """The floor's two processes, warmed up, for as long as the latency rows alternate with it."""
     warm = 10
     with children() as kids:
-        echo = kids.start("udp echo", python_argv(ECHO, plan.pays + warm))
+        echo = kids.start("udp echo", python_argv(ECHO, plan.pays + 2 * warm))
         _, port = kids.expect(echo, str.isdigit, deadline())
         client = kids.start("pipe client", python_argv(PIPE_CLIENT, port))
         kids.expect(client, starts_with("ready"), deadline())
-        samples = []
-        for i in range(warm + plan.pays):
-            written = client.send("pay 0.01\n")
-            stamp, _ = kids.expect(client, starts_with("Sent"), deadline())
-            if i >= warm:
-                samples.append(stamp - written)
-    return samples
+        floor = PipeFloor(kids, client)
+        for _ in range(warm):
+            floor.pay_once()
+        yield floor
 
 
 def idle_python_rss() -> int:
@@ -672,16 +685,28 @@ def paired_session(ports: Ports, stock_loop: bool = False) -> Iterator[PairedPee
         yield PairedPeers(kids, alice, bob)
 
 
-def pay_samples(session: PairedPeers, plan: Plan) -> list[float]:
-    """``pay`` to ``Sent`` in line mode, after a warm-up of ten."""
+LATENCY_ROUNDS = 10      # blocks of lanpay's pays and the floor's, alternated
+
+
+def pay_samples(session: PairedPeers, plan: Plan) -> tuple[list[float], list[float]]:
+    """``pay`` to ``Sent`` in line mode after a warm-up of ten, and the floor's samples, taken in
+    alternating blocks: a machine whose speed changes from minute to minute moves both alike."""
     for _ in range(10):
         session.pay_once()
-    return [session.pay_once() for _ in range(plan.pays)]
+    ours: list[float] = []
+    floor: list[float] = []
+    block = max(1, plan.pays // LATENCY_ROUNDS)
+    with pipe_client_floor(plan) as pipe:
+        while len(ours) < plan.pays:
+            count = min(block, plan.pays - len(ours))
+            floor += [pipe.pay_once() for _ in range(count)]
+            ours += [session.pay_once() for _ in range(count)]
+    return ours, floor
 
 
-def latency_metrics(session: PairedPeers, plan: Plan, floor: list[float]) -> list[Metric]:
+def latency_metrics(session: PairedPeers, plan: Plan) -> list[Metric]:
     """Pay latency in line mode, median and p95, against the pipe-driven blocking UDP client."""
-    samples = pay_samples(session, plan)
+    samples, floor = pay_samples(session, plan)
     what = "pipe-driven blocking UDP client"
     counts = {"n": len(samples), "floor_n": len(floor)}
     return [
@@ -692,10 +717,10 @@ def latency_metrics(session: PairedPeers, plan: Plan, floor: list[float]) -> lis
     ]
 
 
-def stock_loop_latency_metric(plan: Plan, ports: Ports, floor: list[float]) -> Metric:
+def stock_loop_latency_metric(plan: Plan, ports: Ports) -> Metric:
     """The same pay latency with both lanpays on asyncio's own loop, to judge uvloop in the same run."""
     with paired_session(ports, stock_loop=True) as session:
-        samples = pay_samples(session, plan)
+        samples, floor = pay_samples(session, plan)
     return Metric("pay_latency_asyncio_median_s", f"pay -> Sent on asyncio's loop, median of {plan.pays}",
                   "s", median(samples), median(floor), "pipe-driven blocking UDP client",
                   {"n": len(samples), "floor_n": len(floor)})
@@ -848,14 +873,13 @@ def network_metrics(plan: Plan) -> list[Metric]:
     compile_package()
     ports = Ports()
     floor = udp_floor(plan.rtt_round_trips)
-    pipe_floor = pipe_client_floor(plan)
     idle = idle_python_rss()
     metrics = [startup(plan), startup(plan, "--help"), first_announce(plan, ports),
                pairing(plan, ports)]
     with paired_session(ports) as session:
         metrics.append(memory_metric("memory_paired_kib", "memory, paired (RSS)",
                                      session.alice.pid, idle))
-        metrics += latency_metrics(session, plan, pipe_floor)
+        metrics += latency_metrics(session, plan)
         lossless = burst_metric(session, plan, floor)
         metrics.append(lossless)
         metrics += idle_metrics(session, plan)
@@ -863,7 +887,7 @@ def network_metrics(plan: Plan) -> list[Metric]:
         metrics.append(memory_metric("memory_after_pays_kib", "memory, after all payments (RSS)",
                                      session.alice.pid, idle))
     if have_uvloop():       # the rows above ran on uvloop: measure the stock loop beside them
-        metrics.append(stock_loop_latency_metric(plan, ports, pipe_floor))
+        metrics.append(stock_loop_latency_metric(plan, ports))
     return metrics
 
 
