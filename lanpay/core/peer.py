@@ -391,10 +391,17 @@ class Peer:
         state = self.who.state
         if state is _CLOSED:
             return None
-        soonest = self.announces.next_at
-        for t in (self.pairer.next_timeout(), self.who.next_timeout(), self._settle_at):
+        soonest = self.announces.next_at              # asked after every input: no tuple, no call for nothing
+        if self.pairer:
+            t = self.pairer.next_timeout()
             if t is not None and t < soonest:
                 soonest = t
+        t = self.who.next_timeout()
+        if t is not None and t < soonest:
+            soonest = t
+        t = self._settle_at
+        if t is not None and t < soonest:
+            soonest = t
         if state is _LOOKING or state is _PAIRING:
             if self.cooldown:
                 soonest = min(soonest, min(self.cooldown.values()))
