@@ -515,6 +515,14 @@ def udp_floor(round_trips: int, size: int = 64) -> UdpFloor:
     return UdpFloor(rtts=data["rtts"], total=data["total"])
 
 
+def time_pay(kids: Children, payer: Child) -> float:
+    """Seconds from writing ``pay 0.01`` to ``payer`` to reading its ``Sent`` line: lanpay's
+    pay latency and its floor's are timed by this one function."""
+    written = payer.send("pay 0.01\n")
+    stamp, _ = kids.expect(payer, starts_with("Sent"), deadline())
+    return stamp - written
+
+
 @dataclass
 class PipeFloor:
     """The pay-latency floor, running: a blocking UDP client fed ``pay`` lines, and its echo."""
@@ -523,10 +531,7 @@ class PipeFloor:
     client: Child
 
     def pay_once(self) -> float:
-        """Seconds from writing ``pay 0.01`` to reading ``Sent``, timed exactly as lanpay's."""
-        written = self.client.send("pay 0.01\n")
-        stamp, _ = self.kids.expect(self.client, starts_with("Sent"), deadline())
-        return stamp - written
+        return time_pay(self.kids, self.client)
 
 
 @contextmanager
@@ -639,10 +644,7 @@ class PairedPeers:
     bob: Child
 
     def pay_once(self) -> float:
-        """Seconds from writing ``pay 0.01`` to reading its ``Sent`` line."""
-        written = self.alice.send("pay 0.01\n")
-        stamp, _ = self.kids.expect(self.alice, starts_with("Sent"), deadline())
-        return stamp - written
+        return time_pay(self.kids, self.alice)
 
     def burst(self, count: int, cap: float) -> tuple[int, int, float]:
         """Write ``count`` pays at once; count outcomes until all are in or ``cap`` passes.
