@@ -523,30 +523,19 @@ def time_pay(kids: Children, payer: Child) -> float:
     return stamp - written
 
 
-@dataclass
-class PipeFloor:
-    """The pay-latency floor, running: a blocking UDP client fed ``pay`` lines, and its echo."""
-
-    kids: Children
-    client: Child
-
-    def pay_once(self) -> float:
-        return time_pay(self.kids, self.client)
-
-
 @contextmanager
-def pipe_client_floor(plan: Plan) -> Iterator[PipeFloor]:
-    """The floor's two processes, warmed up, for as long as the latency rows alternate with it."""
+def pipe_client_floor(plan: Plan) -> Iterator[Callable[[], float]]:
+    """The floor's two processes (a blocking UDP client fed ``pay`` lines, and its echo), warmed
+    up, for as long as the latency rows alternate with it; what it yields times one pay."""
     warm = 10
     with children() as kids:
         echo = kids.start("udp echo", python_argv(ECHO, plan.pays + 2 * warm))
         _, port = kids.expect(echo, str.isdigit, deadline())
         client = kids.start("pipe client", python_argv(PIPE_CLIENT, port))
         kids.expect(client, starts_with("ready"), deadline())
-        floor = PipeFloor(kids, client)
         for _ in range(warm):
-            floor.pay_once()
-        yield floor
+            time_pay(kids, client)
+        yield lambda: time_pay(kids, client)
 
 
 def idle_python_rss() -> int:
@@ -698,10 +687,10 @@ def pay_samples(session: PairedPeers, plan: Plan) -> tuple[list[float], list[flo
     ours: list[float] = []
     floor: list[float] = []
     block = max(1, plan.pays // LATENCY_ROUNDS)
-    with pipe_client_floor(plan) as pipe:
+    with pipe_client_floor(plan) as floor_pay:
         while len(ours) < plan.pays:
             count = min(block, plan.pays - len(ours))
-            floor += [pipe.pay_once() for _ in range(count)]
+            floor += [floor_pay() for _ in range(count)]
             ours += [session.pay_once() for _ in range(count)]
     return ours, floor
 

@@ -60,7 +60,6 @@ class AnnounceSchedule:
         self.times = [now + t for t in FIRST_ANNOUNCES]
         self.next_at = self.times[0]          # kept with ``times``: read at every pump
 
-
     def take(self, now: float, rng: random.Random, paired: bool) -> bool:
         """Whether an announce is due at ``now``; if so, consume it and, once the start-up
         burst is spent, draw the next interval (long when ``paired``: nobody needs us)."""

@@ -112,11 +112,10 @@ class Counterpart:
         self.told.extend(self.notices.warn(kind, name, fact, event, now))
 
     def sessions(self) -> list[Session]:
-        s = self.session
-        if not (self.successors or self.fenced):
-            return [s] if s is not None else []      # one session, or none: nearly always
-        out = [s] if s is not None else []
-        return out + list(self.successors.values()) + self.fenced
+        out = [self.session] if self.session is not None else []
+        if self.successors or self.fenced:          # nearly always neither: no lists to join
+            out += [*self.successors.values(), *self.fenced]
+        return out
 
     def _new_session(self, hs: pairing.Handshake, ledger: Ledger, mode: Mode, now: float) -> Session:
         assert hs.keys is not None

@@ -71,6 +71,7 @@ _AUTH, _REPLAY, _UNEXPECTED, _VIOLATION = \
 _CONFLICT, _INVALID = Outcome.CONFLICT, Outcome.INVALID
 _PENDING, _IN_DOUBT, _RECEIVED = Status.PENDING, Status.IN_DOUBT, Status.RECEIVED
 
+
 @dataclass(frozen=True)
 class PeerInfo:
     name: str
@@ -401,8 +402,9 @@ class Session:
     def _find_losses(self, cumulative: int, held: int, delivered: int, delivered_at: float, now: float) -> None:
         """Resend, once per sign of it, each payment the payee lacks though a copy we sent after
         it arrived: ``PACKET_THRESHOLD`` datagrams later, or a quarter of a round trip (at least
-        the clock's 1 ms granularity) later (RFC 9002 §6.1.1 and RFC 8985, counted in our datagram numbers: a resent payment keeps
-        its seq, so the seq alone cannot say what was sent after it).  ``delivered`` is the
+        the clock's 1 ms granularity) later (RFC 9002 §6.1.1 and RFC 8985, counted in our
+        datagram numbers: a resent payment keeps its seq, so the seq alone cannot say what was
+        sent after it).  ``delivered`` is the
         number of the latest copy this ack settled, sent at ``delivered_at``; what the payee
         holds beyond the gap counts too.  An ack that came twice shows nothing new, so it
         resends nothing (no Sorcerer's Apprentice)."""
