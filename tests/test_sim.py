@@ -23,7 +23,8 @@ import pytest
 
 from faults import ALICE_BOB, Plan, book_for, one_more_each_way, pair, seeds, settled
 from invariants import Book, bounded, check_all
-from lanpay.core import events, wire
+from lanpay.core import events, pairing, wire
+from lanpay.core.counterpart import STARTUP_SETTLE
 from lanpay.core.errors import PeerUnavailable
 from lanpay.core.ledger import NUMBER_GAP, Ledger
 from lanpay.core.announcer import UNSOLICITED_PER_SECOND
@@ -634,6 +635,48 @@ def test_a_reveal_held_back_by_the_start_up_wait_still_pairs_through_a_flood_of_
     assert net.run_until(lambda: alice.peer.state is bob.peer.state is State.PAIRED, 3.0)
     assert alice.peer.session.keys.session_id == bob.peer.session.keys.session_id
     assert bounded(bob.peer) == []
+
+
+@pytest.mark.parametrize("code", [None, "blue piano"], ids=["no-code", "code"])
+def test_a_reveal_put_off_by_the_start_up_hold_is_asked_for_again_when_the_hold_ends(code) -> None:
+    """alice starts 0.3 s before bob and initiates; her Reveal reaches bob inside his start-up hold,
+    so admission says later and drops it.  When the hold ends bob sends his Reply again, and alice
+    answers a repeated Reply with her Reveal at once: they pair a round trip after bob's hold, not
+    on alice's resend timer a quarter of a second later."""
+    net = lan(21)
+    kw = {"code": code} if code else {}
+    alice = net.add("alice", incarnation=1000, **kw)
+    net.run(0.3)
+    bob = net.add("bob", incarnation=2000, **kw)
+    sent: list[tuple[float, str]] = []
+    net.taps.append(lambda now, data, src, dst: sent.append((now, type(wire.decode(data)).__name__))
+                    if data[3] in (wire.Reply.TYPE, wire.Reveal.TYPE) else None)
+    assert net.run_until(lambda: alice.peer.state is bob.peer.state is State.PAIRED, 3.0)
+    hold_end = bob.started + STARTUP_SETTLE
+    replies = [t for t, kind in sent if kind == "Reply"]
+    reveals = [t for t, kind in sent if kind == "Reveal"]
+    assert len(replies) == 2 and replies[0] < hold_end <= replies[1] < hold_end + 0.01, sent
+    assert len(reveals) == 2 and reveals[0] < hold_end <= reveals[1] < reveals[0] + pairing.HELLO_RETRY, sent
+    assert alice.peer.session.keys.session_id == bob.peer.session.keys.session_id
+
+
+def test_a_reply_is_sent_again_only_once_for_each_reveal_put_off() -> None:
+    """Reveals that keep arriving inside the hold are each put off; the Reply goes again once when
+    the hold ends, not once per Reveal that was put off."""
+    net = lan(22)
+    alice = net.add("alice", incarnation=1000)
+    net.run(0.3)
+    bob = net.add("bob", incarnation=2000)
+    replies: list[float] = []
+    net.taps.append(lambda now, data, src, dst: replies.append(now) if data[3] == wire.Reply.TYPE else None)
+    reveals: list[bytes] = []
+    net.taps.append(lambda now, data, src, dst: reveals.append(data) if data[3] == wire.Reveal.TYPE else None)
+    assert net.run_until(lambda: bool(reveals), 1.0)
+    for i in range(20):                    # the same Reveal, repeated inside bob's hold
+        net.inject(reveals[0], alice.addr, bob.addr, delay=0.001 * i)
+    assert net.run_until(lambda: alice.peer.state is bob.peer.state is State.PAIRED, 3.0)
+    hold_end = bob.started + STARTUP_SETTLE
+    assert len([t for t in replies if t >= hold_end]) == 1, replies
 
 
 def test_an_old_datagram_of_a_dead_newcomer_cannot_take_back_a_finished_hand_back() -> None:

@@ -320,6 +320,14 @@ class Counterpart:
             self._initiate(rec, now, cap=MAX_FREE_TRIES)
         return min(settling, default=None)
 
+    def recall(self, now: float) -> float | None:
+        """Reveals that admission put off (``later``): once it may say yes, their initiators are
+        asked again at once by our Reply, not left to their own resend.  Returns when to look
+        again, if one still waits on the start-up hold."""
+        if not self.pairer.recall(lambda hs: self.admit(hs, now)):
+            return None
+        return self._hold_until(now)
+
     def _hold_until(self, now: float) -> float | None:
         """Just started, with more than one peer around: one of them may hold our relationship
         (we may be a restarted process) and its answer may still be on the way.  A fresh pairing

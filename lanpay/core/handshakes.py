@@ -215,9 +215,26 @@ class Matchmaker:
 
     def _refused(self, hs: pairing.Handshake, verdict: Admission, now: float) -> DropReason | None:
         if verdict is Admission.LATER:
+            if not hs.initiator:
+                hs.deferred = True                # our Reply goes again once we may say yes (recall)
             return DropReason.UNEXPECTED          # it is sent again; by then we may say yes
         self.drop(hs, now, COOLDOWN)
         return None
+
+    def recall(self, admit: Admit) -> bool:
+        """Responder attempts whose Reveal admission put off: where it now says yes, our Reply
+        goes again, once, and the initiator answers a repeated Reply with its Reveal at once
+        (rather than on its own timer).  Returns whether any attempt still waits."""
+        waiting = False
+        for hs in self.attempts.values():
+            if not hs.deferred:
+                continue
+            if admit(hs) is Admission.YES:
+                hs.deferred = False
+                self.out.append((hs.last_sent, hs.peer_addr))
+            else:
+                waiting = True
+        return waiting
 
     def _bad_reveal(self, hs: pairing.Handshake, exc: pairing.HandshakeError, addr: tuple[str, int],
                     now: float) -> DropReason | None:

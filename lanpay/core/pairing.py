@@ -118,6 +118,7 @@ class Handshake:
     retry: Retry | None = None   # the initiator's timer for last_sent (the responder only answers)
     refusal: str = ""        # what a refusal said; the handshake still waits for its deadline
     bad_tag: bool = False    # responder: a reveal matched the commitment but not the keys (wrong --code?)
+    deferred: bool = False   # responder: admission said later to a Reveal; our Reply goes again once it says yes
 
     def move(self, new: HsState) -> None:
         if new not in TRANSITIONS[self.state]:

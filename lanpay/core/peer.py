@@ -365,7 +365,9 @@ class Peer:
         who = self.who
         state = who.state
         if state is _LOOKING or state is _PAIRING:
-            self._settle_at = who.choose(now)
+            settle = who.choose(now)
+            again = who.recall(now) if self.pairer else None
+            self._settle_at = again if settle is None or (again is not None and again < settle) else settle
         else:
             self._settle_at = None
             who.look_for_restart(now)
