@@ -93,6 +93,22 @@ def test_a_peer_someone_else_holds_a_relationship_with_is_left_alone_for_a_while
     assert carol.of(events.Paired)[0].peer_name == "bob"
 
 
+def test_a_newcomer_whose_namesake_says_it_is_paired_is_left_alone_for_a_while() -> None:
+    """carol and a fresh bob are free; carol never heard from bob's survivor, only the announce of
+    an earlier bob, paired with alice: this bob may be that one restarted, on its way back to
+    alice, whose own announce was lost.  carol leaves it alone for SURVIVOR_WAIT after first
+    hearing it, then pairs with it."""
+    net = Net(3)
+    carol, bob = net.add("carol"), net.add("bob")
+    old_bob_says = announce(LOW, "bob", "alice", 4242)
+    for k in range(40):
+        net.at(0.5 * k, lambda: net.inject(old_bob_says, REAL, carol.addr))
+    net.run(SURVIVOR_WAIT - 1.0)
+    assert not carol.of(events.Paired) and not bob.of(events.Paired)
+    assert net.run_until(lambda: bool(carol.of(events.Paired)), SURVIVOR_WAIT + 10.0)
+    assert carol.of(events.Paired)[0].peer_name == "bob"
+
+
 def test_without_such_a_claim_two_free_peers_pair_at_once() -> None:
     net = Net(3)
     carol, bob = net.add("carol"), net.add("bob")

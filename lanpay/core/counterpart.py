@@ -473,14 +473,18 @@ class Counterpart:
                    for a in self.pairer.attempts.values())
 
     def _contested(self, hs: pairing.Handshake, now: float) -> bool:
-        """Someone else says it holds a relationship with a process of this name: the one we are
-        pairing with may be that process restarted, on its way back to it.  We leave it alone for
+        """Someone else says it holds a relationship with a process of this name, or another
+        process of this name says it is paired (with someone not us): the one we are pairing with
+        may be that process restarted, on its way back to its survivor.  Either record is enough,
+        so a lost announce of the survivor's leaves the other.  We leave the newcomer alone for
         SURVIVOR_WAIT after first hearing it (its survivor reaches it by then), then pair."""
         mine = self.table.get(hs.peer_inc)
         if mine is None or now >= mine.first_seen + SURVIVOR_WAIT:
             return False
-        return any(r.paired and r.partner == hs.peer_name and r.partner_inc != hs.peer_inc
-                   and r.incarnation != hs.peer_inc for r in self.table.alive(now))
+        name, inc, me = hs.peer_name, hs.peer_inc, self.me.name
+        return any(r.paired and r.incarnation != inc
+                   and ((r.partner == name and r.partner_inc != inc) or (r.name == name and r.partner != me))
+                   for r in self.table.alive(now))
 
     def _rival(self, hs: pairing.Handshake, now: float) -> bool:
         """Another live peer answers to the same name: pair with neither, and say so."""
