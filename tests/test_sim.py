@@ -679,6 +679,31 @@ def test_a_reply_is_sent_again_only_once_for_each_reveal_put_off() -> None:
     assert len([t for t in replies if t >= hold_end]) == 1, replies
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_restart_whose_start_up_announces_all_miss_the_survivor_still_gets_the_relationship_back(seed) -> None:
+    """alice and bob are paired and have paid; carol, free, joined later and never heard bob.  alice
+    restarts, and every datagram of hers to bob is lost for her first second: bob cannot answer her
+    start-up announces, so her hold sees only carol.  carol heard alice's earlier process say it is
+    paired, so she leaves the new alice alone for a while; bob hears a later announce, finds the
+    old alice gone and hands the relationship back.  carol never pairs."""
+    net = lan(seed)
+    net.add("alice"), net.add("bob")
+    paired(net, "alice", "bob")
+    net.pay("alice", 500)
+    net.run(net.now + 1)
+    carol = net.add("carol")
+    net.rules.append(lambda d: d.src.name == "bob" and d.dst is carol)
+    net.run(net.now + 3)
+    assert carol.peer.state is State.LOOKING
+    alice = net.restart("alice")
+    deaf_until = net.now + 1.0
+    net.rules.append(lambda d: d.now < deaf_until and d.src is alice and d.dst is not None and d.dst.name == "bob")
+    assert net.run_until(lambda: alice.peer.state is State.PAIRED and alice.peer.session.ready, 30.0), \
+        alice.peer.state
+    assert alice.peer.session.info.name == "bob" and alice.peer.ledger.balance == -500
+    assert not carol.of(events.Paired)
+
+
 def test_an_old_datagram_of_a_dead_newcomer_cannot_take_back_a_finished_hand_back() -> None:
     """bob restarts; the hand-back to bob#2 stalls past the deadline and bob#2 dies; bob#3 gets the
     relationship. A replayed datagram of bob#2's must not pull alice back to bob#2's dead session."""
