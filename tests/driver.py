@@ -172,11 +172,12 @@ class Net:
             if all((me.incarnation < actual) == (asked < wanted) for actual, wanted in others):
                 return me
 
-    def restart(self, name: str, keep_old: bool = False) -> Host:
+    def restart(self, name: str, keep_old: bool = False, incarnation: int | None = None) -> Host:
         """Kill a host's process (all memory lost) and start a new one at a new port.
 
         With ``keep_old`` the old process is not killed: a newcomer with the same
         name starts on another machine while the old one lives on (stalled, say).
+        ``incarnation`` orders the new one against the others, as for :meth:`add`.
         """
         old = self.hosts[name]
         if not keep_old:
@@ -184,7 +185,12 @@ class Net:
         index = len(self.by_addr) + 1
         addr = (f"10.0.1.{index}" if keep_old else old.addr[0], 40000 + index)
         peer = Peer(old.config, random.Random(self.rng.getrandbits(64)), self.now)
-        return self._start(Host(old.name, addr, old.config, peer, started=self.now))
+        if incarnation is not None:
+            peer.me = self._ranked(old.config, incarnation)
+        host = self._start(Host(old.name, addr, old.config, peer, started=self.now))
+        if incarnation is not None:
+            self._asked[host.name] = incarnation
+        return host
 
     def _start(self, host: Host) -> Host:
         self.hosts[host.name] = host

@@ -704,6 +704,24 @@ def test_a_restart_whose_start_up_announces_all_miss_the_survivor_still_gets_the
     assert not carol.of(events.Paired)
 
 
+def test_a_reveal_the_restart_probe_put_off_is_asked_for_again_when_the_probe_ends() -> None:
+    """bob restarts with the lower incarnation and says hello to alice at once; alice answers, but
+    her restart probe is still finding out whether the old bob lives, so his Reveal is put off.
+    When the probe finds him gone alice sends her Reply again and bob reveals at once: the
+    hand-back begins a round trip after the probe, not when bob's backed-off resend comes."""
+    net = lan(32)
+    alice, _ = net.add("alice", incarnation=5000), net.add("bob", incarnation=6000)
+    paired(net, "alice", "bob")
+    net.run(net.now + 1)
+    net.restart("bob", incarnation=1000)
+    repairing: list[float] = []
+    net.watch(lambda: alice.peer.state is State.REPAIRING and not repairing.append(net.now))
+    assert net.run_until(lambda: bool(alice.of(events.HandbackRequested)), 20.0)
+    assert repairing, "the probe never ended: the case is not played"
+    asked = [t for t, e in alice.timeline if isinstance(e, events.HandbackRequested)]
+    assert asked[0] - repairing[0] < 0.05, (repairing, asked)
+
+
 def test_an_old_datagram_of_a_dead_newcomer_cannot_take_back_a_finished_hand_back() -> None:
     """bob restarts; the hand-back to bob#2 stalls past the deadline and bob#2 dies; bob#3 gets the
     relationship. A replayed datagram of bob#2's must not pull alice back to bob#2's dead session."""

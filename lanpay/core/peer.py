@@ -371,6 +371,8 @@ class Peer:
         else:
             self._settle_at = None
             who.look_for_restart(now)
+            if self.pairer.attempts:
+                who.recall(now)             # a newcomer's Reveal the probe put off, now welcome
         state = who.state
         if state is not _LOOKING and state is not _PAIRING:
             return
