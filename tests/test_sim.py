@@ -25,6 +25,7 @@ from faults import ALICE_BOB, Plan, book_for, one_more_each_way, pair, seeds, se
 from invariants import Book, bounded, check_all
 from lanpay.core import events, pairing, wire
 from lanpay.core.counterpart import STARTUP_SETTLE
+from lanpay.core.handshakes import COOLDOWN
 from lanpay.core.errors import PeerUnavailable
 from lanpay.core.ledger import NUMBER_GAP, Ledger
 from lanpay.core.announcer import UNSOLICITED_PER_SECOND
@@ -702,6 +703,26 @@ def test_a_restart_whose_start_up_announces_all_miss_the_survivor_still_gets_the
         alice.peer.state
     assert alice.peer.session.info.name == "bob" and alice.peer.ledger.balance == -500
     assert not carol.of(events.Paired)
+
+
+def test_the_survivors_hello_is_answered_while_it_cools_down_after_ours_went_unanswered() -> None:
+    """bob restarts with the lower incarnation, so the hello is his to send; every one of his
+    hellos to alice is lost, his handshake gives up and alice cools down at his end.  Alice, the
+    survivor, finds the old bob gone and says hello herself once his is overdue: bob answers it
+    at once, cooling down or not (his hellos going astray say nothing about hers)."""
+    net = lan(31)
+    net.add("alice", incarnation=5000), net.add("bob", incarnation=6000)
+    paired(net, "alice", "bob")
+    net.pay("alice", 700)
+    net.run(net.now + 1)
+    bob = net.restart("bob", incarnation=1000)
+    net.rules.append(lambda d: d.src is bob and d.kind == "hello")
+    cooling: list[float] = []
+    net.watch(lambda: bool(bob.peer.pairer.cooldown) and not cooling.append(net.now))
+    assert net.run_until(lambda: bob.peer.state is State.PAIRED and bob.peer.session.ready, 30.0)
+    assert cooling, "bob's own handshake never gave up: the case is not played"
+    assert bob.peer.session.info.name == "alice" and bob.peer.ledger.balance == 700
+    assert net.now < cooling[0] + COOLDOWN, "bob waited out his cooldown before answering alice"
 
 
 def test_a_reveal_the_restart_probe_put_off_is_asked_for_again_when_the_probe_ends() -> None:

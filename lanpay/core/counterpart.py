@@ -162,9 +162,9 @@ class Counterpart:
                 return DropReason.UNEXPECTED     # its own announce says otherwise: not its hello
             self._refuse(msg, addr, wire.R_CODE_MISMATCH, now)
             return None
-        if self.pairer.cooling(msg.sender_inc, now):
-            return DropReason.RATE
         survivors = self._survivors(now)
+        if self.pairer.cooling(msg.sender_inc, now) and not self._offered_back(msg, survivors, now):
+            return DropReason.RATE
         if survivors and not self._claims_ours(msg.sender_inc, now):
             return DropReason.UNEXPECTED                     # our relationship is out there: it comes first
         if not self.me.code:
@@ -174,6 +174,14 @@ class Counterpart:
                 self.conflicted(msg.name, rivals, now)
                 return DropReason.UNEXPECTED
         return self._respond(msg, addr, resuming=False, now=now)
+
+    def _offered_back(self, msg: wire.Hello, survivors: list[PeerRecord], now: float) -> bool:
+        """A current survivor says hello to hand our relationship back: answered even while it
+        cools down after a hello of ours went unanswered (that says nothing about the one it
+        sends us), but not while it cools down as an impostor."""
+        inc = msg.sender_inc
+        return bool(msg.flags & wire.F_RESUMING) and any(r.incarnation == inc for r in survivors) \
+            and not self.pairer.impostor(inc, now)
 
     def _hello_while_holding(self, session: Session, msg: wire.Hello, addr: tuple[str, int],
                              now: float) -> DropReason | None:
