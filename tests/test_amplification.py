@@ -11,9 +11,12 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driver import Speaker, identity_in_band, identity_of
 from lanpay.core import crypto, wire
+from lanpay.core.announcer import Credit
 from lanpay.core.peer import BROADCAST, Config, Peer
 
 VICTIM = ("10.0.0.66", 5353)
@@ -142,3 +145,41 @@ def test_without_the_byte_credit_a_forged_announce_would_reflect(monkeypatch: py
     forged = Speaker(identity_in_band("bob", 2**64 - 2**60, high=2**64), port=4000).announce(0, 5000)
     sent_in, sent_out = reflected(peer, [forged], 0.0, repeat=1)
     assert sent_out > 2 * sent_in
+
+
+# ---------------------------------------------------------------- the credit's own rules
+def test_one_process_credit_does_not_pay_for_another_on_its_host() -> None:
+    """A dead process's announces, or a namesake's, cannot be spent on hellos to the live one."""
+    credit = Credit()
+    credit.earn(("10.0.0.2", 40004), 260)
+    assert not credit.spend(("10.0.0.2", 40006), 160)
+    assert credit.spend(("10.0.0.2", 40004), 160)
+
+
+def test_a_host_session_bytes_pay_for_its_next_process() -> None:
+    """The survivor's hello to a restarted process rides on what its predecessor's session sent,
+    once the newcomer's own credit (spent first) runs out."""
+    credit = Credit()
+    credit.earn("10.0.0.1", 1000)                  # session datagrams from the host
+    credit.earn(("10.0.0.1", 40004), 100)          # the newcomer's own bytes
+    assert credit.spend(("10.0.0.1", 40004), 160)
+    assert credit.bytes[("10.0.0.1", 40004)] == 0 and credit.bytes["10.0.0.1"] == 940
+    assert not credit.spend(("10.0.0.1", 40004), 941)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["earn-host", "earn-addr", "spend"]), st.integers(1, 3),
+                          st.integers(1, 70000)), max_size=60))
+def test_a_host_is_never_sent_more_than_it_sent(steps: list[tuple[str, int, int]]) -> None:
+    credit = Credit()
+    received = sent = 0
+    for op, port, n in steps:
+        if op == "earn-host":
+            credit.earn("10.0.0.9", n)
+            received += n
+        elif op == "earn-addr":
+            credit.earn(("10.0.0.9", port), n)
+            received += n
+        elif credit.spend(("10.0.0.9", port), n):
+            sent += n
+        assert sent <= received

@@ -103,26 +103,43 @@ class Credit:
     """Bytes heard from each address and not yet spent on datagrams sent back to it.
 
     Outside a session, lanpay sends an address at most what it received from it, as
-    QUIC limits what it sends an address it has not validated.  The map is bounded:
-    a flood of sources forgets the oldest, which then get nothing until heard again.
+    QUIC limits what it sends an address it has not validated.  What a process
+    sends outside a session (announces, handshakes) is banked for its own address,
+    host and port: every datagram of a process leaves from its one session socket,
+    so another process on that host (a namesake, the dead process before a restart,
+    both still tried for a while) cannot spend it.  Session datagrams are banked for
+    the host, and pay for any of its processes once their own credit runs out: a
+    restarted process gets the survivor's hello on what its predecessor sent.
+    Either way a host is sent at most what it sent.  The map is bounded: a flood of
+    sources forgets the oldest, which then get nothing until heard again.
     """
 
-    LIMIT = 256          # addresses remembered
-    CAP = 1 << 16        # bytes of credit one address may bank
+    LIMIT = 256          # addresses (and hosts) remembered
+    CAP = 1 << 16        # bytes of credit one address (or host) may bank
 
     def __init__(self) -> None:
-        self.bytes: dict[str, int] = {}
+        self.bytes: dict[tuple[str, int] | str, int] = {}
         self.withheld = 0    # datagrams not sent for want of credit
 
-    def earn(self, host: str, n: int) -> None:
-        if host not in self.bytes and len(self.bytes) >= self.LIMIT:
+    def earn(self, key: tuple[str, int] | str, n: int) -> None:
+        """Bank ``n`` bytes for an address (a handshake or announce) or a host (a session datagram)."""
+        if key not in self.bytes and len(self.bytes) >= self.LIMIT:
             del self.bytes[next(iter(self.bytes))]
-        banked = self.bytes.get(host, 0) + n
-        self.bytes[host] = banked if banked < self.CAP else self.CAP
+        banked = self.bytes.get(key, 0) + n
+        self.bytes[key] = banked if banked < self.CAP else self.CAP
 
-    def spend(self, host: str, n: int) -> bool:
-        if self.bytes.get(host, 0) < n:
+    def spend(self, addr: tuple[str, int], n: int) -> bool:
+        """Pay for ``n`` bytes to ``addr``: from its own credit, the rest from its host's."""
+        own = self.bytes.get(addr, 0)
+        if own >= n:
+            self.bytes[addr] = own - n
+            return True
+        host = addr[0]
+        pooled = self.bytes.get(host, 0)
+        if own + pooled < n:
             self.withheld += 1
             return False
-        self.bytes[host] -= n
+        if own:
+            self.bytes[addr] = 0
+        self.bytes[host] = pooled - (n - own)
         return True

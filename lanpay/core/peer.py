@@ -233,13 +233,14 @@ class Peer:
         if self.who.state is _CLOSED:
             return
         size = len(data)
-        self.credit.earn(addr[0], size)
         if type(msg) is wire.Sealed:               # nearly every datagram: no padding rule, one route
+            self.credit.earn(addr[0], size)        # a session's bytes are its host's
             reason = self._on_sealed(msg, addr, now)
-        elif wire.short(msg, size):
-            self._drop(_MALFORMED)                 # unpadded: it could draw more bytes than it brought
-            return
         else:
+            self.credit.earn(addr, size)
+            if wire.short(msg, size):
+                self._drop(_MALFORMED)             # unpadded: it could draw more bytes than it brought
+                return
             reason = self._dispatch(msg, addr, now)
         if reason is not None:
             self._drop(reason)
@@ -388,7 +389,7 @@ class Peer:
         if dest is BROADCAST or dest in self.config.connect:
             return True
         assert isinstance(dest, tuple)
-        return self.credit.spend(dest[0], len(data))
+        return self.credit.spend(dest, len(data))
 
     # ================================================================ time
     def next_timeout(self) -> float | None:
