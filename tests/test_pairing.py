@@ -440,7 +440,7 @@ def test_the_documented_constants_have_their_values() -> None:
     assert (peers.LOOKING_INTERVAL, peers.PAIRED_INTERVAL) == ((2.0, 3.0), (20.0, 30.0))
     assert (peers.MAX_PEERS, peers.MAX_PER_HOST) == (64, 4)
     assert (peers.MIN_LIFETIME, peers.MISSED_INTERVALS) == (3.0, 3)
-    assert (announcer.FIRST_ANNOUNCES, announcer.UNSOLICITED_PER_SECOND) == ((0.0, 0.1, 0.3, 0.6), 20.0)
+    assert (announcer.FIRST_ANNOUNCES, announcer.UNSOLICITED_PER_SECOND) == ((0.0, 0.05, 0.1, 0.2, 0.3, 0.6), 20.0)
     assert (pairing.HELLO_RETRY, pairing.HELLO_RETRY_CAP, HELLO_DEADLINE, HANDSHAKE_DEADLINE) == (0.25, 2.0, 4.0, 10.0)
     assert (handshakes.COOLDOWN, handshakes.REFUSED_COOLDOWN, restart.IMPOSTOR_COOLDOWN) == (3.0, 10.0, 60.0)
     assert (restart.PROBE_TIME, restart.PROBE_SPACING, restart.REPAIR_WINDOW) == (2.5, 0.15, 30.0)

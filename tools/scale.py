@@ -42,11 +42,12 @@ from pathlib import Path
 
 import bench
 import netns_lan
+from lanpay.core.announcer import FIRST_ANNOUNCES
 
 PORT = 47555
 COUNTERS = "lanpay_scale"
 #: Broadcasts the announce schedule allows: the start-up burst, then one per looking interval.
-BURST, LOOKING_EVERY, PAIRED_EVERY = 4, 4.0, 20.0
+BURST, LOOKING_EVERY, PAIRED_EVERY = len(FIRST_ANNOUNCES), 4.0, 20.0
 #: Datagrams a second a paired, silent peer may send (announces and keepalives together).
 QUIET_SEND_BOUND = 2.5
 

@@ -15,7 +15,7 @@ from . import crypto, wire
 from .pairing import Identity
 from .peers import LOOKING_INTERVAL, PAIRED_INTERVAL
 
-FIRST_ANNOUNCES = (0.0, 0.1, 0.3, 0.6)
+FIRST_ANNOUNCES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.6)
 UNSOLICITED_PER_SECOND = 20.0
 
 
