@@ -78,31 +78,18 @@ def test_a_claim_to_be_paired_with_someone_else_of_our_name_is_still_waited_for(
     assert REAL not in hellos(run(alice, 0.1, 2.0))
 
 
-def test_a_peer_someone_else_holds_a_relationship_with_is_left_alone_for_a_while() -> None:
-    """carol and a fresh bob are free; alice's announce says she is paired with a bob: this bob
-    may be that one restarted, on its way back to alice.  carol leaves it alone for
-    SURVIVOR_WAIT after first hearing it, then pairs with it (a claim costs a bounded wait)."""
+@pytest.mark.parametrize("who, partner", [("alice", "bob"), ("bob", "alice")],
+                         ids=["its-survivor-says-so", "its-earlier-process-says-so"])
+def test_a_newcomer_someone_may_hold_a_relationship_with_is_left_alone_for_a_while(who: str, partner: str) -> None:
+    """carol and a fresh bob are free.  Either alice's announce says she is paired with a bob, or
+    (alice's announce lost) an earlier bob's says it is paired with alice: this bob may be that one
+    restarted, on its way back to alice.  carol leaves it alone for SURVIVOR_WAIT after first
+    hearing it, then pairs with it (a claim costs a bounded wait)."""
     net = Net(3)
     carol, bob = net.add("carol"), net.add("bob")
-    alice_says = announce(LOW, "alice", "bob", 4242)
+    says = announce(LOW, who, partner, 4242)
     for k in range(40):
-        net.at(0.5 * k, lambda: net.inject(alice_says, REAL, carol.addr))
-    net.run(SURVIVOR_WAIT - 1.0)
-    assert not carol.of(events.Paired) and not bob.of(events.Paired)
-    assert net.run_until(lambda: bool(carol.of(events.Paired)), SURVIVOR_WAIT + 10.0)
-    assert carol.of(events.Paired)[0].peer_name == "bob"
-
-
-def test_a_newcomer_whose_namesake_says_it_is_paired_is_left_alone_for_a_while() -> None:
-    """carol and a fresh bob are free; carol never heard from bob's survivor, only the announce of
-    an earlier bob, paired with alice: this bob may be that one restarted, on its way back to
-    alice, whose own announce was lost.  carol leaves it alone for SURVIVOR_WAIT after first
-    hearing it, then pairs with it."""
-    net = Net(3)
-    carol, bob = net.add("carol"), net.add("bob")
-    old_bob_says = announce(LOW, "bob", "alice", 4242)
-    for k in range(40):
-        net.at(0.5 * k, lambda: net.inject(old_bob_says, REAL, carol.addr))
+        net.at(0.5 * k, lambda: net.inject(says, REAL, carol.addr))
     net.run(SURVIVOR_WAIT - 1.0)
     assert not carol.of(events.Paired) and not bob.of(events.Paired)
     assert net.run_until(lambda: bool(carol.of(events.Paired)), SURVIVOR_WAIT + 10.0)
