@@ -151,12 +151,14 @@ class Net:
         ``incarnation`` overrides the random one, for tests that need a given tie-break.
         """
         index = len(self.by_addr) + 1
-        addr = (f"10.0.0.{index}", 40000 + index)
-        config = Config(name=name, **kw)
+        return self._spawn(label or name, (f"10.0.0.{index}", 40000 + index), Config(name=name, **kw), incarnation)
+
+    def _spawn(self, name: str, addr: Addr, config: Config, incarnation: int | None) -> Host:
+        """A new process on the LAN; ``incarnation`` orders it against the others (:meth:`_ranked`)."""
         peer = Peer(config, random.Random(self.rng.getrandbits(64)), self.now)
         if incarnation is not None:
             peer.me = self._ranked(config, incarnation)
-        host = self._start(Host(label or name, addr, config, peer, started=self.now))
+        host = self._start(Host(name, addr, config, peer, started=self.now))
         if incarnation is not None:
             self._asked[host.name] = incarnation
         return host
@@ -184,13 +186,7 @@ class Net:
             self.kill(name)
         index = len(self.by_addr) + 1
         addr = (f"10.0.1.{index}" if keep_old else old.addr[0], 40000 + index)
-        peer = Peer(old.config, random.Random(self.rng.getrandbits(64)), self.now)
-        if incarnation is not None:
-            peer.me = self._ranked(old.config, incarnation)
-        host = self._start(Host(old.name, addr, old.config, peer, started=self.now))
-        if incarnation is not None:
-            self._asked[host.name] = incarnation
-        return host
+        return self._spawn(old.name, addr, old.config, incarnation)
 
     def _start(self, host: Host) -> Host:
         self.hosts[host.name] = host

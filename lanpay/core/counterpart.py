@@ -331,8 +331,9 @@ class Counterpart:
     def recall(self, now: float) -> float | None:
         """Reveals that admission put off (``later``): once it may say yes, their initiators are
         asked again at once by our Reply, not left to their own resend.  Returns when to look
-        again, if one still waits on the start-up hold."""
-        if not self.pairer.recall(lambda hs: self.admit(hs, now)):
+        again, if one still waits on the start-up hold (a probe's end is a timer of its own)."""
+        waiting = self.pairer.recall(lambda hs: self.admit(hs, now))
+        if not waiting or self.state not in (State.LOOKING, State.PAIRING):
             return None
         return self._hold_until(now)
 

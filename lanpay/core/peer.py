@@ -367,13 +367,14 @@ class Peer:
         state = who.state
         if state is _LOOKING or state is _PAIRING:
             settle = who.choose(now)
-            again = who.recall(now) if self.pairer else None
-            self._settle_at = again if settle is None or (again is not None and again < settle) else settle
         else:
-            self._settle_at = None
+            settle = None
             who.look_for_restart(now)
-            if self.pairer.attempts:
-                who.recall(now)             # a newcomer's Reveal the probe put off, now welcome
+        if self.pairer.attempts:            # Reveals put off (the start-up hold, a probe), now welcome
+            again = who.recall(now)
+            if again is not None and (settle is None or again < settle):
+                settle = again
+        self._settle_at = settle
         state = who.state
         if state is not _LOOKING and state is not _PAIRING:
             return
