@@ -707,6 +707,32 @@ def test_a_restart_whose_start_up_announces_all_miss_the_survivor_still_gets_the
     assert not carol.of(events.Paired)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_stranger_that_never_heard_the_pair_leaves_a_restart_alone_once_the_survivor_answers_it(seed) -> None:
+    """carol, free, joined later and heard neither alice nor bob say they are paired.  bob
+    restarts, and everything of alice's to him is lost for his first second, so his start-up
+    hold sees only carol.  alice's answers to his announces go to the whole LAN as well: carol
+    hears that alice holds a relationship with a bob, leaves the new bob alone for a while, and
+    he meets alice before that runs out.  carol never pairs."""
+    net = lan(seed)
+    net.add("alice"), net.add("bob")
+    paired(net, "alice", "bob")
+    net.pay("alice", 500)
+    net.run(net.now + 1)
+    blind = lambda d: d.dst is not None and d.dst.name == "carol" and d.src.name in ALICE_BOB
+    net.rules.append(blind)
+    carol = net.add("carol")
+    net.run(net.now + 3)
+    assert carol.peer.state is State.LOOKING and not carol.peer.table.alive(net.now)
+    net.rules.remove(blind)
+    bob = net.restart("bob")
+    deaf_until = net.now + 1.0
+    net.rules.append(lambda d: d.now < deaf_until and d.src.name == "alice" and d.dst is bob)
+    assert net.run_until(lambda: bob.peer.state is State.PAIRED and bob.peer.session.ready, 30.0), bob.peer.state
+    assert bob.peer.session.info.name == "alice" and bob.peer.ledger.balance == 500
+    assert not carol.of(events.Paired)
+
+
 def test_the_survivors_hello_is_answered_while_it_cools_down_after_ours_went_unanswered() -> None:
     """bob restarts with the lower incarnation, so the hello is his to send; every one of his
     hellos to alice is lost, his handshake gives up and alice cools down at his end.  Alice, the

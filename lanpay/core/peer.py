@@ -302,12 +302,18 @@ class Peer:
         rec, new = self.table.update(msg, addr, now)
         if rec is None or msg.flags & wire.F_ANSWER:
             return None
-        if new or self.who.is_claimant(rec, now):
+        claimant = self.who.is_claimant(rec, now)
+        if new or claimant:
             answer = self.budget.spend(now)
         else:           # only a courtesy: never at the cost of our own hellos and replies
             answer = self.who.awaits_hello(rec, now) and self.budget.spend(now, keep=COURTESY_KEPT)
         if answer:
             self._outbox.append((wire.encode(self._announce(answer=True)), addr))   # pairing in one round trip
+            if claimant:
+                # Everyone else on the LAN hears that we hold this name's relationship too, so a
+                # stranger the newcomer may meet leaves it to us meanwhile, and the newcomer has a
+                # second chance to hear it (its own announce, not a copy: a copy is a replay).
+                self._broadcast(self._announce(answer=True))
         return None
 
     def _announce(self, leaving: bool = False, answer: bool = False) -> wire.Announce:
