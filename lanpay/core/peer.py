@@ -309,10 +309,11 @@ class Peer:
             answer = self.who.awaits_hello(rec, now) and self.budget.spend(now, keep=COURTESY_KEPT)
         if answer:
             self._outbox.append((wire.encode(self._announce(answer=True)), addr))   # pairing in one round trip
-            if claimant:
+            if claimant and self.budget.spend(now):
                 # Everyone else on the LAN hears that we hold this name's relationship too, so a
                 # stranger the newcomer may meet leaves it to us meanwhile, and the newcomer has a
                 # second chance to hear it (its own announce, not a copy: a copy is a replay).
+                # A datagram of its own, so a token of its own: the budget bounds every one.
                 self._broadcast(self._announce(answer=True))
         return None
 
