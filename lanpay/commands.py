@@ -8,11 +8,10 @@ ready to follow ``Error:``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from lanpay.core import text
 from lanpay.core.amounts import parse_amount
 from lanpay.core.errors import AmountError, UserError
+from lanpay.core.frozen import frozen
 
 #: A memo travels inside one datagram, so its size is capped in bytes, not characters.
 MAX_MEMO_BYTES = text.MAX_MEMO_BYTES
@@ -22,12 +21,12 @@ class CommandError(UserError):
     """The line is not a command lanpay can run; the message says why."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Balance:
     """Show the balance (and pending payments, if any)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Pay:
     """Pay the counterpart ``cents``, with an optional memo."""
 
@@ -35,17 +34,17 @@ class Pay:
     memo: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class History:
     """Show the payments in and out: the latest line by line, any older ones as totals."""
 
 
-@dataclass(frozen=True)
+@frozen
 class PeerInfo:
     """Show who the counterpart is and how the link is doing."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Accept:
     """Consent to hand the relationship back to a restarted counterpart, codes compared;
     ``code`` picks one when several processes ask at once."""
@@ -53,17 +52,17 @@ class Accept:
     code: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Help:
     """List the commands."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Exit:
     """Leave: finish in-flight payments, tell the counterpart, stop."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Empty:
     """A blank line: nothing to do."""
 
@@ -71,7 +70,7 @@ class Empty:
 Command = Balance | Pay | History | PeerInfo | Accept | Help | Exit | Empty
 
 
-@dataclass(frozen=True)
+@frozen
 class CommandHelp:
     """One line of ``help``: the usage and what the command is for."""
 

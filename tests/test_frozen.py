@@ -52,7 +52,28 @@ def test_the_object_stays_frozen() -> None:
     s = Sample(1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.seq = 2        # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.other = 2      # type: ignore[attr-defined]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del s.memo
+    assert (s.seq, s.memo) == (1, "")
     assert dataclasses.replace(s, memo="y") == Sample(1, "y")
+    assert Sample.__dataclass_params__.frozen      # type: ignore[attr-defined]
+
+
+def test_it_is_the_same_class_to_read_compare_and_match() -> None:
+    assert Sample.__match_args__ == Reference.__match_args__
+    assert [f.name for f in dataclasses.fields(Sample)] == [f.name for f in dataclasses.fields(Reference)]
+    assert Sample.__doc__ == Reference.__doc__.replace("Reference", "Sample")
+    assert Sample(1) != Sample(2) and Sample(1) != Reference(1) and Sample(1, "x") == Sample(1, "x")
+    assert (Sample(1) == 1) is False
+    assert {Sample(1): "a"}[Sample(1)] == "a"
+    assert dataclasses.asdict(Sample(1, "m", ("t",))) == dataclasses.asdict(Reference(1, "m", ("t",)))
+    match Sample(3, "m"):
+        case Sample(seq, memo=m):
+            assert (seq, m) == (3, "m")
+        case _:
+            pytest.fail("no match")
 
 
 def test_a_class_it_cannot_serve_keeps_the_generated_constructor() -> None:

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .frozen import frozen
+
 KEY_SIZE = 32
 TAG_SIZE = 16
 COUNTER_LIMIT = 1 << 64
@@ -184,7 +186,7 @@ def cpace_secret(private: bytes, peer_share: bytes) -> bytes:
     return x25519(private, peer_share)
 
 
-@dataclass(frozen=True)
+@frozen
 class SessionKeys:
     """One side's view of a session's keys; keys stay out of repr so logs cannot leak them."""
 

@@ -18,10 +18,10 @@ import enum
 import hashlib
 from collections.abc import Iterable, Iterator
 from itertools import chain
-from dataclasses import dataclass
 
 from . import wire
 from .amounts import MAX_PAYMENT_CENTS
+from .frozen import frozen
 from .history import (IN_DOUBT, PENDING, REJECTED, SETTLED, Earlier, HistoryEntry, HistoryLines, Lines, Status,
                       Totals)
 
@@ -326,7 +326,7 @@ class BadHandback(ValueError):
     """A hand-back that cannot describe a real relationship."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Restored:
     """What a completed hand-back gives the restarted side."""
 

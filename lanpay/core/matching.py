@@ -8,12 +8,12 @@ whom to *try*; the handshake decides the rest.  Keeping them free of state
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from .frozen import frozen
 from .peers import PeerRecord
 
 
-@dataclass(frozen=True)
+@frozen
 class Terms:
     """What this side asks of a counterpart."""
 

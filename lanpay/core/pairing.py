@@ -28,6 +28,7 @@ import random
 from dataclasses import dataclass
 
 from . import crypto, wire
+from .frozen import frozen
 from .peers import PeerRecord
 from .retry import Retry
 
@@ -54,7 +55,7 @@ TRANSITIONS: dict[HsState, frozenset[HsState]] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Identity:
     """What this process is for its whole life."""
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
-from dataclasses import dataclass
 
 from . import events, pairing, wire
 from .amounts import MAX_PAYMENT_CENTS, format_amount
 from .announcer import AnnounceSchedule, Budget, Credit, announce, authentic
 from .crypto import normalise_code
 from .errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, UserError
+from .frozen import frozen
 from .handshakes import COOLDOWN, MAX_BLOCKED, Matchmaker
 from .counterpart import COURTESY_KEPT, SETTLE, Counterpart
 from .notices import Notices
@@ -57,7 +57,7 @@ _MALFORMED, _NOT_FOR_US = DropReason.MALFORMED, DropReason.NOT_FOR_US
 _HOLDING = tuple(HOLDING)       # a set would hash the member, which Enum does in Python
 
 
-@dataclass(frozen=True)
+@frozen
 class Config:
     """What the user asked for at start; limits are in cents, ``connect`` adds unicast announce targets."""
 
@@ -69,7 +69,7 @@ class Config:
     session_port: int = 0
 
 
-@dataclass(frozen=True)
+@frozen
 class Status:
     """A snapshot for the shell's ``peer`` and ``balance`` commands: copied, so it never changes under the UI."""
 

@@ -16,7 +16,8 @@ text refused locally is refused from the network too.  Pure, stdlib only.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+
+from .frozen import frozen
 
 MAX_NAME_BYTES = 32
 MAX_MEMO_BYTES = 64
@@ -40,7 +41,7 @@ class TextError(ValueError):
     """Text that breaks a rule; the message names the rule and the character."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Problem:
     """The first rule a text breaks, and the character that breaks it (if one does)."""
 
