@@ -284,7 +284,8 @@ async def run(opts: Options, targets: Sequence[str], signals: list[int] | None =
 
     shell: InteractiveShell | LineShell
     if line_mode(opts):
-        shell = LineShell(_print_line, as_json=opts.as_json, err=_print_error, timeout=opts.timeout)
+        err = None if same_file(sys.stdout, sys.stderr) else _print_error
+        shell = LineShell(_print_line, as_json=opts.as_json, err=err, timeout=opts.timeout)
     else:
         shell = InteractiveShell(opts.name)
     config = Config(name=opts.name, want_peer=opts.peer, code=opts.code,
@@ -324,6 +325,16 @@ def _print_line(text: str) -> None:
         out.flush()
     except BrokenPipeError:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
+def same_file(a: object, b: object) -> bool:
+    """Whether two streams write to one file (a terminal, or ``2>&1``): an error copied to
+    stderr would then be read twice, and would break a stream of JSON lines."""
+    try:
+        one, two = os.fstat(a.fileno()), os.fstat(b.fileno())      # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+    return (one.st_dev, one.st_ino) == (two.st_dev, two.st_ino)
 
 
 def _print_error(text: str) -> None:

@@ -15,8 +15,9 @@ import sys
 
 import pytest
 
+import netlan
 from lanpay import __version__
-from lanpay.cli import UsageError, _print_line, check_name, main, parse_connect
+from lanpay.cli import UsageError, _print_line, check_name, main, parse_connect, same_file
 
 # -- arguments (no sockets) -----------------------------------------------------------
 
@@ -202,6 +203,32 @@ def test_line_mode_without_a_peer(lanpay, netns_ok) -> None:
     assert alice.wait() == 1          # commands were refused: the script did not succeed
     assert "err| Error: amount must be positive" in alice.log      # errors go to stderr too
     assert not any("Traceback" in line for line in alice.log)
+
+
+def test_same_file_tells_one_file_from_two(tmp_path) -> None:
+    with open(tmp_path / "a", "w") as a, open(tmp_path / "a", "a") as again, open(tmp_path / "b", "w") as b:
+        assert same_file(a, again) and same_file(a, a)
+        assert not same_file(a, b)
+    assert not same_file(io.StringIO(), io.StringIO())        # no descriptor: not known to be one file
+    read, write = socket.socketpair()
+    with read, write, open(write.fileno(), "w", closefd=False) as one, open(read.fileno(), "w", closefd=False) as two:
+        assert not same_file(one, two)
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_error_is_read_once_when_stderr_is_stdout(netns_ok, as_json: bool) -> None:
+    """On a terminal, or with ``2>&1``, the copy for stderr would show every error twice (and break
+    a stream of JSON lines): with one file for both, each error is written once, on stdout."""
+    args = ["--name", "alice", "--interface", "lo", "--port", "47391", *(["--json"] if as_json else [])]
+    done = subprocess.run(netlan.lanpay_command(args), input="pay -5\nfoo\n", stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=60)
+    lines = done.stdout.splitlines()
+    errors = [line for line in lines if "amount must be positive" in line]
+    assert len(errors) == 1, lines
+    assert len([line for line in lines if "unknown command" in line]) == 1, lines
+    if as_json:
+        assert all(line.startswith("{") for line in lines), lines
+    assert done.returncode == 1
 
 
 def test_two_peers_pay_and_leave(lanpay, loopback_ns) -> None:
