@@ -13,6 +13,7 @@ import dataclasses
 import os
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -458,24 +459,53 @@ def _link(status: Status, left: bool) -> str:
     return "online" if status.online else "not responding"
 
 
-def toolbar_text(status: Status, left: bool = False) -> str:
-    """The one-line status under the prompt."""
-    parts: list[str] = []
+def toolbar_text(status: Status, left: bool = False, width: int | None = None) -> str:
+    """The one-line status under the prompt, fitted to ``width`` columns when given.
+
+    A terminal cuts what does not fit, and a balance cut short reads as another
+    amount ("balance -7" for -7.34).  So when the whole line is too wide, the parts
+    that matter least go first (the RTT, the address, the link, who the peer is),
+    and the balance is shown whole or, in a very narrow window, not at all.
+    """
+    who: list[str] = []           # (each list: the parts, least needed last)
     if status.peer_name is None:
-        parts.append("looking for a peer…")
+        who.append("looking for a peer…")
     elif status.peer_addr is None:
-        parts.append(f"pairing with {shown(status.peer_name)}…")
+        who.append(f"pairing with {shown(status.peer_name)}…")
     else:
-        parts.append(f"{shown(status.peer_name)} ({status.peer_addr[0]})")
+        who.append(shown(status.peer_name))
         if status.state == "restoring":
-            parts.append("restoring…")
+            who.append("restoring…")
         else:
-            parts.append(_link(status, left))
-            parts.append(f"RTT {_rtt(status.rtt)}")
-    parts.append(f"balance {format_amount(status.balance)}")
+            who += [_link(status, left), f"RTT {_rtt(status.rtt)}"]
+    money_parts = [f"balance {format_amount(status.balance)}"]
     if status.pending:
-        parts.append(f"{len(status.pending)} pending")
-    return " · ".join(parts)
+        money_parts.append(f"{len(status.pending)} pending")
+    address = f" ({status.peer_addr[0]})" if status.peer_name is not None and status.peer_addr is not None else ""
+    full = " · ".join([who[0] + address, *who[1:], *money_parts])
+    if width is None or columns(full) <= width:
+        return full
+    named = [who[0] + address, *who[1:]]
+    shorter = [named[:2] if len(named) > 2 else None,          # no RTT
+               who[:2] if len(who) > 1 else None,              # no address either
+               who[:1]]                                        # only who the peer is
+    for parts in shorter:
+        line = " · ".join([*parts, *money_parts]) if parts is not None else ""
+        if line and columns(line) <= width:
+            return line
+    for line in (" · ".join(money_parts), money_parts[0], format_amount(status.balance)):
+        if columns(line) <= width:
+            return line
+    return ""
+
+
+def columns(text: str) -> int:
+    """The columns ``text`` takes on a terminal: wide (East Asian) characters take two,
+    combining marks none."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
 
 
 def _rtt(rtt: float | None) -> str:

@@ -594,14 +594,24 @@ class InteractiveShell(Shell):
             app.invalidate()
 
     def _toolbar(self, node: NodeLike) -> str:
-        self._drawn = toolbar_text(node.status(), self._left)
+        self._drawn = toolbar_text(node.status(), self._left, self._width())
         return self._drawn
+
+    def _width(self) -> int | None:
+        """The terminal's width while the prompt runs (the toolbar is fitted to it), else None."""
+        app = getattr(self._session, "app", None)
+        if app is None or not app.is_running:
+            return None
+        try:
+            return int(app.output.get_size().columns)
+        except Exception:  # an output that cannot tell: the line is drawn whole
+            return None
 
     async def _watch_toolbar(self, node: NodeLike) -> None:
         """Redraw only when the toolbar's text changed (the RTT, say), never on a timer alone."""
         while True:
             await asyncio.sleep(TOOLBAR_CHECK)
-            if toolbar_text(node.status(), self._left) != self._drawn:
+            if toolbar_text(node.status(), self._left, self._width()) != self._drawn:
                 self._redraw()
 
     def session(self, node: NodeLike) -> Any:

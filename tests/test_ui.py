@@ -58,6 +58,7 @@ from lanpay.render import (
     record,
     render,
     shown,
+    columns,
     toolbar_text,
 )
 from lanpay.ui import InteractiveShell, LineShell, Shell, stdin_lines
@@ -418,6 +419,29 @@ def test_peer_info() -> None:
         "Views:    agree",
         "Balance:  -10.00",
     ]
+
+
+def test_a_narrow_toolbar_drops_parts_but_never_cuts_the_balance() -> None:
+    busy = FakeStatus("paired", "bob", BOB, "1", True, 0.0004, -123456, ((1, 5, False), (2, 6, False)))
+    full = toolbar_text(busy)
+    assert full == "bob (127.0.0.1) · online · RTT 0.4 ms · balance -1234.56 · 2 pending"
+    assert toolbar_text(busy, width=len(full)) == full
+    seen = []
+    for width in range(len(full), -1, -1):
+        line = toolbar_text(busy, width=width)
+        assert columns(line) <= width, (width, line)
+        assert line == "" or "-1234.56" in line, (width, line)         # whole, or not at all
+        assert "-1234.5 " not in line + " " and not line.endswith("-1234.5")
+        seen.append(line)
+    assert seen[-1] == "" and "-1234.56" in seen[-9]
+    assert "bob (127.0.0.1) · online · balance -1234.56 · 2 pending" in seen      # the RTT goes first
+    assert "bob · online · balance -1234.56 · 2 pending" in seen                 # then the address
+    assert "bob · balance -1234.56 · 2 pending" in seen                          # then the link
+    assert "balance -1234.56" in seen and "-1234.56" in seen
+
+
+def test_columns_counts_what_a_terminal_shows() -> None:
+    assert columns("bob") == 3 and columns("日本") == 4 and columns("e\u0301") == 1
 
 
 def test_peer_info_after_the_peer_left_says_left() -> None:
