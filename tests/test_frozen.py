@@ -106,3 +106,18 @@ def test_every_message_and_event_has_it_and_round_trips() -> None:
         made = cls(**values)
         assert all(getattr(made, name) is value for name, value in values.items()), cls
         assert made == cls(**values)
+
+
+def test_the_objects_a_process_keeps_are_plain_frozen_dataclasses() -> None:
+    from lanpay.core.matching import Terms
+    from lanpay.core.pairing import Identity
+    from lanpay.core.peer import Config
+    from lanpay.core.session import PeerInfo
+
+    for cls in (Config, Identity, Terms, PeerInfo):
+        assert cls.__dataclass_params__.frozen
+        assert "__frozen_names__" not in cls.__dict__        # the generated constructor, not the dict-store one
+    config = Config(name="alice", limit=500)
+    assert config == Config("alice", None, None, 500) and hash(config) == hash(Config("alice", limit=500))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.name = "mallory"  # type: ignore[misc]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .frozen import frozen
+from .frozen import lasting
 from .peers import PeerRecord
 
 
-@frozen
+@lasting
 class Terms:
     """What this side asks of a counterpart."""
 

@@ -28,7 +28,7 @@ import random
 from dataclasses import dataclass
 
 from . import crypto, wire
-from .frozen import frozen
+from .frozen import lasting
 from .peers import PeerRecord
 from .retry import Retry
 
@@ -55,7 +55,7 @@ TRANSITIONS: dict[HsState, frozenset[HsState]] = {
 }
 
 
-@frozen
+@lasting
 class Identity:
     """What this process is for its whole life."""
 

@@ -26,7 +26,7 @@ from .amounts import MAX_PAYMENT_CENTS, format_amount
 from .announcer import AnnounceSchedule, Budget, Credit, announce, authentic
 from .crypto import normalise_code
 from .errors import AmountError, DecodeError, DropReason, NotPaired, OverLimit, UserError
-from .frozen import frozen
+from .frozen import frozen, lasting
 from .handshakes import COOLDOWN, MAX_BLOCKED, Matchmaker
 from .counterpart import COURTESY_KEPT, SETTLE, Counterpart
 from .notices import Notices
@@ -57,7 +57,7 @@ _MALFORMED, _NOT_FOR_US = DropReason.MALFORMED, DropReason.NOT_FOR_US
 _HOLDING = tuple(HOLDING)       # a set would hash the member, which Enum does in Python
 
 
-@frozen
+@lasting
 class Config:
     """What the user asked for at start; limits are in cents, ``connect`` adds unicast announce targets."""
 

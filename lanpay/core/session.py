@@ -27,7 +27,7 @@ from operator import attrgetter
 
 from . import crypto, events, wire
 from .errors import DecodeError, DropReason, NotPaired, PeerUnavailable
-from .frozen import frozen
+from .frozen import frozen, lasting
 from .handback import Handback
 from .ledger import HELD_BITS, MAX_AHEAD, BadHandback, HistoryEntry, Ledger, Outcome, Restore, Restored, Status
 from .retry import Retry
@@ -72,7 +72,7 @@ _CONFLICT, _INVALID = Outcome.CONFLICT, Outcome.INVALID
 _PENDING, _IN_DOUBT, _RECEIVED = Status.PENDING, Status.IN_DOUBT, Status.RECEIVED
 
 
-@frozen
+@lasting
 class PeerInfo:
     name: str
     addr: tuple[str, int]
