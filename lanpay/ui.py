@@ -680,6 +680,27 @@ class InteractiveShell(Shell):
             except EOFError:
                 return
             self._interrupted_at = None
-            command = self.parse(line)
-            if command is not None and not await self.execute(node, command):
-                return
+            for command in self.parse_input(line):
+                if not await self.execute(node, command):
+                    return
+
+    def parse_input(self, text: str) -> list[Command]:
+        """The commands of one input; a paste of several lines is several commands, run in order.
+
+        They are all parsed before any runs: when one line is bad, its error is
+        printed and none of them runs.  A paste's last newline makes no line.
+        """
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        while len(lines) > 1 and not lines[-1].strip():
+            lines.pop()
+        if len(lines) == 1:
+            command = self.parse(text)
+            return [] if command is None else [command]
+        commands: list[Command] = []
+        for number, line in enumerate(lines, 1):
+            try:
+                commands.append(parse(line))
+            except CommandError as exc:
+                self.fail(f"Error: line {number}: {exc}; none of the {len(lines)} lines was run")
+                return []
+        return commands

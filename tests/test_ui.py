@@ -1144,3 +1144,26 @@ async def test_a_rejection_among_queued_pays_is_printed_in_its_place() -> None:
     assert await asyncio.wait_for(task, 10) == 1
     assert out[-5:] == ["Sent 1.00 to bob (#1)", "Error: bob refused payment #2 of 60.00: over their limit",
                         "Sent 2.00 to bob (#3)", "-3.00", "Goodbye."]
+
+
+PASTE, END = "\x1b[200~", "\x1b[201~"
+
+
+@sync
+async def test_a_pasted_block_of_lines_runs_each_line_in_order() -> None:
+    out, node, status = await run_interactive(f"{PASTE}pay 1 tea\r\npay 2\nbalance\n{END}\rexit\r")
+    assert status == 0 and node.seq == 2
+    assert out[0] == "0.00" and out[-1] == "Goodbye."
+
+
+@sync
+async def test_a_pasted_block_with_one_bad_line_runs_none_of_it() -> None:
+    out, node, status = await run_interactive(f"{PASTE}pay 1 tea\npay -2\nbalance{END}\rexit\r")
+    assert node.seq == 0
+    assert out == ["Error: line 2: amount must be positive; none of the 3 lines was run", "Goodbye."]
+
+
+@sync
+async def test_exit_in_a_pasted_block_leaves_before_the_lines_after_it() -> None:
+    out, node, status = await run_interactive(f"{PASTE}balance\nexit\npay 1{END}\r")
+    assert status == 0 and node.seq == 0 and out == ["0.00", "Goodbye."]
