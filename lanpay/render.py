@@ -165,6 +165,9 @@ def _sentence(event: Event, peer: str | None) -> str | None:
             return f"Warning: {host} claims to be {name} restarted, but {name} still answers; ignored"
         case PeerTaken(name=name, reason="paired"):
             return f"{name} is already paired with someone else; still looking"
+        case PeerTaken(name=name, reason="same-name"):
+            return (f"Another lanpay on the LAN is also called {name}, and two of one name never pair: "
+                    "one of you starts again with another --name; still looking")
         case PeerTaken(name=name):
             return f"{name} is waiting for someone else (it was started with --peer); still looking"
         case PairingRefused(peer_name=name, reason=reason):

@@ -849,3 +849,13 @@ def test_the_session_goes_where_the_handshake_s_authenticated_messages_came_from
     assert bob.peer.session.peer_addr == alice.addr and alice.peer.session.peer_addr == bob.addr
     assert [e.peer_addr for e in bob.of(events.Paired)] == [alice.addr]          # from the start
     assert [e.peer_addr for e in alice.of(events.Paired)] == [bob.addr]
+
+
+def test_two_looking_processes_of_one_name_are_each_told_why_nothing_pairs() -> None:
+    net = lan(7)
+    first = net.add("alex", label="alex-1")
+    second = net.add("alex", label="alex-2")
+    net.run(10)
+    for host in (first, second):
+        assert [(e.name, e.reason) for e in host.of(events.PeerTaken)] == [("alex", "same-name")]
+        assert host.of(events.Paired) == []

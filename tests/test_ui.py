@@ -133,6 +133,8 @@ RENDERED: list[tuple[Event, str | None]] = [
     (ImpersonationSeen("alice", "10.0.0.9"),
      "Warning: 10.0.0.9 claimed to be you restarted; alice did not hand it the relationship"),
     (PeerTaken("bob", "wants-other"), "bob is waiting for someone else (it was started with --peer); still looking"),
+    (PeerTaken("bob", "same-name"), "Another lanpay on the LAN is also called bob, and two of one name never pair: "
+                                    "one of you starts again with another --name; still looking"),
     (PairingFailed("carol", "wrong code"), "Pairing with carol failed: wrong code"),
     (
         PairingFailed("bob", wire.REFUSE_TEXT[wire.R_BAD_CODE]),

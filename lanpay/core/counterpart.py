@@ -225,10 +225,16 @@ class Counterpart:
 
     def _say_why_not(self, now: float) -> None:
         """Tell the user (once per peer, counted after that) why a peer it could mean will not
-        pair: it is taken, or it asked for someone else."""
+        pair: it is taken, it asked for someone else, or it has our own name (nobody pairs
+        with its own name: a process of our name is our own, earlier or later)."""
         terms = self.terms
         for rec in self.table.alive(now):
-            if rec.name == terms.name or terms.want_peer not in (None, rec.name):
+            if rec.name == terms.name:
+                if not rec.paired and rec.incarnation != self.me.incarnation:
+                    self._warn("taken", rec.name, ("taken", rec.incarnation, "same-name"),
+                               events.PeerTaken(rec.name, "same-name"), now)
+                continue
+            if terms.want_peer not in (None, rec.name):
                 continue
             if rec.paired and rec.partner != terms.name:
                 reason = "paired"

@@ -221,7 +221,8 @@ class WarningsRepeated(Event):
 @frozen
 class PeerTaken(Event):
     """A peer we would pair with cannot pair with us: ``reason`` is ``"paired"`` (it has a
-    counterpart) or ``"wants-other"`` (it asked for someone else with --peer)."""
+    counterpart), ``"wants-other"`` (it asked for someone else with --peer) or
+    ``"same-name"`` (it is looking under our own name, which nobody pairs with)."""
 
     name: str
     reason: str
