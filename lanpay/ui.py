@@ -640,6 +640,7 @@ class InteractiveShell(Shell):
             history=InMemoryHistory(),
             bottom_toolbar=lambda: self._toolbar(node),
             key_bindings=keys,
+            enable_suspend=True,          # Ctrl-Z stops the process as in any terminal program; fg resumes
             **self._session_args,
         )
 

@@ -149,3 +149,35 @@ def test_tab_in_a_paste_completes_and_ctrl_c_twice_leaves(pane, lanpay, loopback
     pane.wait_text(r"To leave, type exit or press Ctrl-D, or Ctrl-C again within 2 s")
     pane.wait_text(r"^\[exit status 0\]$")
     bob.expect(r"^alice left$")
+
+
+def test_a_pasted_block_runs_line_by_line_and_ctrl_z_suspends_until_fg(pane, lanpay, loopback_ns) -> None:
+    pane.start(["bash", "--norc", "--noprofile", "-i"])          # a job-control shell, as a user has
+    pane.type("PS1='$ '; " + shlex.join(lanpay_command(["--name", "alice", "--interface", "lo"],
+                                                        netns=loopback_ns)))
+    pane.enter()
+    bob = lanpay("bob", "--name", "bob", "--interface", "lo", netns=loopback_ns)
+    bob.expect(r"^Welcome to your peering relationship!$")
+    pane.wait_text(r"Welcome to your peering relationship!")
+
+    pane.tmux("set-buffer", "-b", "block", "pay 1 one\npay 2 two\n")
+    pane.tmux("paste-buffer", "-p", "-b", "block", "-t", pane.target)    # bracketed, as a terminal pastes
+    pane.wait_text(r"^pay 2 two")
+    pane.enter()
+    pane.wait_text(r"^Sent 2\.00 to bob \(#2\)")
+    bob.expect(r"You were paid 1\.00! — one")
+    bob.expect(r"You were paid 2\.00! — two")
+
+    pane.type("bal")
+    pane.tmux("send-keys", "-t", pane.target, "C-z")
+    pane.wait_text(r"Stopped")
+    pane.type("fg")
+    pane.enter()
+    pane.wait_for(lambda s: s[pane.cursor_row()].rstrip().endswith("alice> bal"), "the prompt back, intact")
+    pane.type("ance")
+    pane.enter()
+    pane.wait_text(r"^-3\.00$")
+    pane.type("exit")
+    pane.enter()
+    pane.wait_text(r"^Goodbye\.$")
+    bob.expect(r"^alice left$")
