@@ -4,7 +4,8 @@ Everything that can be refused before a socket opens is refused here, with one
 clear line on stderr and a non-zero status, so a script (or a person) sees why
 nothing started.  Exit statuses: 0 after ``exit``/EOF, 1 when a command of a
 script was refused (or timed out) or the machine refuses something (a port),
-2 for bad arguments, 130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP.
+2 for bad arguments, 130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP,
+141 in line mode once the reader of stdout has gone.
 
 Only argparse is imported at the top: ``--version`` and ``--help`` must not pay
 for asyncio, the core, cryptography or prompt_toolkit.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lanpay import __version__
 
@@ -40,7 +41,8 @@ line mode (when stdin is not a terminal, or with --json or --timeout):
 exit status: 0 when every command succeeded; 1 when a command was refused, a
 wait passed --timeout, a payment was still unconfirmed at exit, or the machine
 refused a port; 2 for bad arguments; 130 after Ctrl-C; 143 after SIGTERM; 129
-after SIGHUP (each of these still tells the peer goodbye).
+after SIGHUP; 141 when the reader of stdout went away, after which no further
+command runs (each of these still tells the peer goodbye).
 """
 
 
@@ -313,11 +315,17 @@ async def run(opts: Options, targets: Sequence[str], signals: list[int] | None =
         await node.close(0)
 
 
+#: What to do once the reader of stdout has gone: set by :func:`run` to leave as on a signal.
+_when_output_gone: list[Callable[[], None]] = []
+
+
 def _print_line(text: str) -> None:
     """Line mode: one plain line, flushed at once so a script sees it now.
 
-    If the reader has gone away, later lines are discarded rather than crashing
-    the ledger in the middle of a payment.
+    If the reader has gone away (``lanpay ... | head -1``), nobody can learn the
+    outcome of another command: lanpay says so on stderr and leaves as on
+    SIGPIPE (the peer is told goodbye; no later command runs; status 141).
+    Later lines are discarded rather than crashing the ledger mid-payment.
     """
     try:
         out = sys.stdout
@@ -325,6 +333,9 @@ def _print_line(text: str) -> None:
         out.flush()
     except BrokenPipeError:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+        if _when_output_gone:
+            _print_error("lanpay: standard output was closed; leaving, and no later command is run")
+            _when_output_gone.pop()()
 
 
 def same_file(a: object, b: object) -> bool:
@@ -359,6 +370,7 @@ def _leave_on_signals(received: list[int]) -> None:
         received.append(signum)
         task.cancel()
 
+    _when_output_gone[:] = [lambda: leave(int(signal.SIGPIPE))]
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         try:

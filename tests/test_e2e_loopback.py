@@ -225,3 +225,25 @@ def test_a_script_of_many_pays_then_balance_prints_every_sent_in_order(lanpay, l
     assert len(bob.expect_count(r"You were paid", 100)) == 100
     assert bob.balance() == sum(100 + n for n in range(1, 101))
     assert alice.exit() == 0
+
+
+def test_when_the_reader_of_stdout_goes_away_lanpay_leaves_before_running_more(lanpay, loopback_ns) -> None:
+    """``lanpay ... | head -1``: once nobody can read an outcome, no later command runs."""
+    alice = subprocess.Popen(lanpay_command(["--name", "alice", "--interface", "lo"], netns=loopback_ns),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert alice.stdout is not None and alice.stdin is not None
+        assert alice.stdout.readline().startswith("Looking for a peer")
+        alice.stdout.close()                       # the reader has gone, as head -1 goes
+        alice.stdin.write("pay 1\n")               # waits for pairing, which is never reported
+        alice.stdin.flush()
+        bob = lanpay("bob", "--name", "bob", "--interface", "lo", netns=loopback_ns)
+        bob.expect(WELCOME)
+        assert alice.wait(timeout=DEADLINE) == 141
+        assert "standard output was closed" in alice.stderr.read()
+        bob.expect(r"^alice left")
+        assert bob.balance() == 0
+    finally:
+        if alice.poll() is None:
+            alice.kill()
+            alice.wait()
