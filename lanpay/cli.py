@@ -312,6 +312,7 @@ async def run(opts: Options, targets: Sequence[str], signals: list[int] | None =
         finally:
             await lines.aclose()
     finally:
+        _when_output_gone.clear()        # this run's task is over: nothing left to cancel
         await node.close(0)
 
 
@@ -357,8 +358,9 @@ def _print_error(text: str) -> None:
 
 
 def _leave_on_signals(received: list[int]) -> None:
-    """SIGTERM and SIGHUP leave like Ctrl-C: the peer still gets its BYE; the signal is kept
-    so the exit status can name it (128 + its number)."""
+    """SIGTERM and SIGHUP leave like Ctrl-C, and so does a closed stdout (as SIGPIPE, through
+    :func:`_print_line`): the peer still gets its BYE; the signal is kept so the exit status
+    can name it (128 + its number)."""
     import asyncio
     import signal
 

@@ -695,7 +695,7 @@ class InteractiveShell(Shell):
         while len(lines) > 1 and not lines[-1].strip():
             lines.pop()
         if len(lines) == 1:
-            command = self.parse(text)
+            command = self.parse(lines[0])
             return [] if command is None else [command]
         commands: list[Command] = []
         for number, line in enumerate(lines, 1):
