@@ -29,7 +29,8 @@ RUN_LIMIT = 300  # bounds a hang; the quick run takes a fraction of it
 CORE_METRICS = {"core_cpu_per_datagram_s", "memory_per_payment_b", "memory_per_payment_large_b"}
 NETWORK_METRICS = {
     "startup_s", "startup_help_s", "first_announce_s", "pairing_s", "memory_paired_kib",
-    "pay_latency_median_s", "pay_latency_p95_s", "throughput_line_per_s",
+    "pay_latency_median_s", "pay_latency_p95_s", "pay_latency_sealed_pair_median_s",
+    "throughput_line_per_s",
     "idle_datagrams_per_s", "idle_cpu_pct",
     "goodput_loss10_per_s", "goodput_loss30_per_s", "memory_after_pays_kib",
 } | ({"pay_latency_asyncio_median_s"} if bench.have_uvloop() else set())
@@ -99,6 +100,7 @@ def test_quick_run_reports_every_metric_against_its_floor(tmp_path: Path) -> Non
     assert len(metrics["pairing_s"]["detail"]["floor_samples"]) == plan["pairings"]
     assert metrics["pay_latency_median_s"]["detail"]["n"] == plan["pays"]
     assert metrics["pay_latency_median_s"]["detail"]["floor_n"] == plan["pays"]
+    assert metrics["pay_latency_sealed_pair_median_s"]["detail"]["n"] == plan["pays"]
     idle = metrics["idle_datagrams_per_s"]["detail"]
     assert idle["seconds"] >= plan["idle_seconds"]
     assert len(idle["cpu_seconds"]) == 2 and len(idle["sent_per_side"]) == 2

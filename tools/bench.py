@@ -22,6 +22,12 @@ rates, higher ones are).  The floors:
 * lossless line-mode runs of the same size, alternated with the lossy ones, for
   goodput under 10 % and 30 % loss.
 
+One row is a reference rather than lanpay: the smallest sealed pair, two Python
+processes on the same loop that seal each pay with ChaCha20-Poly1305, apply it
+and acknowledge it, and nothing more, timed against the same blocking client.
+Its ratio is the least a program of lanpay's shape reaches in Python; lanpay's
+own cost is the distance between that row and lanpay's.
+
 Three rows have no floor a program could run, only a goal: datagrams per second
 and CPU of an idle paired pair, and memory kept per settled payment.  Their
 "floor" column is that goal, so their ratio still reads "lower is better, at
@@ -301,6 +307,99 @@ for line in sys.stdin.buffer:
     s.recvfrom(2048)
     sys.stdout.write("Sent\\n")
     sys.stdout.flush()
+"""
+
+# The smallest sealed pair: what a payment must cost at the least in Python on the
+# same loop, to read lanpay's own ratio against.  Each pay is parsed as an exact
+# amount, sealed with ChaCha20-Poly1305, sent; the payee opens it, applies it
+# when it is the next number, seals and sends an acknowledgement, then writes a
+# notice; the payer opens that and writes "Sent".  No replay window, ledger,
+# retransmission, timers or pairing.  Both end at end of input, or after 300 s.
+SEALED_COMMON = """
+import asyncio, os, socket, struct, sys
+from decimal import Decimal
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+try:
+    from uvloop import new_event_loop
+except ImportError:
+    from asyncio import new_event_loop
+HEADER, BODY = struct.Struct("!BQ"), struct.Struct("!QQ")
+aead = ChaCha20Poly1305(bytes(32))
+
+def seal(direction, number, body):
+    header = HEADER.pack(direction, number)
+    return header + aead.encrypt(bytes([direction]) + number.to_bytes(11, "big"), body, header)
+
+def unseal(data):
+    direction, number = HEADER.unpack_from(data)
+    nonce = bytes([direction]) + number.to_bytes(11, "big")
+    return aead.decrypt(nonce, data[HEADER.size:], data[:HEADER.size])
+
+def serve(on_datagram, on_line, port_line):
+    loop = new_event_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    os.set_blocking(0, False)
+    ended = loop.create_future()
+    pending = [b""]
+
+    def readable():
+        try:
+            data, addr = sock.recvfrom(2048)
+        except BlockingIOError:
+            return
+        on_datagram(sock, data, addr)
+
+    def stdin():
+        chunk = os.read(0, 65536)
+        if not chunk:
+            if not ended.done():
+                ended.set_result(None)
+            return
+        *lines, pending[0] = (pending[0] + chunk).split(b"\\n")
+        for line in lines:
+            on_line(sock, line)
+
+    loop.add_reader(sock.fileno(), readable)
+    loop.add_reader(0, stdin)
+    print(port_line(sock), flush=True)
+    loop.run_until_complete(asyncio.wait_for(ended, 300))
+"""
+
+SEALED_PAYEE = SEALED_COMMON + """
+state = {"seq": 0, "cents": 0}
+
+def paid(sock, data, addr):
+    seq, cents = BODY.unpack(unseal(data))
+    if seq == state["seq"] + 1:
+        state["seq"], state["cents"] = seq, state["cents"] + cents
+    sock.sendto(seal(2, seq, BODY.pack(seq, state["cents"])), addr)
+    sys.stdout.write(f"You were paid {Decimal(cents) / 100}!\\n")
+    sys.stdout.flush()
+
+serve(paid, lambda sock, line: None, lambda sock: sock.getsockname()[1])
+"""
+
+SEALED_PAYER = SEALED_COMMON + """
+dest = ("127.0.0.1", int(sys.argv[1]))
+state = {"seq": 0}
+
+def pay(sock, line):
+    word, amount = line.decode().split()
+    cents = Decimal(amount) * 100
+    if word != "pay" or cents != cents.to_integral_value() or cents <= 0:
+        sys.stdout.write("Error: bad pay\\n")
+        return
+    state["seq"] += 1
+    sock.sendto(seal(1, state["seq"], BODY.pack(state["seq"], int(cents))), dest)
+
+def acked(sock, data, addr):
+    seq, _ = BODY.unpack(unseal(data))
+    sys.stdout.write(f"Sent #{seq}\\n")
+    sys.stdout.flush()
+
+serve(acked, pay, lambda sock: "ready")
 """
 
 ON_ASYNCIO = ("import asyncio, sys; from lanpay import node; node.new_event_loop = asyncio.new_event_loop; "
@@ -679,11 +778,11 @@ def paired_session(ports: Ports, stock_loop: bool = False) -> Iterator[PairedPee
 LATENCY_ROUNDS = 10      # blocks of lanpay's pays and the floor's, alternated
 
 
-def pay_samples(session: PairedPeers, plan: Plan) -> tuple[list[float], list[float]]:
-    """``pay`` to ``Sent`` in line mode after a warm-up of ten, and the floor's samples, taken in
-    alternating blocks: a machine whose speed changes from minute to minute moves both alike."""
+def pay_samples(pay_once: Callable[[], float], plan: Plan) -> tuple[list[float], list[float]]:
+    """``pay`` to ``Sent`` after a warm-up of ten, and the floor's samples, taken in alternating
+    blocks: a machine whose speed changes from minute to minute moves both alike."""
     for _ in range(10):
-        session.pay_once()
+        pay_once()
     ours: list[float] = []
     floor: list[float] = []
     block = max(1, plan.pays // LATENCY_ROUNDS)
@@ -691,13 +790,13 @@ def pay_samples(session: PairedPeers, plan: Plan) -> tuple[list[float], list[flo
         while len(ours) < plan.pays:
             count = min(block, plan.pays - len(ours))
             floor += [floor_pay() for _ in range(count)]
-            ours += [session.pay_once() for _ in range(count)]
+            ours += [pay_once() for _ in range(count)]
     return ours, floor
 
 
 def latency_metrics(session: PairedPeers, plan: Plan) -> list[Metric]:
     """Pay latency in line mode, median and p95, against the pipe-driven blocking UDP client."""
-    samples, floor = pay_samples(session, plan)
+    samples, floor = pay_samples(session.pay_once, plan)
     what = "pipe-driven blocking UDP client"
     counts = {"n": len(samples), "floor_n": len(floor)}
     return [
@@ -711,8 +810,23 @@ def latency_metrics(session: PairedPeers, plan: Plan) -> list[Metric]:
 def stock_loop_latency_metric(plan: Plan, ports: Ports) -> Metric:
     """The same pay latency with both lanpays on asyncio's own loop, to judge uvloop in the same run."""
     with paired_session(ports, stock_loop=True) as session:
-        samples, floor = pay_samples(session, plan)
+        samples, floor = pay_samples(session.pay_once, plan)
     return Metric("pay_latency_asyncio_median_s", f"pay -> Sent on asyncio's loop, median of {plan.pays}",
+                  "s", median(samples), median(floor), "pipe-driven blocking UDP client",
+                  {"n": len(samples), "floor_n": len(floor)})
+
+
+def sealed_pair_metric(plan: Plan) -> Metric:
+    """The same pay latency for the smallest sealed pair (``SEALED_PAYER``): no protocol beyond
+    one sealed datagram each way, so its ratio is the least any Python program of this shape
+    reaches, and lanpay's own cost is the distance between the two rows."""
+    with children() as kids:
+        payee = kids.start("sealed payee", python_argv(SEALED_PAYEE))
+        _, port = kids.expect(payee, str.isdigit, deadline())
+        payer = kids.start("sealed payer", python_argv(SEALED_PAYER, port))
+        kids.expect(payer, starts_with("ready"), deadline())
+        samples, floor = pay_samples(lambda: time_pay(kids, payer), plan)
+    return Metric("pay_latency_sealed_pair_median_s", f"pay -> Sent, smallest sealed pair, median of {plan.pays}",
                   "s", median(samples), median(floor), "pipe-driven blocking UDP client",
                   {"n": len(samples), "floor_n": len(floor)})
 
@@ -871,6 +985,7 @@ def network_metrics(plan: Plan) -> list[Metric]:
         metrics.append(memory_metric("memory_paired_kib", "memory, paired (RSS)",
                                      session.alice.pid, idle))
         metrics += latency_metrics(session, plan)
+        metrics.append(sealed_pair_metric(plan))
         lossless = burst_metric(session, plan, floor)
         metrics.append(lossless)
         metrics += idle_metrics(session, plan)
