@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from lanpay.core.events import Event, PaymentConfirmed, PaymentRejected
+from lanpay.core.events import Event, PaymentConfirmed, PaymentRejected, PaymentsVoided
 from lanpay.core.peer import BROADCAST, Config, HistoryEntry, Peer, Status
 from lanpay.transport import (
     Address,
@@ -145,7 +145,8 @@ class Node:
     def send_payment(self, cents: int, memo: str = "") -> tuple[int, asyncio.Future[Event]]:
         """Start a payment; return its seq and a future for its outcome.
 
-        The future resolves to PaymentConfirmed or PaymentRejected.  User errors
+        The future resolves to PaymentConfirmed, PaymentRejected, or PaymentsVoided (the
+        counterpart left, or was replaced, before it arrived).  User errors
         (NotPaired, PeerUnavailable, OverLimit, AmountError) are raised by the
         core and pass straight through: nothing was sent.
         """
@@ -264,6 +265,11 @@ class Node:
                 outcome = self._waiters.pop(event.seq, None)
                 if outcome is not None and not outcome.done():
                     outcome.set_result(event)
+            elif isinstance(event, PaymentsVoided) and not event.restart:
+                for seq in [s for s in self._waiters if event.first <= s <= event.last]:
+                    outcome = self._waiters.pop(seq)
+                    if not outcome.done():
+                        outcome.set_result(event)
 
     def _arm_timer(self, peer: Peer) -> None:
         """Keep one timer, at or before the core's next deadline.

@@ -48,6 +48,7 @@ from lanpay.core.events import (
     PeerTaken,
     PaymentInDoubt,
     PaymentRejected,
+    PaymentsVoided,
     PeerBack,
     PeerLeft,
     PeerRestarted,
@@ -173,8 +174,8 @@ class Shell:
                 return                # it left: one wording for that state, not two
             case PeerBack():
                 self._left = False
-            case PaymentRejected():
-                self.refused = True
+            case PaymentRejected() | PaymentsVoided(restart=False):
+                self.refused = True          # not paid: the script did not do what it asked
             case PaymentInDoubt(seq=seq) if seq in self._doubted:
                 if not self._doubted[seq].done():
                     self._doubted[seq].set_result(None)

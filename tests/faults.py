@@ -43,7 +43,7 @@ from sim import Conditions, Datagram, DropRule, Host, Net
 ALICE_BOB = ("alice", "bob")
 LIVENESS = 30.0          # docs/DESIGN.md invariant 10: paired again this long after the last fault
 SETTLE_LIMIT = 150.0
-KINDS = ("restarts", "stages", "partitions", "drops", "stalls", "namesake", "adversary", "bursts")
+KINDS = ("restarts", "stages", "partitions", "drops", "stalls", "namesake", "adversary", "bursts", "leaves")
 STAGES = ("probe", "handshake", "restoring", "handback")
 TYPES = ("announce", "hello", "reply", "reveal", "confirm", "refuse", "sealed:pay", "sealed:ack",
          "sealed:ping", "sealed:pong", "sealed:resume", "sealed:resumed")
@@ -253,10 +253,29 @@ def _bursts(plan: FaultPlan, rng: random.Random) -> None:
         plan.actions.append((start + rng.uniform(0.5, 8.0), "heal", ()))
 
 
+def _leaves(plan: FaultPlan, rng: random.Random) -> None:
+    """A side leaves (exit: its BYE says what it applied) while payments of both sides are in
+    flight or queued, under loss, duplication and reordering, and starts again a moment later
+    (the survivor hands the relationship back); now and then the other side restarts too."""
+    plan.conditions = replace(plan.conditions, loss=rng.choice((0.0, 0.05, 0.15, 0.3)),
+                              duplicate=rng.choice((0.0, 0.05, 0.2)), reorder=rng.choice((0.0, 0.1, 0.3)))
+    for _ in range(rng.randint(1, 2)):
+        at, who = rng.uniform(0, plan.chaos), rng.choice(ALICE_BOB)
+        for name in ALICE_BOB:
+            for _ in range(rng.choice((1, 5, 20, 40))):
+                payer = name if rng.random() < 0.8 else who
+                plan.actions.append((at - rng.uniform(0.0, 0.05), "pay", (payer, rng.choice(AMOUNTS), rng.choice(MEMOS))))
+        plan.actions.append((at + rng.choice((0.0, 0.0005, 0.002, 0.02)), "leave", (who, rng.uniform(0.2, 6.0))))
+    if rng.random() < 0.2:
+        plan.actions.append((rng.uniform(0, plan.chaos), "restart", (rng.choice(ALICE_BOB),)))
+    plan.actions.sort(key=lambda action: action[0])
+
+
 DRAW = {"restarts": (_restarts, (10.0, 40.0)), "stages": (_stages, (10.0, 30.0)),
         "partitions": (_partitions, (20.0, 60.0)), "drops": (_drops, (10.0, 40.0)),
         "stalls": (_stalls, (10.0, 40.0)), "namesake": (_namesake, (10.0, 30.0)),
-        "adversary": (_adversary, (10.0, 30.0)), "bursts": (_bursts, (5.0, 20.0))}
+        "adversary": (_adversary, (10.0, 30.0)), "bursts": (_bursts, (5.0, 20.0)),
+        "leaves": (_leaves, (5.0, 20.0))}
 
 
 def draw(kind: str, seed: int) -> FaultPlan:
@@ -486,6 +505,13 @@ def _fault(kind: str, args: tuple, plan: FaultPlan, book: Book, rng: random.Rand
         return net.now + length
     elif kind == "third-peer":
         outsiders.append(net.add("carol", code=plan.code))
+    elif kind == "leave":
+        name, pause = args
+        host = net.hosts[name]
+        if host.running:
+            net.close(name)
+            net.at(net.now + pause, lambda: book.restart(name) if net.hosts[name] is host else None)
+        return net.now + pause
     elif kind == "old-back":
         name, length = args
         net.stall(net.hosts[name], length)

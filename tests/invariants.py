@@ -146,6 +146,11 @@ def _rejected(host: Host) -> list[events.PaymentRejected]:
     return host.of(events.PaymentRejected)
 
 
+def _voided(host: Host) -> set[int]:
+    """The seqs a process was told never reached the counterpart (its BYE or a fence said so)."""
+    return {seq for e in host.of(events.PaymentsVoided) if not e.restart for seq in range(e.first, e.last + 1)}
+
+
 # ----------------------------------------------------------------- invariant 1
 def conservation(book: Book) -> list[str]:
     """Invariant 1: once quiet, the two current processes are paired with each other and mirror balances."""
@@ -212,6 +217,8 @@ def exactly_once(book: Book) -> list[str]:
             for e in _rejected(host):
                 if e.seq in applied:
                     problems.append(f"{sender} saw seq {e.seq} rejected but {receiver} applied it")
+            problems += [f"{sender} was told seq {seq} never reached {receiver}, but {receiver} applied it"
+                         for seq in sorted(_voided(host) & applied.keys())]
     a, b = book.names
     expected = totals[b] - totals[a]
     for name, want in ((b, expected), (a, -expected)):
@@ -229,8 +236,11 @@ def no_silent_loss(book: Book) -> list[str]:
         for host in book.lives[name]:
             confirmed = {e.seq: e for e in _confirmed(host)}
             rejected = {e.seq for e in _rejected(host)}
+            voided = _voided(host)
             doubted = {e.seq for e in host.of(events.PaymentInDoubt)}
             problems += [f"{name} saw seq {s} both confirmed and rejected" for s in sorted(confirmed.keys() & rejected)]
+            problems += [f"{name} saw seq {s} both settled and void" for s in sorted((confirmed.keys() | rejected) & voided)]
+            rejected |= voided
             problems += [f"{name} seq {s}: was_in_doubt={e.was_in_doubt} but in-doubt reported={s in doubted}"
                          for s, e in sorted(confirmed.items()) if e.was_in_doubt != (s in doubted)]
             problems += _doubt_reported(book, host)
@@ -249,6 +259,9 @@ def _doubt_reported(book: Book, host: Host) -> list[str]:
     """A payment unresolved for longer than IN_DOUBT_AFTER was reported in doubt by then."""
     resolved = {e.seq: when for when, e in host.timeline
                 if isinstance(e, (events.PaymentConfirmed, events.PaymentRejected))}
+    for when, e in host.timeline:
+        if isinstance(e, events.PaymentsVoided) and not e.restart:
+            resolved.update((seq, when) for seq in range(e.first, e.last + 1) if seq not in resolved)
     doubted = {e.seq for _, e in host.timeline if isinstance(e, events.PaymentInDoubt)}
     late = []
     for p in book.issued_by(host):
@@ -493,7 +506,8 @@ def doubts_resolved(book: Book) -> list[str]:
             host = p.host
             if book.name_of(host) != name or host is current or p.epoch != epoch:
                 continue       # a relationship that ended is judged by fresh_starts_justified
-            if any(e.seq == p.seq for e in host.of(events.PaymentConfirmed) + host.of(events.PaymentRejected)):
+            if any(e.seq == p.seq for e in host.of(events.PaymentConfirmed) + host.of(events.PaymentRejected)) \
+                    or p.seq in _voided(host):
                 continue
             later = [h for h in book.lives[name] if h.started >= p.at and h is not host]
             voided = any(e.first <= p.seq <= e.last for h in later for e in h.of(events.PaymentsVoided))

@@ -322,6 +322,10 @@ class LanpayProcess:
         """SIGCONT after :meth:`pause`: the process carries on where it stopped."""
         self._signal_lanpay(signal.SIGCONT)
 
+    def terminate(self) -> None:
+        """SIGTERM, as ``kill`` or a shutting-down session would: lanpay leaves politely."""
+        self._signal_lanpay(signal.SIGTERM)
+
     def _signal_lanpay(self, sig: int) -> None:
         """Signal the process itself: ``ip netns exec`` execs it, so the pid must no longer be ``ip``."""
         try:

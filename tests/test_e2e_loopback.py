@@ -8,8 +8,11 @@ Every check is on what the processes print and how they exit.
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
+
+from lanpay.core.session import IN_DOUBT_AFTER
 
 from netlan import DEADLINE, LanpayProcess, lanpay_command, money
 
@@ -129,6 +132,37 @@ def test_end_of_input_says_goodbye_and_tells_the_peer(lanpay, loopback_ns) -> No
     bob.expect(r"You were paid 4\.00!")
     bob.expect(r"^alice left")
     assert bob.balance() == 400
+
+
+@pytest.mark.parametrize(("stopped_before", "stopped_after", "applied"), [
+    (0.0, 0.3, None),      # a short stop: he may apply it as he leaves
+    (1.5, 1.2, False),     # stopped past STALL_GAP: woken, he applies nothing unconfirmed, then leaves
+])
+def test_a_payment_on_its_way_when_the_payee_leaves_is_settled_at_once_either_way(
+        lanpay, loopback_ns, stopped_before: float, stopped_after: float, applied: bool | None) -> None:
+    """Bob is stopped when Alice pays, then terminated and continued: he leaves with her
+    payment queued at his socket.  Whether he applied it before leaving or not, his goodbye
+    says which, so Alice's script is told at once (not after seconds, not never) and both
+    people were told the same thing."""
+    alice, bob = start_pair(lanpay, loopback_ns)
+    bob.pause()
+    time.sleep(stopped_before)
+    alice.send("pay 5 racing")
+    time.sleep(stopped_after)
+    bob.terminate()
+    bob.resume()
+    assert bob.wait() == 143
+    left = time.monotonic()
+    alice.send("balance")
+    outcome = alice.expect(r"^(Sent 5\.00|Your payment #1 never reached bob: not paid)", deadline=2.5)
+    done = time.monotonic() - left
+    paid = outcome.group(1).startswith("Sent")
+    assert applied is None or paid == applied
+    assert alice.expect(r"^(-?\d+\.\d\d)$").group(1) == ("-5.00" if paid else "0.00")
+    assert any("You were paid 5.00" in line for line in bob.lines) == paid
+    assert done < IN_DOUBT_AFTER and not any("in doubt" in line for line in alice.lines)
+    alice.close_input()
+    assert alice.wait() == (0 if paid else 1)
 
 
 def test_a_limit_refuses_a_payment_that_would_pass_it(lanpay, loopback_ns) -> None:

@@ -175,6 +175,24 @@ def test_an_ack_never_passes_off_a_rejected_payment_as_accepted() -> None:
     assert ack.cumulative == wire.MAX_LIST and wire.decode_inner(wire.encode_inner(ack)) == ack
 
 
+def test_the_final_word_is_complete_only_when_its_list_holds_every_refusal() -> None:
+    """A leaving ledger's last word: the whole mark when every refusal fits in the list; else the
+    mark stops below the first unlisted one and says it is not the whole truth."""
+    led = Ledger(limit=100)
+    for seq in range(1, 4):
+        led.receive(seq, 500 if seq == 2 else 50, "", now=0.0)
+    assert led.final() == (3, (wire.Rejection(2, wire.REJECT_OVER_LIMIT),), True)
+    many = Ledger(limit=100)
+    for seq in range(2, 64):
+        many.receive(seq, 500, "", now=0.0)
+    got(many, 1, 500)
+    cumulative, rejections, complete = many.final()
+    assert (cumulative, complete) == (wire.MAX_LIST, False) and many.in_cum == 63
+    assert [r.seq for r in rejections] == list(range(1, wire.MAX_LIST + 1))
+    bye = wire.Bye(cumulative, rejections, int(complete))
+    assert wire.decode_inner(wire.encode_inner(bye)) == bye
+
+
 arrival_orders = st.integers(1, 120).flatmap(lambda n: st.permutations(range(1, n + 1)))
 
 
@@ -196,6 +214,9 @@ def test_any_ack_lists_every_rejection_it_covers(order: list[int], limit: int, f
     covered = set(range(1, ack.cumulative + 1))
     assert covered <= {s for s in range(1, 400) if led.processed(s)}
     assert covered & set(led.in_rejected) <= listed
+    cumulative, rejections, complete = led.final()
+    assert set(range(1, cumulative + 1)) & set(led.in_rejected) <= {r.seq for r in rejections}
+    assert cumulative == led.in_cum if complete else cumulative < led.in_cum
 
 
 # ------------------------------------------------------------------ sending

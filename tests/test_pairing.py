@@ -383,11 +383,11 @@ def test_a_padded_hello_or_announce_is_never_smaller_than_what_answers_it() -> N
     assert len(wire.encode_inner(wire.Ping(1, 1, 0, 0, 0, bytes(16)))) == 46
     assert len(wire.encode_inner(wire.Pong(1, 1, 0, 0, 0, bytes(16)))) == 46
     assert len(wire.encode_inner(wire.Pay(1, 0, 100, "hi"))) == 26 + 2
-    assert len(wire.encode_inner(wire.Bye())) == 1
     assert len(wire.encode_inner(wire.Resumed(7))) == 5
     rejections = (wire.Rejection(3, wire.REJECT_OVER_LIMIT), wire.Rejection(5, wire.REJECT_REFUSED))
+    assert len(wire.encode_inner(wire.Bye(9, rejections, 1))) == 11 + 9 * 2
     assert len(wire.encode_inner(wire.Ack(9, rejections))) == 18 + 9 * 2      # held: 8 bytes more
-    assert len(wire.encode_inner(wire.Fenced(9, rejections))) == 10 + 9 * 2
+    assert len(wire.encode_inner(wire.Fenced(9, rejections, 1))) == 11 + 9 * 2
 
 
 def test_documented_sizes_of_sealed_messages() -> None:

@@ -25,7 +25,7 @@ from lanpay.core.counterpart import STARTUP_SETTLE
 from lanpay.core.handshakes import MAX_ATTEMPTS
 from lanpay.core.peer import BROADCAST, MAX_BLOCKED, Config, Peer, State
 from lanpay.core.peers import MAX_PEERS
-from lanpay.core.session import BYE_COPIES, IN_DOUBT_AFTER, PACKET_THRESHOLD, SILENT_AFTER, THIN_LINEAR, WINDOW
+from lanpay.core.session import BYE_COPIES, IN_DOUBT_AFTER, Mode, PACKET_THRESHOLD, SILENT_AFTER, THIN_LINEAR, WINDOW
 
 Drop = Callable[[Peer, Peer, bytes], bool]
 
@@ -517,6 +517,80 @@ def test_a_peer_that_says_goodbye_is_told_as_left_once_and_cannot_be_paid() -> N
     lan.advance(lan.now + 10.0)
     assert lan.events(a, events.PeerSilent) == []                 # left is not silent
     assert [d for d in lan.take(a) if isinstance(wire.decode(d), wire.Sealed)] == []
+
+
+def test_a_payment_the_leaver_never_applied_is_void_at_its_bye_not_pending_for_ever() -> None:
+    """Bob leaves while Alice's payment is on its way: he applies nothing more, and his BYE
+    says so, so Alice is told at once that it never reached him (nothing moved on either side)."""
+    lan, a, b = paired()
+    a.pay(1000, "lunch", lan.now)
+    lost = lan.take(a)                               # the PAY is still in flight
+    b.close(lan.now)
+    lan.deliver(b, a, lan.take(b))
+    lan.deliver(a, b, lost)                          # arrives after he closed: not applied
+    assert lan.events(a, events.PeerLeft) == [events.PeerLeft("bob")]
+    assert lan.events(a, events.PaymentsVoided) == [events.PaymentsVoided(1, 1)]
+    assert a.status().pending == () and a.status().balance == 0
+    assert [(e.seq, e.status.value, e.reason) for e in a.history()] == [(1, "rejected", "void")]
+    assert b.status().balance == 0 and lan.events(b, events.PaymentReceived) == []
+    lan.advance(lan.now + 2 * IN_DOUBT_AFTER)
+    assert lan.events(a, events.PaymentInDoubt) == []           # resolved: never in doubt
+
+
+def test_a_bye_confirms_what_the_leaver_applied_when_its_ack_was_lost() -> None:
+    lan, a, b = paired(bob={"limit": 500})
+    a.pay(300, "", lan.now)
+    a.pay(900, "", lan.now)                          # past bob's limit: refused
+    lan.deliver(a, b, lan.take(a))
+    lan.take(b)                                      # both acks lost
+    b.close(lan.now)
+    lan.deliver(b, a, lan.take(b))
+    assert [e.seq for e in lan.events(a, events.PaymentConfirmed)] == [1]
+    assert [e.seq for e in lan.events(a, events.PaymentRejected)] == [2]
+    assert lan.events(a, events.PaymentsVoided) == []
+    assert a.status().balance == -300 == -b.status().balance
+
+
+def test_a_bye_that_claims_payments_never_sent_is_dropped() -> None:
+    lan, a, b = paired()
+    a.pay(100, "", lan.now)
+    lan.take(a)
+    lan.deliver(b, a, [forge_msg(b, wire.Bye(5, (), 1))])
+    assert drops(a) == {DropReason.VIOLATION: 1}
+    assert lan.events(a, events.PeerLeft) == [] and a.status().pending != ()
+
+
+def test_a_bye_whose_list_cannot_hold_every_refusal_leaves_the_rest_in_doubt() -> None:
+    """A BYE not ``complete`` (its list could not hold every refusal, ``Ledger.final``): what it
+    settles is settled, and what lies above its mark may have been applied, so it is told in
+    doubt, never void and never confirmed."""
+    lan, a, b = paired()
+    for _ in range(3):
+        a.pay(200, "", lan.now)
+    lan.take(a)
+    lan.deliver(b, a, [forge_msg(b, wire.Bye(1, (wire.Rejection(1, wire.REJECT_OVER_LIMIT),), 0))])
+    assert [e.seq for e in lan.events(a, events.PaymentRejected)] == [1]
+    assert [e.seq for e in lan.events(a, events.PaymentInDoubt)] == [2, 3]
+    assert lan.events(a, events.PaymentConfirmed) == [] and lan.events(a, events.PaymentsVoided) == []
+    assert a.status().balance == 0 and [seq for seq, _, _ in a.status().pending] == [2, 3]
+
+
+def test_after_a_bye_outside_normal_mode_a_pending_payment_is_still_told_in_doubt() -> None:
+    """A BYE taken outside normal mode does not settle our payments (the mode is set by hand
+    here): they stay pending, and are still told in doubt on time, so no wait lasts for ever."""
+    lan, a, b = paired()
+    a.pay(100, "", lan.now)
+    lan.take(a)
+    session = a.session
+    assert session is not None
+    session.mode = Mode.HANDING_BACK
+    lan.deliver(b, a, [forge_msg(b, wire.Bye(0, (), 1))])
+    assert lan.events(a, events.PeerLeft) == [events.PeerLeft("bob")]
+    assert lan.events(a, events.PaymentsVoided) == []
+    due = a.next_timeout()
+    assert due is not None and due <= lan.now + IN_DOUBT_AFTER
+    lan.advance(lan.now + IN_DOUBT_AFTER + 0.1)
+    assert [e.seq for e in lan.events(a, events.PaymentInDoubt)] == [1]
 
 
 def test_a_closed_peer_ignores_whatever_still_arrives() -> None:

@@ -34,7 +34,7 @@ from sim import Conditions, Net
 pytestmark = pytest.mark.slow       # simulator sweeps: the full suite runs them, the quick subset does not
 
 DEFAULT_SEEDS = {"restarts": 40, "stages": 40, "partitions": 30, "drops": 30, "stalls": 30, "namesake": 30,
-                 "adversary": 10, "bursts": 40}
+                 "adversary": 10, "bursts": 40, "leaves": 40}
 
 
 def seeds_for(kind: str) -> list[int]:
@@ -51,6 +51,11 @@ def sweep(kind: str) -> None:
 # Each sweep takes its class as its one parameter, so ``-k KIND`` (the rerun command) selects it.
 @pytest.mark.parametrize("kind", ["restarts"])
 def test_restarting_either_side_several_times_keeps_every_payment_and_line(kind: str) -> None:
+    sweep(kind)
+
+
+@pytest.mark.parametrize("kind", ["leaves"])
+def test_a_side_leaving_with_payments_in_flight_tells_both_people_the_truth(kind: str) -> None:
     sweep(kind)
 
 

@@ -220,6 +220,18 @@ class Ledger:
             rejections = rejections[:wire.MAX_LIST]
         return wire.Ack(cum, tuple(rejections), self._held(cum))
 
+    def final(self) -> tuple[int, tuple[wire.Rejection, ...], bool]:
+        """What this process applied of the counterpart's payments, said once it will apply no
+        more (leaving, or fenced off): the cumulative mark, the rejections the sender may not
+        know of, and whether the mark is the whole truth.  As in :meth:`ack`, a list too long
+        for one message lowers the mark below the first unlisted rejection; then payments
+        above the mark may have been applied, so the mark is not complete."""
+        rejections = [wire.Rejection(s, r) for s, r in sorted(self.in_rejected.items())]
+        if len(rejections) <= wire.MAX_LIST:
+            return self.in_cum, tuple(rejections), True
+        cum = min(self.in_cum, rejections[wire.MAX_LIST].seq - 1)
+        return cum, tuple(rejections[:wire.MAX_LIST]), False
+
     def _held(self, cum: int) -> int:
         """The payments waiting beyond the gap at ``cum + 1``, as the Ack's bitmap of the 64 after it."""
         bits = 0

@@ -204,10 +204,13 @@ class Session:
                 flight.copy = self._send(wire.Pay(entry.seq, floor, entry.amount, entry.memo))
 
     def close(self) -> None:
+        """Leave: from now on nothing is applied, and the BYE says what was (``Ledger.final``)."""
         if not self.closed:
             if self.mode is not Mode.FENCED:
+                cumulative, rejections, complete = self.ledger.final()
+                bye = wire.Bye(cumulative, rejections, int(complete))
                 for _ in range(BYE_COPIES):
-                    self._send(wire.Bye())
+                    self._send(bye)
             self.closed = True
 
     # ------------------------------------------------------------------ hand-back
@@ -231,9 +234,8 @@ class Session:
     def fence(self) -> None:
         """The relationship goes to a newer process of the counterpart: remember what this
         one had applied, and from now on only tell it so."""
-        led = self.ledger
-        rejections = tuple(wire.Rejection(s, r) for s, r in sorted(led.in_rejected.items())[:wire.MAX_LIST])
-        self.final_ack = wire.Fenced(led.in_cum, rejections)
+        cumulative, rejections, complete = self.ledger.final()
+        self.final_ack = wire.Fenced(cumulative, rejections, int(complete))
         self.mode = Mode.FENCED
         self.flights.clear()
 
@@ -341,8 +343,13 @@ class Session:
                 self._heard_keepalive(msg)
             case wire.Bye():
                 if not self.left:
+                    final = self.mode is _NORMAL      # else no payment of ours is in its hands
+                    if final and not self._believable(msg):
+                        return DropReason.VIOLATION
                     self.left = True
                     self.emit(events.PeerLeft(self.info.name))
+                    if final:
+                        self._final_word(msg)
             case wire.Resume():
                 return self._on_resume(msg, now)
             case wire.Resumed():
@@ -460,19 +467,37 @@ class Session:
             self.rtt.sample(now - newest.first_sent)     # Karn: not when a copy may be what was answered
         return latest, latest_at
 
+    def _believable(self, msg: wire.Bye | wire.Fenced) -> bool:
+        """Whether a final word claims only what we sent."""
+        return msg.cumulative < self.ledger.out_next and all(r.seq <= msg.cumulative for r in msg.rejections)
+
+    def _final_word(self, msg: wire.Bye | wire.Fenced) -> None:
+        """The counterpart applies nothing more (it left, or was fenced off): settle what it
+        says it applied; the rest never arrived (void), or, when its list could not say all,
+        may have (in doubt)."""
+        cumulative, rejections = msg.cumulative, msg.rejections
+        if cumulative > self.ledger.floor():
+            self._settle_up_to(cumulative, {r.seq: r.reason for r in rejections}, self.last_heard)
+        self.flights.clear()
+        rest = self.ledger.pending()
+        if msg.complete == 1:
+            for entry in rest:
+                self.ledger.reject(entry.seq, VOID)
+            if rest:
+                self.emit(events.PaymentsVoided(rest[0].seq, rest[-1].seq))
+        else:
+            for entry in rest:
+                if self.ledger.mark_in_doubt(entry.seq) is not None:
+                    self.emit(events.PaymentInDoubt(entry.seq, entry.amount))
+
     def _on_fenced(self, msg: wire.Fenced) -> DropReason | None:
         """Our counterpart gave the relationship to a newer process of ours: settle what it
         applied, void the rest, and stop."""
         if self.fenced_out:
             return None
-        if msg.cumulative >= self.ledger.out_next:
+        if not self._believable(msg):
             return DropReason.VIOLATION
-        self._settle_up_to(msg.cumulative, {r.seq: r.reason for r in msg.rejections}, self.last_heard)
-        rest = self.ledger.pending()
-        for entry in rest:
-            self.ledger.reject(entry.seq, VOID)
-        if rest:
-            self.emit(events.PaymentsVoided(rest[0].seq, rest[-1].seq))
+        self._final_word(msg)
         self.fenced_out = self.closed = True
         self.flights.clear()
         self.emit(events.Fenced(self.info.name))
@@ -548,19 +573,20 @@ class Session:
         if not self.left and not self.silent and now >= self.last_heard + SILENT_AFTER:
             self.silent = True
             self.emit(events.PeerSilent(self.info.name))
-        if self.left:
-            return
-        if now >= self.next_ping:
-            self._ping(now)
-        if self.mode is _HANDING_BACK:
-            self._send_parts(now)
-        for entry in self._unresolved():
+        if not self.left:
+            if now >= self.next_ping:
+                self._ping(now)
+            if self.mode is _HANDING_BACK:
+                self._send_parts(now)
+        for entry in self._unresolved():    # after a BYE too: one that did not settle them all
             if entry.status is not _PENDING:
                 continue
             if now < entry.at + IN_DOUBT_AFTER:
                 break
             self.ledger.mark_in_doubt(entry.seq)
             self.emit(events.PaymentInDoubt(entry.seq, entry.amount))
+        if self.left:
+            return
         self._resend_oldest(now)
         self._fill_window(now)
 
@@ -610,8 +636,11 @@ class Session:
             self.next_ping = now + (PING_INTERVAL if self.silent else PONG_WAIT)
 
     def next_timeout(self) -> float | None:
-        if self.closed or self.left or self.mode is _FENCED:
+        if self.closed or self.mode is _FENCED:
             return None
+        if self.left:                     # only a payment still to be told in doubt
+            first = self.ledger.first_pending()
+            return None if first is None else first.at + IN_DOUBT_AFTER
         soonest = self.next_ping          # asked after every input: comparisons, not min() calls
         if not self.silent and self.last_heard + SILENT_AFTER < soonest:
             soonest = self.last_heard + SILENT_AFTER

@@ -506,8 +506,15 @@ class Pong(Message):
 
 @frozen
 class Bye(Message):
+    """The sender leaves: it applies nothing more.  ``cumulative`` and ``rejections`` say what
+    it applied of the receiver's payments, as an Ack does; with ``complete`` set nothing above
+    ``cumulative`` was applied, so the receiver's later payments never arrived."""
+
     TYPE = 5
-    SPEC = ()
+    cumulative: int
+    rejections: tuple[Rejection, ...]
+    complete: int
+    SPEC = (U64, ListOf(Rejection), U8)
 
 
 E_SETTLED, E_REJECTED, E_PENDING = 0, 1, 2
@@ -587,12 +594,14 @@ class Resumed(Message):
 @frozen
 class Fenced(Message):
     """Sent under an old session's keys: the relationship went to a newer process of the
-    receiver; ``cumulative`` is the last of its payments that was applied."""
+    receiver; ``cumulative`` is the last of its payments that was applied, and ``complete``
+    as in :class:`Bye`."""
 
     TYPE = 8
     cumulative: int
     rejections: tuple[Rejection, ...]
-    SPEC = (U64, ListOf(Rejection))
+    complete: int
+    SPEC = (U64, ListOf(Rejection), U8)
 
 
 @frozen
