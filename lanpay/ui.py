@@ -476,6 +476,10 @@ async def _read_one(source: AsyncIterator[str]) -> str | None:
 async def stdin_lines(fd: int = 0) -> AsyncGenerator[str, None]:
     """Lines from a file descriptor without blocking the loop and without a thread, then end at EOF.
 
+    Bytes that are not UTF-8 are kept as lone surrogates (``surrogateescape``), so the
+    text rules refuse the line that holds them ("memo is not valid UTF-8") instead of a
+    payment going out with its memo silently altered.
+
     A pipe, socket or terminal is watched by the loop (``add_reader``); a
     regular file (or /dev/null) cannot be polled, but never blocks either, so
     it is read directly, a chunk at a time.  The descriptor's blocking mode is
@@ -515,10 +519,10 @@ async def _file_lines(fd: int) -> AsyncIterator[str]:
     while chunk := _read(fd):
         *complete, pending = (pending + chunk).split(b"\n")
         for raw in complete:
-            yield raw.decode("utf-8", "replace")
+            yield raw.decode("utf-8", "surrogateescape")
             await asyncio.sleep(0)
     if pending:
-        yield pending.decode("utf-8", "replace")
+        yield pending.decode("utf-8", "surrogateescape")
 
 
 def _read(fd: int) -> bytes:
@@ -547,12 +551,12 @@ class _Reader:
             return
         if chunk:
             *complete, self.pending = (self.pending + chunk).split(b"\n")
-            self.lines.extend(raw.decode("utf-8", "replace") for raw in complete)
+            self.lines.extend(raw.decode("utf-8", "surrogateescape") for raw in complete)
         else:
             self.eof = True
             self.loop.remove_reader(self.fd)
             if self.pending:
-                self.lines.append(self.pending.decode("utf-8", "replace"))
+                self.lines.append(self.pending.decode("utf-8", "surrogateescape"))
         if self.waiter is not None and not self.waiter.done() and (self.lines or self.eof):
             self.waiter.set_result(None)
 

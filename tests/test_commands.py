@@ -111,3 +111,12 @@ def test_every_help_entry_is_a_word_the_parser_accepts() -> None:
         word = entry.usage.split()[0]
         assert word in WORDS
         assert not isinstance(parse(word if word != "pay" else "pay 1"), Empty)
+
+
+def test_a_long_bad_amount_is_quoted_cut_short_and_escaped() -> None:
+    with pytest.raises(CommandError) as caught:
+        parse("pay " + "1" * 3000 + "x")
+    message = str(caught.value)
+    assert len(message) < 100 and "1" * 20 + "…" in message
+    with pytest.raises(CommandError, match=r"'1\\udcff' is not an amount"):
+        parse("pay 1\udcff")

@@ -62,6 +62,7 @@ from lanpay.render import (
     toolbar_text,
 )
 from lanpay.ui import InteractiveShell, LineShell, Shell, stdin_lines
+from lanpay.commands import CommandError, parse
 
 BOB = ("127.0.0.1", 40001)
 
@@ -895,8 +896,10 @@ async def test_stdin_lines_reads_a_pipe_without_blocking_the_loop() -> None:
     assert got == ["balance", "pay 10 café\r"] and not task.done()
     os.close(write)
     await asyncio.wait_for(task, 10)
-    assert got == ["balance", "pay 10 café\r", "pay 1 \ufffd"]
+    assert got == ["balance", "pay 10 café\r", "pay 1 \udcff"]     # kept, for the text rules to refuse
     os.close(read)
+    with pytest.raises(CommandError, match=r"memo is not valid UTF-8 \(U\+DCFF\)"):
+        parse(got[2])
 
 
 @sync

@@ -27,10 +27,10 @@ def parse_amount(text: str, maximum: int = MAX_PAYMENT_CENTS) -> int:
     if raw[0] in "+-":
         if raw[0] == "-" and _GRAMMAR.fullmatch(raw[1:]):
             raise AmountError("amount must be positive")
-        raise AmountError(f"{text.strip()!r} is not an amount (write it like 10 or 10.50)")
+        raise AmountError(f"{_quoted(raw)} is not an amount (write it like 10 or 10.50)")
     match = _GRAMMAR.fullmatch(raw)
     if match is None:
-        raise AmountError(f"{raw!r} is not an amount (write it like 10 or 10.50)")
+        raise AmountError(f"{_quoted(raw)} is not an amount (write it like 10 or 10.50)")
     units = (match.group("units") or "0").lstrip("0") or "0"
     frac = match.group("frac") if match.group("units") is not None else match.group("only")
     frac = frac or ""
@@ -44,6 +44,12 @@ def parse_amount(text: str, maximum: int = MAX_PAYMENT_CENTS) -> int:
     if cents > maximum:
         raise AmountError(f"amount must be at most {format_amount(maximum)}")
     return cents
+
+
+def _quoted(raw: str) -> str:
+    """What was typed, for an error line: quoted with every unprintable character escaped
+    (``repr``), and cut short, so a pasted wall of digits stays one readable line."""
+    return repr(raw if len(raw) <= 20 else raw[:20] + "…")
 
 
 def format_amount(cents: int) -> str:
