@@ -213,19 +213,15 @@ class Ledger:
         """
         if not self.in_rejected:
             return wire.Ack(self.in_cum, (), self._held(self.in_cum) if self.waiting else 0)
-        rejections = [wire.Rejection(s, r) for s, r in sorted(self.in_rejected.items())]
-        cum = self.in_cum
-        if len(rejections) > wire.MAX_LIST:
-            cum = min(cum, rejections[wire.MAX_LIST].seq - 1)
-            rejections = rejections[:wire.MAX_LIST]
-        return wire.Ack(cum, tuple(rejections), self._held(cum))
+        cum, rejections, _ = self.final()
+        return wire.Ack(cum, rejections, self._held(cum))
 
     def final(self) -> tuple[int, tuple[wire.Rejection, ...], bool]:
         """What this process applied of the counterpart's payments, said once it will apply no
         more (leaving, or fenced off): the cumulative mark, the rejections the sender may not
-        know of, and whether the mark is the whole truth.  As in :meth:`ack`, a list too long
-        for one message lowers the mark below the first unlisted rejection; then payments
-        above the mark may have been applied, so the mark is not complete."""
+        know of, and whether the mark is the whole truth.  A list too long for one message
+        lowers the mark below the first unlisted rejection (every Ack is cut the same way);
+        then payments above the mark may have been applied, so the mark is not complete."""
         rejections = [wire.Rejection(s, r) for s, r in sorted(self.in_rejected.items())]
         if len(rejections) <= wire.MAX_LIST:
             return self.in_cum, tuple(rejections), True

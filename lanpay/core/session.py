@@ -499,7 +499,6 @@ class Session:
             return DropReason.VIOLATION
         self._final_word(msg)
         self.fenced_out = self.closed = True
-        self.flights.clear()
         self.emit(events.Fenced(self.info.name))
         return None
 
