@@ -172,9 +172,14 @@ def check_options(ns: argparse.Namespace) -> Options:
             raise UsageError(f"--limit: {exc}") from None
     if ns.code is not None and not ns.code.strip():
         raise UsageError("--code must not be empty")
+    name = check_name(ns.name)
+    peer = check_name(ns.peer, "--peer") if ns.peer is not None else None
+    if peer == name:
+        raise UsageError(f"--peer {peer} is your own name; give the name the other person runs "
+                         "lanpay with")
     return Options(
-        name=check_name(ns.name),
-        peer=check_name(ns.peer, "--peer") if ns.peer is not None else None,
+        name=name,
+        peer=peer,
         port=port,
         interfaces=tuple(ns.interface),
         connect=tuple(parse_connect(c, port) for c in ns.connect),

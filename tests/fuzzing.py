@@ -107,7 +107,9 @@ def mutated(draw: st.DrawFn, raw: bytes) -> bytes:
 
 
 def _text() -> st.SearchStrategy[str]:
-    return st.text(max_size=12).filter(lambda s: len(s.encode()) <= wire.MAX_NAME and not wire.has_control(s))
+    """Names the codec carries (the rules for a name: no spaces, nothing invisible)."""
+    return st.text(max_size=12).filter(
+        lambda s: len(s.encode()) <= wire.MAX_NAME and not wire.has_control(s, word=True))
 
 
 def aimed(scene: Scene) -> st.SearchStrategy[bytes]:

@@ -13,8 +13,13 @@ from lanpay.core.text import TextError, check_memo, check_name, describe, escape
 FAMILY = "\U0001F468\u200D\U0001F469\u200D\U0001F467"   # man ZWJ woman ZWJ girl: one grapheme
 
 
+HEART_ON_FIRE = "\u2764\ufe0f\u200d\U0001F525"   # heart, VS16, ZWJ, fire: one emoji
+SCOTLAND = "\U0001F3F4" + "".join(chr(0xE0000 + ord(c)) for c in "gbsct") + "\U000E007F"
+
+
 @pytest.mark.parametrize("name", ["alice", "zoë", "x" * 32, "the-kitchen.pc", FAMILY, "José",
-                                  "\u05d3\u05df", "\u0645\u0631\u064a\u0645", "👍🏽", "é" * 16])
+                                  "\u05d3\u05df", "\u0645\u0631\u064a\u0645", "👍🏽", "é" * 16,
+                                  "e\u0301", "\u2764\ufe0f", HEART_ON_FIRE, SCOTLAND, "한국"])
 def test_names_people_use_are_accepted(name: str) -> None:
     assert check_name(name) == name
 
@@ -40,6 +45,35 @@ def test_a_refused_name_says_which_rule_and_which_character(name: str, message: 
     with pytest.raises(TextError) as info:
         check_name(name)
     assert str(info.value) == message
+
+
+INVISIBLE = "contains a character that shows as nothing"
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("bob\u200b", f"{INVISIBLE} (U+200B ZERO WIDTH SPACE)"),
+    ("b\u2060ob", f"{INVISIBLE} (U+2060 WORD JOINER)"),
+    ("\ufeffbob", f"{INVISIBLE} (U+FEFF ZERO WIDTH NO-BREAK SPACE)"),
+    ("bo\u200cb", f"{INVISIBLE} (U+200C ZERO WIDTH NON-JOINER)"),
+    ("bob\u200d", f"{INVISIBLE} (U+200D ZERO WIDTH JOINER)"),
+    ("bo\u00adb", f"{INVISIBLE} (U+00AD SOFT HYPHEN)"),
+    ("\u115fbob", f"{INVISIBLE} (U+115F HANGUL CHOSEONG FILLER)"),
+    ("bob\u1160", f"{INVISIBLE} (U+1160 HANGUL JUNGSEONG FILLER)"),
+    ("bob\u3164", f"{INVISIBLE} (U+3164 HANGUL FILLER)"),
+    ("bob\uffa0", f"{INVISIBLE} (U+FFA0 HALFWIDTH HANGUL FILLER)"),
+    ("bob\u2800", f"{INVISIBLE} (U+2800 BRAILLE PATTERN BLANK)"),
+    ("bob\ufe0f", f"{INVISIBLE} (U+FE0F VARIATION SELECTOR-16)"),     # a selector after a letter
+    ("\u2764\ufe0f\ufe0f", f"{INVISIBLE} (U+FE0F VARIATION SELECTOR-16)"),
+    ("\U0001F44D\u200d", f"{INVISIBLE} (U+200D ZERO WIDTH JOINER)"),  # a joiner with nothing after
+    ("bob\U000E0062", f"{INVISIBLE} (U+E0062 TAG LATIN SMALL LETTER B)"),
+    ("\u0301bob", "must not start with a combining mark (U+0301 COMBINING ACUTE ACCENT)"),
+])
+def test_a_name_cannot_hold_what_shows_as_nothing(name: str, message: str) -> None:
+    """``bob`` with an invisible character added would look like bob on both screens."""
+    with pytest.raises(TextError) as info:
+        check_name(name)
+    assert str(info.value) == f"name {message}"
+    assert check_memo(f"for {name}") == f"for {name}"      # in a memo it harms no one
 
 
 def test_memos_may_have_spaces_and_a_byte_limit() -> None:
@@ -97,6 +131,18 @@ def test_the_codec_refuses_the_same_text_from_the_network(text: str, char: str) 
     body = b"\x01" + struct.pack(">QQQ", 1, 0, 5) + bytes([len(text.encode())]) + text.encode()
     with pytest.raises(DecodeError):
         wire.decode_inner(body)
+
+
+@pytest.mark.parametrize(("name", "char"), [
+    ("bob is paid", "U+0020"), ("bob\u200b", "U+200B"), ("\u3164", "U+3164"), ("\u0301b", "U+0301"),
+])
+def test_the_codec_keeps_the_name_rules_for_a_name_from_the_network(name: str, char: str) -> None:
+    """A name arrives in the same field type everywhere: what --name refuses, a datagram cannot bring."""
+    with pytest.raises(DecodeError, match=char.replace("+", r"\+")):
+        wire.decode(refuse_body(name.encode()))
+    with pytest.raises(ValueError, match=char.replace("+", r"\+")):
+        wire.encode(wire.Refuse(7, 8, wire.R_TAKEN, name))
+    assert wire.decode(refuse_body(b"")).name == ""        # no name (a field left empty) passes
 
 
 def test_the_codec_carries_a_family_emoji_both_ways() -> None:

@@ -91,8 +91,8 @@ class Peer:
 
     def __init__(self, config: Config, rng: random.Random, now: float) -> None:
         for label, text in (("name", config.name), ("peer name", config.want_peer or "x")):
-            if not text or len(text.encode()) > wire.MAX_NAME or wire.has_control(text):
-                raise UserError(f"{label} must be 1 to {wire.MAX_NAME} bytes of printable text")
+            if not text or len(text.encode()) > wire.MAX_NAME or wire.has_control(text, word=True):
+                raise UserError(f"{label} must be one word of 1 to {wire.MAX_NAME} bytes of printable text")
         self.config, self.rng = config, rng
         self.started = self._now = now          # the time of the latest input, for warnings
         me = pairing.new_identity(config.name, config.want_peer or "", config.code or None, rng)

@@ -133,15 +133,17 @@ class Blob(Field):
         return r.take(n)
 
 
-def has_control(text: str) -> bool:
-    """Whether text breaks the rules for shown text (:mod:`.text`): controls, bidi, bad UTF-8."""
-    return not _plain(text) and text_rules.problem(text) is not None
+def has_control(text: str, word: bool = False) -> bool:
+    """Whether text breaks the rules for shown text (:mod:`.text`): controls, bidi, bad UTF-8;
+    with ``word``, the rules for a name as well."""
+    return not _plain(text, word) and text_rules.problem(text, word=word) is not None
 
 
-def _plain(text: str) -> bool:
-    """Printable ASCII (U+0020 to U+007E) breaks none of the text rules: most memos and names
-    are, and this is one C call where the rules walk the text a character at a time."""
-    return text.isascii() and text.isprintable()
+def _plain(text: str, word: bool = False) -> bool:
+    """Printable ASCII (U+0020 to U+007E; without the space for a name) breaks none of the
+    text rules: most memos and names are, and this is a C call or two where the rules walk
+    the text a character at a time."""
+    return text.isascii() and text.isprintable() and not (word and " " in text)
 
 
 class Text(Blob):
@@ -156,15 +158,28 @@ class Text(Blob):
         return _text(super().read(r))
 
 
-def _text(raw: bytes) -> str:
+def _text(raw: bytes, word: bool = False) -> str:
     """A received text field's bytes as text, or the DecodeError that says why not."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DecodeError("bad utf-8") from exc
-    if not _plain(text) and (found := text_rules.problem(text)) is not None:
+    if not _plain(text, word) and (found := text_rules.problem(text, word=word)) is not None:
         raise DecodeError(f"text {found}")
     return text
+
+
+class Name(Text):
+    """A name (or none, empty): :mod:`.text`'s rules for a name, one word that shows as what it is."""
+
+    def write(self, value: Any, out: bytearray) -> None:
+        if not (isinstance(value, str) and _plain(value, True)) and (
+                found := text_rules.problem(value, word=True)) is not None:
+            raise ValueError(f"name {found}")
+        Blob.write(self, value.encode("utf-8"), out)
+
+    def read(self, r: _Reader) -> Any:
+        return _text(Blob.read(self, r), word=True)
 
 
 class ListOf(Field):
@@ -193,7 +208,7 @@ class ListOf(Field):
 
 
 U8, U16, U32, U64, I64 = Int("B"), Int("H"), Int("I"), Int("Q"), Int("q")
-NAME, MEMO = Text(MAX_NAME), Text(MAX_MEMO)
+NAME, MEMO = Name(MAX_NAME), Text(MAX_MEMO)
 KEY, NONCE, TAG, INC = Fixed(32), Fixed(16), Fixed(TAG_LEN), U64
 SHARE = Blob(32)   # CPace share: empty unless a --code is in use
 
