@@ -167,7 +167,8 @@ def test_without_a_code_nothing_is_handed_back_until_the_survivor_accepts(lanpay
     pay(bob, alice, "3.00")
     bob.send("pay 30 concert")                       # alice's --limit refuses it: 23.00 > 20.00
     bob.expect(r"^Error: alice refused payment #2 of 30\.00")
-    alice.expect(r"^Refused bob's payment #2 of 30\.00 — concert: .*; nothing moved$")
+    alice.expect(r"^Refused bob's payment #2 of 30\.00 — concert: it would exceed your limit of 20\.00; "
+                 r"nothing moved$")
     before = history(bob)
     assert sorted(before) == [(1, "in", 1000, "received", "lunch"), (1, "out", 300, "confirmed", ""),
                               (2, "out", 3000, "rejected", "concert")]

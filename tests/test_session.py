@@ -640,6 +640,10 @@ def test_a_payment_past_the_payee_limit_is_rejected_with_a_reason() -> None:
     lan.pump()
     assert lan.events(a, events.PaymentRejected) == [
         events.PaymentRejected(2, 1000, wire.REJECT_TEXT[wire.REJECT_OVER_LIMIT])]
+    # each side in its own words: the payer hears of "their limit", the payee of its own
+    assert wire.REJECT_TEXT[wire.REJECT_OVER_LIMIT] == "it would exceed their limit"
+    assert lan.events(b, events.PaymentDeclined) == [
+        events.PaymentDeclined(2, 1000, "", "it would exceed your limit of 15.00")]
     assert (a.status().balance, b.status().balance) == (-1000, 1000)
 
 

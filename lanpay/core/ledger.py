@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 
 from . import wire
-from .amounts import MAX_PAYMENT_CENTS
+from .amounts import MAX_PAYMENT_CENTS, format_amount
 from .frozen import frozen
 from .history import (IN_DOUBT, PENDING, REJECTED, SETTLED, Earlier, HistoryEntry, HistoryLines, Lines, Status,
                       Totals)
@@ -185,8 +185,9 @@ class Ledger:
                 self.declined_uncounted += 1
             else:
                 self.declined_lines += 1
-            self.ins.add(seq, amount, memo, at, REJECTED, reason)
-            return HistoryEntry(seq, "in", amount, memo, at, _STATUS_REJECTED, reason)
+            self.ins.add(seq, amount, memo, at, REJECTED, reason)   # the payer's words, as sent
+            mine = f"it would exceed your limit of {format_amount(self.limit)}"
+            return HistoryEntry(seq, "in", amount, memo, at, _STATUS_REJECTED, mine)
         self.balance += amount
         self.in_settled += 1
         self.ins.add(seq, amount, memo, at)
