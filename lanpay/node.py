@@ -193,6 +193,11 @@ class Node:
             outcome.cancel()
         self._waiters.clear()
 
+    def stop_waiting(self) -> None:
+        """End :meth:`close`'s wait for payments now (the user would rather not wait)."""
+        if self._idle is not None:
+            self._idle.set()
+
     async def _linger(self) -> None:
         """Serve the core's timers a moment longer so a lost BYE can be repeated."""
         deadline = self._loop.time() + CLOSE_LINGER

@@ -12,12 +12,13 @@ serves a script feeding stdin.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import stat
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lanpay.commands import (
@@ -104,6 +105,7 @@ class NodeLike(Protocol):
     def send_payment(self, cents: int, memo: str = "") -> tuple[int, asyncio.Future[Any]]: ...
     def accept(self, code: str | None = None) -> None: ...
     async def close(self, grace: float = EXIT_GRACE) -> None: ...
+    def stop_waiting(self) -> None: ...
 
 
 # -- the shells -----------------------------------------------------------------
@@ -261,6 +263,46 @@ class Shell:
                       payments=[{"seq": s, **money("amount", a)} for s, a, _ in pending])
         self.emit("goodbye", GOODBYE)
         self._done = True
+
+
+class _Interrupted:
+    """Whether Ctrl-C came; true once it did."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __bool__(self) -> bool:
+        return self.seen
+
+
+@contextlib.contextmanager
+def _interrupt_calls(action: Callable[..., None], *args: Any) -> Iterator[_Interrupted]:
+    """While the block runs, Ctrl-C (SIGINT) calls ``action(*args)`` instead of interrupting.
+
+    The wait on the way out has no prompt to take the key, so without this a
+    Ctrl-C there would end lanpay before it says which payments it left unconfirmed.
+    """
+    import signal
+
+    seen = _Interrupted()
+
+    def interrupt() -> None:
+        seen.seen = True
+        action(*args)
+
+    loop = asyncio.get_running_loop()
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    except (NotImplementedError, RuntimeError, ValueError):   # no signals here: Ctrl-C interrupts
+        yield seen
+        return
+    try:
+        yield seen
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        if before is not None:
+            signal.signal(signal.SIGINT, before)
 
 
 class _Waiting:
@@ -669,11 +711,18 @@ class InteractiveShell(Shell):
                 await self._prompt_loop(node)
                 pending = len(node.status().pending)
                 if pending:
-                    self.emit("waiting", f"Waiting for {pending} payment{'s' * (pending != 1)} to be confirmed…")
-                await self.leave(node)
+                    self.emit("waiting", f"Waiting for {pending} payment{'s' * (pending != 1)} to be "
+                              "confirmed… (Ctrl-C to leave now)")
+                with _interrupt_calls(self._stop_waiting, node) as interrupted:
+                    await self.leave(node)
         finally:
             watcher.cancel()
-        return 0
+        return 130 if interrupted else 0
+
+    def _stop_waiting(self, node: NodeLike) -> None:
+        """Ctrl-C during the wait on the way out: the terminal echoed ``^C``; end its line, stop waiting."""
+        self.out("")
+        node.stop_waiting()
 
     async def _prompt_loop(self, node: NodeLike) -> None:
         while True:

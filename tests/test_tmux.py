@@ -38,8 +38,11 @@ class Pane:
         return done.stdout
 
     def start(self, command: list[str]) -> None:
-        """Run ``command`` in the pane; a shell around it prints its exit status after it."""
-        wrapped = ["sh", "-c", '"$@"; echo "[exit status $?]"', "sh", *command]
+        """Run ``command`` in the pane; a shell around it prints its exit status after it.
+
+        bash, not sh: a Ctrl-C that lanpay handles must not end the shell around it (bash
+        waits to see whether its child died of the signal; dash dies at once)."""
+        wrapped = ["bash", "--norc", "--noprofile", "-c", '"$@"; echo "[exit status $?]"', "bash", *command]
         self.tmux("new-session", "-d", "-s", self.target, "-x", "110", "-y", "30",
                   shlex.join(wrapped))
 
@@ -149,6 +152,29 @@ def test_tab_in_a_paste_completes_and_ctrl_c_twice_leaves(pane, lanpay, loopback
     pane.wait_text(r"To leave, type exit or press Ctrl-D, or Ctrl-C again within 2 s")
     pane.wait_text(r"^\[exit status 0\]$")
     bob.expect(r"^alice left$")
+
+
+def test_ctrl_c_while_exit_waits_still_says_which_payment_is_not_confirmed(pane, lanpay, loopback_ns) -> None:
+    """After ``exit`` no prompt takes the keys: Ctrl-C is a signal there, and it cuts the wait short
+    without cutting short what lanpay has to say about the payment it leaves unconfirmed."""
+    pane.start(lanpay_command(["--name", "alice", "--interface", "lo"], netns=loopback_ns))
+    bob = lanpay("bob", "--name", "bob", "--interface", "lo", netns=loopback_ns)
+    bob.expect(r"^Welcome to your peering relationship!$")
+    pane.wait_text(r"Welcome to your peering relationship!")
+    bob.pause()                                    # it will not confirm anything for now
+    pane.type("pay 4")
+    pane.enter()
+    pane.type("exit")
+    pane.enter()
+    pane.wait_text(r"^Waiting for 1 payment to be confirmed… \(Ctrl-C to leave now\)$")
+    pane.tmux("send-keys", "-t", pane.target, "C-c")
+    screen = pane.wait_text(r"^\[exit status 130\]$")
+    warning = index_of(screen, r"^Warning: leaving with 1 payment\(s\) not confirmed \(#1 4\.00\); "
+                               r"bob may or may not have received them$")
+    assert 0 <= warning < index_of(screen, r"^Goodbye\.$"), "\n".join(screen)
+    assert not any("Traceback" in line for line in screen), "\n".join(screen)
+    bob.resume()
+    bob.expect(r"You were paid 4\.00!|alice left")
 
 
 def test_a_pasted_block_runs_line_by_line_and_ctrl_z_suspends_until_fg(pane, lanpay, loopback_ns) -> None:

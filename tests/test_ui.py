@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import functools
 import json
+import os
+import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -489,6 +491,10 @@ class FakeNode:
     attempts: int = 0                                         # send_payment calls, refused ones included
     limit: int | None = None                                  # like --limit: the pending ones count
     amounts: dict[int, int] = field(default_factory=dict)
+    wait_on_close: bool = False      # close() waits out its grace while payments are pending, as the node does
+    stop_calls: int = 0
+    waited_out: bool = False         # close() waited its whole grace
+    _stop: asyncio.Event | None = None
 
     def status(self) -> FakeStatus:
         pending = tuple((s, 1, False) for s, f in self.outcomes.items() if not f.done())
@@ -537,6 +543,17 @@ class FakeNode:
 
     async def close(self, grace: float = 3.0) -> None:
         self.closed.append(grace)
+        if self.wait_on_close and self.status().pending:
+            self._stop = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._stop.wait(), grace)
+            except asyncio.TimeoutError:
+                self.waited_out = True
+
+    def stop_waiting(self) -> None:
+        self.stop_calls += 1
+        if self._stop is not None:
+            self._stop.set()
 
 
 def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
@@ -816,6 +833,30 @@ async def test_interactive_before_pairing_balance_works_and_pay_is_refused() -> 
     ]
 
 
+@sync
+async def test_ctrl_c_while_exit_waits_for_a_payment_leaves_at_once_and_still_warns() -> None:
+    """No prompt takes the key during that wait: Ctrl-C (SIGINT) ends the wait, not lanpay's words."""
+    before = signal.getsignal(signal.SIGINT)
+    node = FakeNode(answer="never", wait_on_close=True)
+    task = asyncio.create_task(run_interactive("pay 3\rexit\r", node))
+    for _ in range(200):
+        if node.closed:
+            break
+        await asyncio.sleep(0.01)
+    assert node.closed == [3.0]
+    os.kill(os.getpid(), signal.SIGINT)
+    out, node, status = await asyncio.wait_for(task, 10)
+    assert status == 130 and node.stop_calls == 1 and not node.waited_out
+    assert out[-4:] == [
+        "Waiting for 1 payment to be confirmed… (Ctrl-C to leave now)",
+        "",                                                  # ends the line the terminal's ^C is on
+        "Warning: leaving with 1 payment(s) not confirmed (#1 0.01); the peer may or may not have "
+        "received them",
+        "Goodbye.",
+    ]
+    assert signal.getsignal(signal.SIGINT) == before          # Ctrl-C interrupts again afterwards
+
+
 class Clock:
     def __init__(self, *times: float) -> None:
         self.times = list(times)
@@ -869,7 +910,7 @@ async def test_interactive_pay_returns_to_the_prompt_and_exit_waits() -> None:
     out, node, status = await run_interactive("PAY 2.5 tea\rquit\r", FakeNode(answer="never"))
     assert status == 0
     assert out == [
-        "Waiting for 1 payment to be confirmed…",
+        "Waiting for 1 payment to be confirmed… (Ctrl-C to leave now)",
         "Warning: leaving with 1 payment(s) not confirmed (#1 0.01); the peer may or may not have received them",
         "Goodbye.",
     ]
