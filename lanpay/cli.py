@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="line mode: give up (status 1) when pairing, or a payment's outcome, takes longer "
         "than SECONDS")
     add("-v", "--verbose", action="count", default=0,
-        help="log to stderr (-vv for protocol detail)")
+        help="log to stderr: -v every event, -vv every datagram sent and received as well")
     add("--log", metavar="FILE", dest="log_file", help="write the log to FILE instead of stderr")
     add("--version", action="version", version=f"lanpay {__version__}")
     return parser

@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
+from lanpay.core import wire
 from lanpay.core.events import Event, PaymentConfirmed, PaymentRejected, PaymentsVoided
 from lanpay.core.peer import BROADCAST, Config, HistoryEntry, Peer, Status
 from lanpay.transport import (
@@ -78,6 +79,9 @@ class Node:
         self._waiters: dict[int, asyncio.Future[Event]] = {}
         self._idle: asyncio.Event | None = None    # while close() waits for payments to finish
         self._closed = False
+        # -v tells every event, -vv every datagram as well: decided once, not per datagram.
+        self._log_events = log.isEnabledFor(logging.INFO)
+        self._log_datagrams = log.isEnabledFor(logging.DEBUG)
         # The core speaks the loop's monotonic clock; people read the wall clock.
         self._wall_offset = time.time() - self._loop.time()
 
@@ -217,9 +221,22 @@ class Node:
         if self._closed or self._peer is None:
             return
         now = self._loop.time()
-        for data, addr in batch:
-            self._peer.receive_datagram(data, addr, now)
+        if self._log_datagrams:
+            for data, addr in batch:
+                self._receive_logged(self._peer, data, addr, now)
+        else:
+            for data, addr in batch:
+                self._peer.receive_datagram(data, addr, now)
         self._pump(now)
+
+    @staticmethod
+    def _receive_logged(peer: Peer, data: bytes, addr: Address, now: float) -> None:
+        """One datagram into the core, and a log line saying what the core made of it."""
+        before = dict(peer.drops)
+        peer.receive_datagram(data, addr, now)
+        dropped = [r.value for r, n in peer.drops.items() if n != before.get(r, 0)]
+        log.debug("received %s, %d bytes, from %s:%d: %s", wire.kind_of(data), len(data), addr[0], addr[1],
+                  f"dropped ({', '.join(dropped)})" if dropped else "accepted")
 
     def _on_timer(self) -> None:
         """The one timer fired: the core's timers run only once due, and never see a time before
@@ -253,6 +270,9 @@ class Node:
         session = self._session
         assert session is not None
         for data, dest in peer.datagrams_to_send(now):
+            if self._log_datagrams:
+                log.debug("sending %s, %d bytes, to %s", wire.kind_of(data), len(data),
+                          "every broadcast target" if dest is BROADCAST else f"{dest[0]}:{dest[1]}")
             if dest is BROADCAST:
                 for host in self._targets:
                     session.send(data, (host, self._discovery_port))
@@ -262,6 +282,8 @@ class Node:
     def _drain_events(self, peer: Peer) -> None:
         """Hand every event to the sink first, then settle the matching payment."""
         while (event := peer.next_event()) is not None:
+            if self._log_events:
+                log.info("event %r", event)        # repr escapes what a terminal would act on
             try:
                 self._on_event(event)
             except Exception:  # a display bug must not stop the protocol

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import random
+import re
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -332,6 +334,30 @@ async def test_junk_reaches_the_core_which_counts_the_drop() -> None:
     await until(lambda: node.peer.drops[DropReason.MALFORMED] == 1, "the drop to be counted")
     assert node.status().drops >= 1
     await node.close(0)
+
+
+@sync
+async def test_verbose_logs_tell_every_event_and_with_debug_every_datagram(caplog: pytest.LogCaptureFixture) -> None:
+    """-v and -vv: what the help promises is in the log, and junk is logged with why it was dropped."""
+    caplog.set_level(logging.DEBUG, logger="lanpay.node")
+    pair = await two_nodes()
+    await pair.alice.pay(150, "hi")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:
+        junk.sendto(b"\x00not lanpay", pair.alice.session_address)
+    await until(lambda: pair.alice.peer.drops[DropReason.MALFORMED] == 1, "the junk to be dropped")
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "lanpay.node"]
+    infos = [m for level, m in lines if level == logging.INFO]
+    debugs = [m for level, m in lines if level == logging.DEBUG]
+    assert any(m.startswith("event Paired(peer_name='bob'") for m in infos)
+    assert "event PaymentConfirmed(seq=1, amount=150, memo='hi', balance=-150, was_in_doubt=False)" in infos
+    assert any(re.fullmatch(r"sending announce, \d+ bytes, to every broadcast target", m) for m in debugs)
+    assert any(re.fullmatch(r"received sealed, \d+ bytes, from 127\.0\.0\.1:\d+: accepted", m) for m in debugs)
+    assert any(re.fullmatch(r"received announce, \d+ bytes, from 127\.0\.0\.1:\d+: dropped \(own\)", m)
+               for m in debugs)
+    assert any(re.fullmatch(r"received \?, 11 bytes, from 127\.0\.0\.1:\d+: dropped \(malformed\)", m)
+               for m in debugs)
+    await pair.alice.close(0)
+    await pair.bob.close(0)
 
 
 @sync

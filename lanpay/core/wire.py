@@ -672,6 +672,16 @@ def encode(msg: Message) -> bytes:
     return bytes(out)
 
 
+def kind_of(data: bytes) -> str:
+    """What a datagram says it is (``announce``, ``sealed``, …) from its header alone, for a
+    log line: it proves nothing, and ``?`` is anything that is not a lanpay header."""
+    if len(data) < HEADER.size:
+        return "?"
+    magic, version, kind = HEADER.unpack_from(data)
+    cls = OUTER.get(kind) if magic == MAGIC and version == VERSION else None
+    return cls.__name__.lower() if cls is not None else "?"
+
+
 def decode(data: bytes) -> Message:
     """Decode a datagram; raise DecodeError for anything not exactly well-formed."""
     if data[:4] == _SEALED_HEAD:          # nearly every datagram: straight to its three parts
