@@ -10,6 +10,7 @@ missing on a developer's machine, but fail when ``CI`` is set: there they must r
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from pathlib import Path
@@ -31,6 +32,19 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     for method, position in _GUARDED:
         original = getattr(socket.socket, method)
         monkeypatch.setattr(socket.socket, method, netlan.guarded(original, position))
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_found() -> Iterator[None]:
+    """``main()`` installs lanpay's log handler on the root logger, writing to the stderr of its
+    test: take it off again, so a later test's records do not go to a stream long closed."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
 
 
 @pytest.fixture
