@@ -666,6 +666,7 @@ class InteractiveShell(Shell):
         from prompt_toolkit import PromptSession
         from prompt_toolkit.history import InMemoryHistory
         from prompt_toolkit.key_binding import KeyBindings
+        from prompt_toolkit.keys import Keys
 
         keys = KeyBindings()
 
@@ -674,6 +675,11 @@ class InteractiveShell(Shell):
             rest = complete_word(event.current_buffer.document.text_before_cursor)
             if rest:
                 event.current_buffer.insert_text(rest)
+
+        @keys.add(Keys.Vt100MouseEvent)
+        def _not_a_mouse(event: Any) -> None:
+            """lanpay asks the terminal for no mouse reports, so what parses as one was typed or
+            pasted (``ESC [ 5 m``): ignore it, as prompt_toolkit's own handler would fail on it."""
 
         @keys.add("c-c")
         def _interrupt(event: Any) -> None:

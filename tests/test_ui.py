@@ -857,6 +857,15 @@ async def test_ctrl_c_while_exit_waits_for_a_payment_leaves_at_once_and_still_wa
     assert signal.getsignal(signal.SIGINT) == before          # Ctrl-C interrupts again afterwards
 
 
+@pytest.mark.parametrize("keys", ["\x1b[5m", "\x1b[<5m", "\x1b[<0;3;4M", "\x1b[M!!!", "\x1b[1;2;3M",
+                                  "\x1b[99999999999999999999;1;1M"])
+@sync
+async def test_typed_keys_that_parse_as_a_mouse_report_are_ignored_not_a_crash(keys: str) -> None:
+    """No mouse reports are asked for: ``ESC [ 5 m`` typed by hand must not stop the prompt."""
+    out, node, status = await run_interactive(keys + "balance\rexit\r")
+    assert (out, status) == (["0.00", "Goodbye."], 0)
+
+
 class Clock:
     def __init__(self, *times: float) -> None:
         self.times = list(times)
