@@ -337,8 +337,14 @@ def help_text() -> str:
     return "\n".join(f"  {entry.usage.ljust(width)}  {entry.summary}" for entry in HELP)
 
 
+#: While a restarted lanpay waits for its relationship to be handed back, it knows no balance.
+NOT_KNOWN_YET = "not known yet: the relationship is being handed back (try again in a moment)"
+
+
 def balance_text(status: Status) -> str:
     """The balance alone on the first line (scripts read it); pending detail after."""
+    if status.state == "restoring":
+        return f"Balance {NOT_KNOWN_YET}"
     lines = [format_amount(status.balance)]
     if status.pending:
         total = sum(amount for _, amount, _ in status.pending)
@@ -435,11 +441,11 @@ def peer_text(status: Status, left: bool = False, why_not: str | None = None) ->
     agree = {True: "agree", False: "DISAGREE", None: "not compared yet"}[status.agree]
     return "\n".join(
         [
-            f"Peer:     {name} at {host}:{port} ({status.state})",
+            f"Peer:     {name} at {host}:{port} ({'left' if left else status.state})",
             f"Code:     {status.code} ({check})",
             f"Link:     {_link(status, left)}, RTT {_rtt(status.rtt)}",
             f"Views:    {agree}",
-            f"Balance:  {format_amount(status.balance)}",
+            f"Balance:  {NOT_KNOWN_YET if status.state == 'restoring' else format_amount(status.balance)}",
         ]
     )
 
@@ -481,7 +487,8 @@ def toolbar_text(status: Status, left: bool = False, width: int | None = None) -
             who.append("restoring…")
         else:
             who += [_link(status, left), f"RTT {_rtt(status.rtt)}"]
-    money_parts = [f"balance {format_amount(status.balance)}"]
+    restoring = status.state == "restoring"           # no balance is known until it is handed back
+    money_parts = [] if restoring else [f"balance {format_amount(status.balance)}"]
     if status.pending:
         money_parts.append(f"{len(status.pending)} pending")
     address = f" ({status.peer_addr[0]})" if status.peer_name is not None and status.peer_addr is not None else ""
@@ -496,6 +503,8 @@ def toolbar_text(status: Status, left: bool = False, width: int | None = None) -
         line = " · ".join([*parts, *money_parts]) if parts is not None else ""
         if line and columns(line) <= width:
             return line
+    if restoring:
+        return ""
     for line in (" · ".join(money_parts), money_parts[0], format_amount(status.balance)):
         if columns(line) <= width:
             return line
@@ -518,6 +527,15 @@ def _rtt(rtt: float | None) -> str:
 def looking_text(want: str | None) -> str:
     """The first line, so the user knows lanpay is waiting for someone."""
     return f"Looking for {want} on the LAN…" if want else "Looking for a peer on the LAN…"
+
+
+def candidates(before_cursor: str) -> list[str]:
+    """The command words the typed word could still become (all of them on an empty line);
+    none once a space follows the word."""
+    typed = before_cursor.lstrip()
+    if any(ch.isspace() for ch in typed):
+        return []
+    return [w for w in WORDS if w.startswith(typed.lower())]
 
 
 def complete_word(before_cursor: str) -> str | None:

@@ -61,6 +61,7 @@ from lanpay.render import (
     WELCOME,
     balance_record,
     balance_text,
+    candidates,
     complete_word,
     error_text,
     event_type,
@@ -672,9 +673,12 @@ class InteractiveShell(Shell):
 
         @keys.add("tab")
         def _complete(event: Any) -> None:
-            rest = complete_word(event.current_buffer.document.text_before_cursor)
+            before = event.current_buffer.document.text_before_cursor
+            rest = complete_word(before)
             if rest:
                 event.current_buffer.insert_text(rest)
+            elif len(could := candidates(before)) > 1:
+                self.emit("hint", "  ".join(could))      # several fit: say which, above the prompt
 
         @keys.add(Keys.Vt100MouseEvent)
         def _not_a_mouse(event: Any) -> None:

@@ -52,6 +52,7 @@ from lanpay.core.events import (
 from lanpay.render import (
     REFUSED,
     balance_text,
+    candidates,
     complete_word,
     error_text,
     help_text,
@@ -337,6 +338,12 @@ def test_tab_completes_the_command_word_once() -> None:
     assert complete_word("") is None and complete_word("zz") is None
 
 
+def test_tab_names_the_commands_a_word_could_become() -> None:
+    assert candidates("p") == ["pay", "peer"] and candidates(" P") == ["pay", "peer"]
+    assert candidates("") == ["balance", "pay", "history", "peer", "accept", "help", "exit", "quit"]
+    assert candidates("pay 1") == [] and candidates("zz") == []
+
+
 def test_unknown_peer_name_reads_naturally() -> None:
     assert render(PaymentInDoubt(1, 100)) == (
         "Payment #1 of 1.00 is in doubt: the peer has not confirmed it yet; still trying"
@@ -452,6 +459,7 @@ def test_columns_counts_what_a_terminal_shows() -> None:
 def test_peer_info_after_the_peer_left_says_left() -> None:
     gone = FakeStatus("paired", "bob", BOB, "41-87-03", False, None, 0)
     assert "Link:     left, RTT unknown" in peer_text(gone, left=True).split("\n")
+    assert peer_text(gone, left=True).split("\n")[0] == "Peer:     bob at 127.0.0.1:40001 (left)"
     assert "Link:     not responding, RTT unknown" in peer_text(gone).split("\n")
 
 
@@ -462,9 +470,21 @@ def test_toolbar() -> None:
         "bob (127.0.0.1) · not responding · RTT unknown · balance 2.50 · 1 pending")
     assert toolbar_text(busy, left=True) == "bob (127.0.0.1) · left · RTT unknown · balance 2.50 · 1 pending"
     assert toolbar_text(PAIRED) == "bob (127.0.0.1) · online · RTT 0.4 ms · balance -10.00"
-    assert toolbar_text(FakeStatus("restoring", "alice")) == "pairing with alice… · balance 0.00"
+    # a restarted lanpay knows no balance until it is handed back: 0.00 would be a guess
+    assert toolbar_text(FakeStatus("restoring", "alice")) == "pairing with alice…"
     restoring = FakeStatus("restoring", "alice", BOB, "1", False, None, 0)
-    assert toolbar_text(restoring) == "alice (127.0.0.1) · restoring… · balance 0.00"
+    assert toolbar_text(restoring) == "alice (127.0.0.1) · restoring…"
+    assert toolbar_text(restoring, width=18) == "alice · restoring…"
+    assert toolbar_text(restoring, width=12) == "alice"
+    assert toolbar_text(restoring, width=4) == ""
+
+
+def test_balance_and_peer_while_restoring_say_the_balance_is_not_known_yet() -> None:
+    restoring = FakeStatus("restoring", "alice", BOB, "1", False, None, 0)
+    assert balance_text(restoring) == (
+        "Balance not known yet: the relationship is being handed back (try again in a moment)")
+    assert ("Balance:  not known yet: the relationship is being handed back (try again in a moment)"
+            in peer_text(restoring).split("\n"))
 
 
 def test_help_lists_every_command() -> None:
@@ -864,6 +884,12 @@ async def test_typed_keys_that_parse_as_a_mouse_report_are_ignored_not_a_crash(k
     """No mouse reports are asked for: ``ESC [ 5 m`` typed by hand must not stop the prompt."""
     out, node, status = await run_interactive(keys + "balance\rexit\r")
     assert (out, status) == (["0.00", "Goodbye."], 0)
+
+
+@sync
+async def test_an_ambiguous_tab_shows_the_candidates_above_the_prompt() -> None:
+    out, node, status = await run_interactive("p\t\x15bal\t\rexit\r")     # Ctrl-U clears the line
+    assert out == ["pay  peer", "0.00", "Goodbye."]
 
 
 class Clock:
