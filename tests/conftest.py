@@ -23,6 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import netlan  # noqa: E402
 from netlan import require_tools  # noqa: E402
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The quick subset (``-m "not slow"``) draws fewer examples in its property tests."""
+    import budget
+
+    budget.QUICK = (config.getoption("markexpr") or "").strip() == "not slow"
+
+
 _GUARDED = (("sendto", None), ("sendmsg", 3), ("connect", 0), ("connect_ex", 0))
 
 

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driver import Speaker, identity_in_band, identity_of
+from budget import examples
 from lanpay.core import crypto, wire
 from lanpay.core.announcer import Credit
 from lanpay.core.peer import BROADCAST, Config, Peer
@@ -167,7 +168,7 @@ def test_a_host_session_bytes_pay_for_its_next_process() -> None:
     assert not credit.spend(("10.0.0.1", 40004), 941)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["earn-host", "earn-addr", "spend"]), st.integers(1, 3),
                           st.integers(1, 70000)), max_size=60))
 def test_a_host_is_never_sent_more_than_it_sent(steps: list[tuple[str, int, int]]) -> None:

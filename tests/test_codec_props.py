@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from budget import examples
 from fuzzing import mutated
 from lanpay.core import wire
 from lanpay.core.errors import DecodeError
@@ -219,7 +220,7 @@ def encoders(outer: bool) -> tuple[Callable[[Any], bytes], Callable[[Any], bytes
 # ------------------------------------------------------------------ the properties
 
 @pytest.mark.parametrize(("cls", "outer"), ALL, ids=IDS)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(data=st.data())
 def test_same_bytes_and_round_trip_for_every_type(cls: type, outer: bool, data: st.DataObject) -> None:
     msg = data.draw(message_of(cls))
@@ -230,7 +231,7 @@ def test_same_bytes_and_round_trip_for_every_type(cls: type, outer: bool, data: 
 
 
 @pytest.mark.parametrize(("cls", "outer"), ALL, ids=IDS)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(data=st.data())
 def test_values_out_of_reach_are_refused_alike(cls: type, outer: bool, data: st.DataObject) -> None:
     """Out-of-range integers, wrong-sized keys, long texts and lists: ValueError in both, or the same bytes."""
@@ -242,7 +243,7 @@ def test_values_out_of_reach_are_refused_alike(cls: type, outer: bool, data: st.
 
 
 @pytest.mark.parametrize(("cls", "outer"), ALL, ids=IDS)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(data=st.data())
 def test_every_truncation_is_decoded_alike(cls: type, outer: bool, data: st.DataObject) -> None:
     encoded = encoders(outer)[0](data.draw(message_of(cls)))
@@ -252,14 +253,14 @@ def test_every_truncation_is_decoded_alike(cls: type, outer: bool, data: st.Data
 
 
 @pytest.mark.parametrize(("cls", "outer"), ALL, ids=IDS)
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(data=st.data())
 def test_mutated_datagrams_are_decoded_alike(cls: type, outer: bool, data: st.DataObject) -> None:
     encoded = encoders(outer)[0](data.draw(message_of(cls)))
     same_decoding(data.draw(mutated(encoded)), outer)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.integers(0, 9), st.binary(max_size=120))
 def test_noise_behind_every_header_is_decoded_alike(kind: int, body: bytes) -> None:
     same_decoding(b"LP\x01" + bytes([kind]) + body, outer=True)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from budget import examples
 from lanpay.core import crypto
 from lanpay.core.crypto import (
     A,
@@ -277,7 +278,7 @@ def test_elligator2_lands_on_the_curve_and_ignores_sign(r: int) -> None:
     assert elligator2(P - r if r else 0) == u
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(st.text(max_size=40), st.binary(max_size=32))
 def test_generator_is_a_curve_point(code: str, sid: bytes) -> None:
     g = cpace_generator(code, sid)
@@ -316,14 +317,14 @@ def run_cpace(code_a: str, code_b: str, sid: bytes, seed: int) -> tuple[bytes, b
     return cpace_secret(a, share_b), cpace_secret(b, share_a)
 
 
-@settings(max_examples=50)
+@settings(max_examples=examples(50))
 @given(st.text(max_size=20), st.binary(max_size=16), st.integers(0, 2**32))
 def test_cpace_same_code_same_secret(code: str, sid: bytes, seed: int) -> None:
     sa, sb = run_cpace(code, code, sid, seed)
     assert sa == sb and len(sa) == 32 and any(sa)
 
 
-@settings(max_examples=50)
+@settings(max_examples=examples(50))
 @given(st.text(max_size=20), st.text(max_size=20), st.integers(0, 2**32))
 def test_cpace_different_code_different_secret(a: str, b: str, seed: int) -> None:
     sa, sb = run_cpace(a, b, b"sid", seed)
@@ -461,7 +462,7 @@ ops = st.lists(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.integers(1, 80), ops)
 def test_replay_window_matches_set_model(size: int, steps: list[tuple[int, bool]]) -> None:
     w, marked = ReplayWindow(size), set[int]()

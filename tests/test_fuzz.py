@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fuzz  # tools/ is on the path through netlan
+from budget import examples
 from fuzzing import STRANGER, Scene, build_scenes, check_case, feed, inputs, mutated
 from invariants import bounded
 from netlan import REPO
@@ -32,8 +33,8 @@ NAMES = [s.name for s in SCENES]
 SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 
-def runs(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, suppress_health_check=SUPPRESS)
+def runs(count: int) -> settings:
+    return settings(max_examples=examples(count), deadline=None, suppress_health_check=SUPPRESS)
 
 
 def test_the_scenes_cover_every_state_a_stranger_can_meet() -> None:

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
+from budget import examples
 from lanpay.core import wire
 from lanpay.core.ledger import (MAX_AHEAD, MAX_DECLINED_LINES, NUMBER_GAP, BadHandback, Ledger, Outcome, Restore,
                                 Restored, Status, Totals)
@@ -196,7 +197,7 @@ def test_the_final_word_is_complete_only_when_its_list_holds_every_refusal() -> 
 arrival_orders = st.integers(1, 120).flatmap(lambda n: st.permutations(range(1, n + 1)))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(arrival_orders, st.integers(0, 2_000), st.integers(0, 120), st.integers(0, 1_000))
 def test_any_ack_lists_every_rejection_it_covers(order: list[int], limit: int, floor: int, salt: int) -> None:
     """Whatever arrives in whatever order, an ack fits in a datagram and never hides a rejection,
@@ -488,7 +489,7 @@ def test_a_hand_back_that_cannot_be_real_is_refused(parts: list[wire.Resume], wh
         r.build(None, 0.0)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["pay", "ack", "reject", "doubt", "receive", "announce"]),
                           st.integers(1, 40), st.integers(1, 10_000)), max_size=60))
 def test_any_record_hands_back_as_its_mirror(ops: list[tuple[str, int, int]]) -> None:
@@ -649,7 +650,7 @@ class UnreliableDelivery(RuleBasedStateMachine):
 
 
 TestUnreliableDelivery = UnreliableDelivery.TestCase
-TestUnreliableDelivery.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+TestUnreliableDelivery.settings = settings(max_examples=examples(150), stateful_step_count=60, deadline=None)
 TestUnreliableDelivery.pytestmark = [pytest.mark.slow]   # 150 stateful runs: in the full suite, not the quick one
 
 

@@ -19,6 +19,7 @@ from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from budget import examples
 from lanpay.core.errors import NotPaired, OverLimit, PeerUnavailable, UserError
 from lanpay.core import text as text_rules
 from lanpay.core import wire
@@ -287,13 +288,13 @@ ANY_TEXT = st.text(st.one_of(
 ))
 
 
-@settings(deadline=None, max_examples=300)
+@settings(deadline=None, max_examples=examples(300))
 @given(ANY_TEXT)
 def test_shown_is_the_character_walk(raw: str) -> None:
     assert shown(raw) == walked(raw) == text_rules.escape(raw)
 
 
-@settings(deadline=None, max_examples=150)
+@settings(deadline=None, max_examples=examples(150))
 @given(st.sampled_from([event for event, _ in RENDERED]), ANY_TEXT, st.one_of(st.none(), ANY_TEXT))
 def test_every_string_of_an_event_is_shown_as_the_character_walk_shows_it(
         event: Event, raw: str, peer: str | None) -> None:

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from budget import examples
 from lanpay.core import wire
 from lanpay.core.errors import DecodeError
 
@@ -138,13 +139,13 @@ outer_messages = st.one_of([strategy_for(c) for c in wire.OUTER.values()])
 inner_messages = st.one_of([strategy_for(c) for c in wire.INNER.values()])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(outer_messages)
 def test_any_outer_message_round_trips(msg: wire.Message) -> None:
     assert wire.decode(wire.encode(msg)) == msg
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(inner_messages)
 def test_any_inner_message_round_trips(msg: wire.Message) -> None:
     assert wire.decode_inner(wire.encode_inner(msg)) == msg
@@ -202,21 +203,21 @@ def decodes_or_refuses(decoder: Any, data: bytes) -> None:
     assert isinstance(msg, wire.Message)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_decode_or_raise_decode_error(data: bytes) -> None:
     decodes_or_refuses(wire.decode, data)
     decodes_or_refuses(wire.decode_inner, data)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.sampled_from(range(0, 10)), st.binary(max_size=300))
 def test_bytes_behind_a_valid_header_decode_or_raise_decode_error(kind: int, body: bytes) -> None:
     decodes_or_refuses(wire.decode, b"LP\x01" + bytes([kind]) + body)
     decodes_or_refuses(wire.decode_inner, bytes([kind]) + body)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.data())
 def test_bit_flipped_messages_decode_or_raise_decode_error(data: st.DataObject) -> None:
     msg = data.draw(st.sampled_from(OUTER_CASES + INNER_CASES))
