@@ -282,6 +282,7 @@ def line_mode(opts: Options) -> bool:
 
 async def run(opts: Options, targets: Sequence[str], signals: list[int] | None = None) -> int:
     """Start the node, run the shell that fits stdin/stdout, leave cleanly."""
+    import asyncio
     import logging
 
     from lanpay.core.errors import UserError
@@ -306,16 +307,20 @@ async def run(opts: Options, targets: Sequence[str], signals: list[int] | None =
         raise StartupError(str(exc), status=2) from None
     log = logging.getLogger(__name__)
     log.info("session socket %s; announcing to %s", node.session_address, ", ".join(targets))
-    _leave_on_signals(signals if signals is not None else [])
+    received = signals if signals is not None else []
+    _leave_on_signals(received, shell.stop if isinstance(shell, LineShell) else None)
     shell.emit("looking", looking_text(opts.peer), peer=opts.peer)
     try:
         if isinstance(shell, InteractiveShell):
             return await shell.run(node)
         lines = stdin_lines()
         try:
-            return await shell.run(node, lines)
+            status = await shell.run(node, lines)
         finally:
             await lines.aclose()
+        if received:                     # a signal's cancellation that asyncio lost: it still ends
+            raise asyncio.CancelledError  # the run as the signal does (128 + its number)
+        return status
     finally:
         _when_output_gone.clear()        # this run's task is over: nothing left to cancel
         await node.close(0)
@@ -362,7 +367,7 @@ def _print_error(text: str) -> None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
-def _leave_on_signals(received: list[int]) -> None:
+def _leave_on_signals(received: list[int], stop: Callable[[], None] | None = None) -> None:
     """SIGTERM and SIGHUP leave like Ctrl-C, and so does a closed stdout (as SIGPIPE, through
     :func:`_print_line`): the peer still gets its BYE; the signal is kept so the exit status
     can name it (128 + its number)."""
@@ -375,6 +380,8 @@ def _leave_on_signals(received: list[int]) -> None:
 
     def leave(signum: int) -> None:
         received.append(signum)
+        if stop is not None:
+            stop()                       # no command runs after this, cancellation or not
         task.cancel()
 
     _when_output_gone[:] = [lambda: leave(int(signal.SIGPIPE))]

@@ -338,7 +338,7 @@ def help_text() -> str:
 
 
 #: While a restarted lanpay waits for its relationship to be handed back, it knows no balance.
-NOT_KNOWN_YET = "not known yet: the relationship is being handed back (try again in a moment)"
+NOT_KNOWN_YET = "not known yet: it comes with the relationship, which is being handed back"
 
 
 def balance_text(status: Status) -> str:

@@ -58,6 +58,7 @@ from lanpay.core.events import (
 )
 from lanpay.render import (
     GOODBYE,
+    NOT_KNOWN_YET,
     WELCOME,
     balance_record,
     balance_text,
@@ -201,6 +202,8 @@ class Shell:
             case Balance():
                 status = node.status()
                 self.emit("balance", balance_text(status), **balance_record(status))
+            case History() if node.status().state == "restoring":
+                self.emit("history", f"History {NOT_KNOWN_YET}", known=False)
             case History():
                 entries = node.history()
                 self.emit("history", history_text(entries, node.wall_time),
@@ -316,7 +319,8 @@ class _Waiting:
 
 
 class LineShell(Shell):
-    """Plain (or JSON) lines for scripts: commands wait for pairing, and for the pays before them.
+    """Plain (or JSON) lines for scripts: commands wait for the pays before them, and all but
+    ``peer``, ``help`` and ``accept`` for pairing.
 
     A ``pay`` starts its payment and the next line is read at once, so pays
     queued one after another are all in flight together (up to the session's
@@ -353,13 +357,13 @@ class LineShell(Shell):
             if isinstance(command, Empty):
                 continue
             if isinstance(command, Pay):
-                if not await self._wait_paired():
+                if not await self._wait_paired() or self._gave_up:
                     break
                 await self.pay(node, command.cents, command.memo)
                 continue
             if not await self._settle_all():
                 break
-            if isinstance(command, (Balance, History, PeerInfo)) and not await self._wait_paired():
+            if isinstance(command, (Balance, History)) and not await self._wait_paired() or self._gave_up:
                 break
             if not await self.execute(node, command) or self._gave_up:
                 break
@@ -398,6 +402,12 @@ class LineShell(Shell):
             if not read.done():
                 read.cancel()
                 await asyncio.wait((read,))   # the source is free again once this returns
+
+    def stop(self) -> None:
+        """Run no further command: the reader of stdout has gone, or a signal came.  The
+        cancellation that comes with it can be lost in ``asyncio.wait_for`` when what it waits
+        for completes at the same moment (Python 3.11), so the loop also checks this."""
+        self._gave_up = True
 
     async def _wait_paired(self) -> bool:
         """Wait for a peer, for ever or up to the timeout (then say so and give up)."""

@@ -483,8 +483,8 @@ def test_toolbar() -> None:
 def test_balance_and_peer_while_restoring_say_the_balance_is_not_known_yet() -> None:
     restoring = FakeStatus("restoring", "alice", BOB, "1", False, None, 0)
     assert balance_text(restoring) == (
-        "Balance not known yet: the relationship is being handed back (try again in a moment)")
-    assert ("Balance:  not known yet: the relationship is being handed back (try again in a moment)"
+        "Balance not known yet: it comes with the relationship, which is being handed back")
+    assert ("Balance:  not known yet: it comes with the relationship, which is being handed back"
             in peer_text(restoring).split("\n"))
 
 
@@ -762,6 +762,28 @@ async def test_line_mode_commands_wait_for_pairing() -> None:
 
 
 @sync
+async def test_line_mode_peer_answers_before_pairing_so_a_script_can_see_why_not() -> None:
+    """``peer`` is how one learns what stands in the way of pairing: it must not wait for it."""
+    shell, node, out = line_shell()
+    shell.why_not = "bob is already paired with someone else; still looking"
+    assert await asyncio.wait_for(shell.run(node, lines_of("peer")), 10) == 0
+    assert out == ["Not paired yet: looking for a peer on the LAN…",
+                   "Last:     bob is already paired with someone else; still looking", "Goodbye."]
+
+
+@sync
+async def test_line_mode_runs_no_command_once_stopped_even_if_pairing_completes_then() -> None:
+    """The reader of stdout gone (or a signal) as pairing completes: the pay after it never starts."""
+    shell, node, out = line_shell()
+    task = asyncio.create_task(shell.run(node, lines_of("pay 10", "balance")))
+    await asyncio.sleep(0.05)
+    shell.stop()
+    shell.on_event(Paired("bob", BOB, "41-87-03"))
+    assert await asyncio.wait_for(task, 10) == 0
+    assert node.attempts == 0 and out[-1] == "Goodbye."
+
+
+@sync
 async def test_line_mode_help_and_errors_need_no_peer_and_eof_exits() -> None:
     shell, node, out = line_shell()
     assert await shell.run(node, lines_of("help", "", "pay -1", "frobnicate")) == 1
@@ -888,6 +910,16 @@ async def test_typed_keys_that_parse_as_a_mouse_report_are_ignored_not_a_crash(k
 
 
 @sync
+async def test_history_while_restoring_says_it_is_not_known_yet() -> None:
+    """A restarted lanpay's history comes with the hand-back: "No payments yet." would be false."""
+    node = FakeNode()
+    node.status = lambda: FakeStatus("restoring", "bob", BOB, "1", False, None, 0)   # type: ignore[method-assign]
+    out, node, status = await run_interactive("history\rexit\r", node)
+    assert out == ["History not known yet: it comes with the relationship, which is being handed back",
+                   "Goodbye."]
+
+
+@sync
 async def test_an_ambiguous_tab_shows_the_candidates_above_the_prompt() -> None:
     out, node, status = await run_interactive("p\t\x15bal\t\rexit\r")     # Ctrl-U clears the line
     assert out == ["pay  peer", "0.00", "Goodbye."]
@@ -1011,7 +1043,9 @@ async def test_stdin_lines_reads_a_regular_file_and_dev_null_directly(tmp_path) 
 async def test_why_pairing_cannot_happen_is_kept_for_peer_and_the_timeout() -> None:
     shell, node, out, err = script_shell(timeout=0.05)
     shell.on_event(PairingRefused("bob", wire.REFUSE_TEXT[wire.R_NOT_WANTED]))
-    assert await shell.run(node, lines_of("help", "peer")) == 1
+    assert await shell.run(node, lines_of("help", "peer", "balance")) == 1
+    assert "Last:     bob refused to pair: it is waiting for someone else (its --peer names another); " \
+           "lanpay keeps looking" in out                           # peer answered before pairing
     assert err == ["Error: not paired within 0.05 s (--timeout); giving up (last: bob refused to pair: "
                    "it is waiting for someone else (its --peer names another); lanpay keeps looking)"]
     assert peer_text(FakeStatus(), why_not="bob refused to pair: x").split("\n") == [
