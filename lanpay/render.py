@@ -345,6 +345,8 @@ def balance_text(status: Status) -> str:
     """The balance alone on the first line (scripts read it); pending detail after."""
     if status.state == "restoring":
         return f"Balance {NOT_KNOWN_YET}"
+    if status.state == "closed":
+        return f"{format_amount(status.balance)}\n(when it was handed over; your newer lanpay has the current one)"
     lines = [format_amount(status.balance)]
     if status.pending:
         total = sum(amount for _, amount, _ in status.pending)
@@ -444,10 +446,18 @@ def peer_text(status: Status, left: bool = False, why_not: str | None = None) ->
             f"Peer:     {name} at {host}:{port} ({'left' if left else status.state})",
             f"Code:     {status.code} ({check})",
             f"Link:     {_link(status, left)}, RTT {_rtt(status.rtt)}",
-            f"Views:    {agree}",
-            f"Balance:  {NOT_KNOWN_YET if status.state == 'restoring' else format_amount(status.balance)}",
+            f"Views:    {'no longer compared' if status.state == 'closed' else agree}",
+            f"Balance:  {_balance_line(status)}",
         ]
     )
+
+
+def _balance_line(status: Status) -> str:
+    if status.state == "restoring":
+        return NOT_KNOWN_YET
+    if status.state == "closed":
+        return f"{format_amount(status.balance)} when it was handed over (no longer current)"
+    return format_amount(status.balance)
 
 
 def peer_record(status: Status, left: bool = False, why_not: str | None = None) -> dict[str, Any]:
@@ -461,8 +471,14 @@ def peer_record(status: Status, left: bool = False, why_not: str | None = None) 
             "why_not": shown(why_not) if why_not else None}
 
 
+#: A process whose relationship a newer lanpay of the same person took over (fenced).
+SUPERSEDED = "superseded: your newer lanpay holds the relationship"
+
+
 def _link(status: Status, left: bool) -> str:
     """One wording per state of the link, used by every line that shows it."""
+    if status.state == "closed":
+        return SUPERSEDED
     if left:
         return "left"
     return "online" if status.online else "not responding"
@@ -485,9 +501,12 @@ def toolbar_text(status: Status, left: bool = False, width: int | None = None) -
         who.append(shown(status.peer_name))
         if status.state == "restoring":
             who.append("restoring…")
+        elif status.state == "closed":
+            who.append(SUPERSEDED)
         else:
             who += [_link(status, left), f"RTT {_rtt(status.rtt)}"]
-    restoring = status.state == "restoring"           # no balance is known until it is handed back
+    # no balance is known until it is handed back, and none is current once handed over
+    restoring = status.state in ("restoring", "closed")
     money_parts = [] if restoring else [f"balance {format_amount(status.balance)}"]
     if status.pending:
         money_parts.append(f"{len(status.pending)} pending")

@@ -480,6 +480,17 @@ def test_toolbar() -> None:
     assert toolbar_text(restoring, width=4) == ""
 
 
+def test_a_superseded_process_does_not_show_a_live_link_or_a_current_balance() -> None:
+    """A newer lanpay of ours took the relationship over: this one's link and balance are history."""
+    old = FakeStatus("closed", "bob", BOB, "1", True, 0.013, -1000)
+    assert toolbar_text(old) == "bob (127.0.0.1) · superseded: your newer lanpay holds the relationship"
+    lines = peer_text(old).split("\n")
+    assert "Link:     superseded: your newer lanpay holds the relationship, RTT 13.0 ms" in lines
+    assert "Balance:  -10.00 when it was handed over (no longer current)" in lines
+    assert "Views:    no longer compared" in lines
+    assert balance_text(old) == "-10.00\n(when it was handed over; your newer lanpay has the current one)"
+
+
 def test_balance_and_peer_while_restoring_say_the_balance_is_not_known_yet() -> None:
     restoring = FakeStatus("restoring", "alice", BOB, "1", False, None, 0)
     assert balance_text(restoring) == (
