@@ -154,7 +154,9 @@ def _sentence(event: Event, peer: str | None) -> str | None:
         case PeerRestarted(name=name, code=code, verified=verified):
             return f"{name} restarted; the relationship was handed back (code {code}{_checked(verified)})"
         case NameConflict(name=name, addrs=addrs):
-            where = ", ".join(host for host, _ in addrs)
+            hosts = [host for host, _ in addrs]
+            one_host = len(set(hosts)) < len(hosts)          # on one machine only the ports differ
+            where = ", ".join(f"{host}:{port}" if one_host else host for host, port in addrs)
             return f"Warning: more than one peer is called {name} ({where}); pairing with neither"
         case WarningsRepeated(kind=kind, name=name, count=count):
             what = _REPEATED.get(kind, "warnings")

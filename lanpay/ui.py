@@ -169,7 +169,8 @@ class Shell:
                 if isinstance(event, HandbackAwaited):
                     self.peer_name = event.name          # who holds our relationship, while it comes back
                 if not self.paired.is_set():
-                    self.why_not = render(event, self.peer_name)
+                    said = render(event, self.peer_name)
+                    self.why_not = said.removeprefix("Warning: ") if said else said   # quoted after "last:"
             case Fenced():
                 self._fenced = True
             case PeerLeft():

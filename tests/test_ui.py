@@ -1063,6 +1063,20 @@ async def test_why_pairing_cannot_happen_is_kept_for_peer_and_the_timeout() -> N
         "Not paired yet: looking for a peer on the LAN…", "Last:     bob refused to pair: x"]
 
 
+def test_namesakes_on_one_host_are_told_apart_by_port() -> None:
+    assert render(NameConflict("bob", (("127.0.0.1", 40001), ("127.0.0.1", 40002)))) == (
+        "Warning: more than one peer is called bob (127.0.0.1:40001, 127.0.0.1:40002); pairing with neither")
+
+
+@sync
+async def test_the_last_reason_is_quoted_without_its_warning_prefix() -> None:
+    shell, node, out, err = script_shell(timeout=0.05)
+    shell.on_event(NameConflict("bob", (("127.0.0.1", 1), ("127.0.0.2", 2))))
+    assert await shell.run(node, lines_of("balance")) == 1
+    assert err[-1].startswith("Error: not paired within 0.05 s (--timeout); giving up (last: more than one")
+    assert "Warning:" not in err[-1]
+
+
 @sync
 async def test_a_fenced_process_says_why_it_cannot_pay() -> None:
     shell, node, out = line_shell(refuse=NotPaired("no"))
