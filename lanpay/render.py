@@ -505,6 +505,8 @@ def toolbar_text(status: Status, left: bool = False, width: int | None = None) -
             who.append("restoring…")
         elif status.state == "closed":
             who.append(SUPERSEDED)
+        elif left:
+            who.append(_link(status, left))          # no round trip to time any more
         else:
             who += [_link(status, left), f"RTT {_rtt(status.rtt)}"]
     # no balance is known until it is handed back, and none is current once handed over

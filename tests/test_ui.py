@@ -469,7 +469,7 @@ def test_toolbar() -> None:
     busy = FakeStatus("paired", "bob", BOB, "1", False, None, 250, ((1, 5, True),))
     assert toolbar_text(busy) == (
         "bob (127.0.0.1) · not responding · RTT unknown · balance 2.50 · 1 pending")
-    assert toolbar_text(busy, left=True) == "bob (127.0.0.1) · left · RTT unknown · balance 2.50 · 1 pending"
+    assert toolbar_text(busy, left=True) == "bob (127.0.0.1) · left · balance 2.50 · 1 pending"   # no RTT to show
     assert toolbar_text(PAIRED) == "bob (127.0.0.1) · online · RTT 0.4 ms · balance -10.00"
     # a restarted lanpay knows no balance until it is handed back: 0.00 would be a guess
     assert toolbar_text(FakeStatus("restoring", "alice")) == "pairing with alice…"
