@@ -510,8 +510,8 @@ def toolbar_text(status: Status, left: bool = False, width: int | None = None) -
         else:
             who += [_link(status, left), f"RTT {_rtt(status.rtt)}"]
     # no balance is known until it is handed back, and none is current once handed over
-    restoring = status.state in ("restoring", "closed")
-    money_parts = [] if restoring else [f"balance {format_amount(status.balance)}"]
+    no_balance = status.state in ("restoring", "closed")
+    money_parts = [] if no_balance else [f"balance {format_amount(status.balance)}"]
     if status.pending:
         money_parts.append(f"{len(status.pending)} pending")
     address = f" ({status.peer_addr[0]})" if status.peer_name is not None and status.peer_addr is not None else ""
@@ -526,7 +526,7 @@ def toolbar_text(status: Status, left: bool = False, width: int | None = None) -
         line = " · ".join([*parts, *money_parts]) if parts is not None else ""
         if line and columns(line) <= width:
             return line
-    if restoring:
+    if no_balance:
         return ""
     for line in (" · ".join(money_parts), money_parts[0], format_amount(status.balance)):
         if columns(line) <= width:

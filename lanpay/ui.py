@@ -364,7 +364,7 @@ class LineShell(Shell):
                 continue
             if not await self._settle_all():
                 break
-            if isinstance(command, (Balance, History)) and not await self._wait_paired() or self._gave_up:
+            if (isinstance(command, (Balance, History)) and not await self._wait_paired()) or self._gave_up:
                 break
             if not await self.execute(node, command) or self._gave_up:
                 break

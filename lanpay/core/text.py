@@ -60,12 +60,12 @@ def _symbol(ch: str) -> bool:
     return unicodedata.category(ch) in ("So", "Sk")
 
 
-def _hidden_in_name(text: str) -> str | None:
-    """The first character of a name that shows as nothing where it stands, or a leading
-    combining mark.  A joiner must stand between two symbols (a selector or tag may end
-    the first); a selector must follow a symbol; a tag must follow a symbol or a tag."""
+def _hidden_in_name(text: str) -> Problem | None:
+    """A leading combining mark, or the first character of a name that shows as nothing where
+    it stands.  A joiner must stand between two symbols (a selector or tag may end the
+    first); a selector must follow a symbol; a tag must follow a symbol or a tag."""
     if text and unicodedata.category(text[0]).startswith("M"):
-        return text[0]
+        return Problem("must not start with a combining mark", text[0])
     for i, ch in enumerate(text):
         if not invisible(ch):
             continue
@@ -85,7 +85,7 @@ def _hidden_in_name(text: str) -> str | None:
         else:
             shown = False
         if not shown:
-            return ch
+            return Problem("contains a character that shows as nothing", ch)
     return None
 
 
@@ -145,9 +145,7 @@ def problem(text: str, limit: int | None = None, word: bool = False) -> Problem 
         if word and ch.isspace():
             return Problem("must not contain spaces", ch)
     if word and (hidden := _hidden_in_name(text)) is not None:
-        if hidden == text[0] and unicodedata.category(hidden).startswith("M"):
-            return Problem("must not start with a combining mark", hidden)
-        return Problem("contains a character that shows as nothing", hidden)
+        return hidden
     if limit is not None:
         size = len(text.encode("utf-8"))
         if size > limit:

@@ -149,13 +149,18 @@ def _plain(text: str, word: bool = False) -> bool:
 class Text(Blob):
     """UTF-8 text, bounded in bytes, keeping :mod:`.text`'s rules (else it could rewrite a terminal)."""
 
+    word = False                      # a name: the rules for a name as well
+    what = "text"
+
     def write(self, value: Any, out: bytearray) -> None:
-        if not (isinstance(value, str) and _plain(value)) and (found := text_rules.problem(value)) is not None:
-            raise ValueError(f"text {found}")
+        word = self.word
+        if not (isinstance(value, str) and _plain(value, word)) and (
+                found := text_rules.problem(value, word=word)) is not None:
+            raise ValueError(f"{self.what} {found}")
         super().write(value.encode("utf-8"), out)
 
     def read(self, r: _Reader) -> Any:
-        return _text(super().read(r))
+        return _text(super().read(r), self.word)
 
 
 def _text(raw: bytes, word: bool = False) -> str:
@@ -172,14 +177,8 @@ def _text(raw: bytes, word: bool = False) -> str:
 class Name(Text):
     """A name (or none, empty): :mod:`.text`'s rules for a name, one word that shows as what it is."""
 
-    def write(self, value: Any, out: bytearray) -> None:
-        if not (isinstance(value, str) and _plain(value, True)) and (
-                found := text_rules.problem(value, word=True)) is not None:
-            raise ValueError(f"name {found}")
-        Blob.write(self, value.encode("utf-8"), out)
-
-    def read(self, r: _Reader) -> Any:
-        return _text(Blob.read(self, r), word=True)
+    word = True
+    what = "name"
 
 
 class ListOf(Field):
