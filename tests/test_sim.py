@@ -530,6 +530,31 @@ def test_same_code_pairs_and_paired_verified_is_set() -> None:
     assert alice.peer.status().verified and bob.peer.status().verified
 
 
+@pytest.mark.parametrize("code", ["x y", None])
+@pytest.mark.parametrize("dies_at", [0.1, 0.25, 0.35])
+def test_a_process_that_died_while_pairing_is_not_taken_for_an_impostor(code: str | None, dies_at: float) -> None:
+    """alice is killed while pairing with bob, before either side paired; a new alice pairs
+    with bob.  The dead one's record lingers in bob's table until it expires, silent since
+    before the pairing: it is not a claimant, so no restart probe and no impostor warning on
+    either screen (a false one teaches users to ignore the real one)."""
+    kw = {"code": code} if code else {}
+    net = lan(11)
+    bob = net.add("bob", **kw)
+    net.run(0.3)
+    first = net.add("alice", **kw)
+    net.run(net.now + dies_at)
+    net.kill("alice")
+    net.run(net.now + 0.5)
+    second = net.restart("alice")
+    paired(net, *ALICE_BOB)
+    net.run(net.now + 30)
+    assert not first.of(events.Paired) and bob.peer.session.info.incarnation == second.peer.incarnation
+    for host in (bob, second):
+        assert not host.of(events.ImpostorSuspected) and not host.of(events.ImpersonationSeen), host.timeline
+    if code:        # without one, the lingering record is a namesake until it expires: said, then paired
+        assert [type(e) for e in bob.events] == [events.Paired]
+
+
 def test_an_impostor_claiming_to_be_the_restarted_counterpart_while_it_still_answers_is_refused() -> None:
     net = lan(11)
     alice, bob = net.add("alice"), net.add("bob")

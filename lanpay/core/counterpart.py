@@ -388,6 +388,7 @@ class Counterpart:
         first CLAIMANT_ANSWERS (the rest of its bytes pay for our hello)."""
         return self.state in (State.PAIRED, State.REPAIRING) and not self._taken(rec) \
             and (rec.incarnation < self.me.incarnation or rec.heard <= CLAIMANT_ANSWERS) \
+            and not self._went_before(rec) \
             and self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now)
 
     def awaits_hello(self, rec: PeerRecord, now: float) -> bool:
@@ -408,7 +409,8 @@ class Counterpart:
                 or not self.table.another(s.info.name, s.info.incarnation):
             return          # nearly every datagram of a session: nobody else has its name
         for rec in self._uncrowded_first(self.table.alive(now), now):
-            if self._taken(rec) or not self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now):
+            if self._taken(rec) or self._went_before(rec) \
+                    or not self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now):
                 continue
             if self.state is _PAIRED and self.probe is None:
                 self._start_probe(rec.name, rec.addr, rec.incarnation, now)
@@ -417,6 +419,15 @@ class Counterpart:
                 # record there: past HELLO_OVERDUE we say hello ourselves.
                 overdue = now >= rec.first_seen + HELLO_OVERDUE and not self.pairer.with_peer(rec.incarnation)
                 self._initiate(rec, now, resuming=True, overdue=overdue)
+
+    def _went_before(self, rec: PeerRecord) -> bool:
+        """A record last heard no later than the moment our session began: a process that fell
+        silent before we paired with this one (one that died while pairing, say), not the
+        counterpart restarted, which can only speak after the process it replaces.  Announces are
+        signed and counted, so only that process itself could make its record speak again; if it
+        does, it is a claimant like any other."""
+        s = self.session
+        return s is not None and rec.heard_at <= s.began
 
     def _taken(self, rec: PeerRecord) -> bool:
         """Whether a record says it is paired, counting a claim to be paired with this very

@@ -94,6 +94,7 @@ class Session:
         self.leads = keys.send_key < keys.recv_key   # the side that keeps the session alive with pings
         self._out, self._in = crypto.Channel(keys.send_key), crypto.Channel(keys.recv_key)
         self._head = wire.sealed_prefix(keys.session_id)
+        self.began = now                 # records silent since then are of processes that went before it
         self.last_heard = now
         self.challenge: tuple[int, tuple[str, int], float] | None = None   # (ping id, new address, sent at)
         self.silent = False
