@@ -124,6 +124,10 @@ _ADVICE = {
         "it is waiting for someone else (its --peer names another); lanpay keeps looking",
     wire.REFUSE_TEXT[wire.R_TAKEN]:
         "it is already paired with someone else; lanpay keeps looking",
+    wire.REFUSE_TEXT[wire.R_NAMESAKE]:
+        "it also hears another lanpay with your name, and pairs with neither (one of yours that "
+        "just ended is forgotten within 10 s; otherwise give one of the two another --name, or "
+        "start both sides with the same --code); lanpay keeps trying",
 }
 
 

@@ -22,7 +22,7 @@ from lanpay.core.errors import AmountError, DecodeError, DropReason, NotPaired, 
 from lanpay.core.ledger import MAX_AHEAD
 from lanpay.core.announcer import UNSOLICITED_PER_SECOND
 from lanpay.core.counterpart import STARTUP_SETTLE
-from lanpay.core.handshakes import MAX_ATTEMPTS
+from lanpay.core.handshakes import COOLDOWN, MAX_ATTEMPTS
 from lanpay.core.peer import BROADCAST, MAX_BLOCKED, Config, Peer, State
 from lanpay.core.peers import MAX_PEERS
 from lanpay.core.session import BYE_COPIES, IN_DOUBT_AFTER, Mode, PACKET_THRESHOLD, SILENT_AFTER, THIN_LINEAR, WINDOW
@@ -1225,6 +1225,25 @@ def test_a_refusal_is_told_once_and_the_peer_left_alone_for_a_while(reason: int,
     sent = run_timers(lan, p, lan.now + 2.0)
     assert p.state is State.LOOKING                            # cooling down: no new hello
     assert not any(isinstance(m, wire.Hello) for m in sent + [wire.decode(d) for d in lan.take(p)])
+
+
+def test_a_namesake_refusal_passes_by_itself_the_peer_is_tried_again_soon_and_told_once() -> None:
+    """bob hears another peer with our name and refuses us: that passes by itself (an ended
+    process's record expires), so bob is tried again after the short cooldown, not the long
+    one of a refusal that stays; the same refusal from the same process is told only once."""
+    lan, p, bob = initiating()
+    refusal = wire.encode(wire.Refuse(bob.inc, p.incarnation, wire.R_NAMESAKE, "bob"))
+    bob.send(refusal)
+    attempt_ends(lan, p)
+    lan.take(p)
+    lan.now += COOLDOWN + 0.1
+    bob.send(bob.announce())
+    bob.send(bob.announce())
+    sent = [wire.decode(d) for d in lan.take(p)] + run_timers(lan, p, lan.now + 1.0, stop=lambda: bool(p.pairer))
+    assert p.state is State.PAIRING and any(isinstance(m, wire.Hello) for m in sent + [wire.decode(d) for d in lan.take(p)])
+    bob.send(refusal)
+    attempt_ends(lan, p)
+    assert lan.events(p) == [events.PairingRefused("bob", wire.REFUSE_TEXT[wire.R_NAMESAKE])]
 
 
 def test_an_unanswered_hello_is_resent_only_as_far_as_the_target_s_own_traffic_pays_then_given_up() -> None:

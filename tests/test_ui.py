@@ -161,6 +161,12 @@ RENDERED: list[tuple[Event, str | None]] = [
         "bob refused to pair: it is already paired with someone else; lanpay keeps looking",
     ),
     (
+        PairingRefused("bob", wire.REFUSE_TEXT[wire.R_NAMESAKE]),
+        "bob refused to pair: it also hears another lanpay with your name, and pairs with neither "
+        "(one of yours that just ended is forgotten within 10 s; otherwise give one of the two another "
+        "--name, or start both sides with the same --code); lanpay keeps trying",
+    ),
+    (
         PaymentDeclined(4, 5000, "rent", "it would exceed your limit of 20.00"),
         "Refused bob's payment #4 of 50.00 — rent: it would exceed your limit of 20.00; nothing moved",
     ),

@@ -172,7 +172,8 @@ class Counterpart:
             rivals = matching.hello_rivals(msg.name, msg.sender_inc, free, self.table.alive(now))
             if rivals:
                 self.conflicted(msg.name, rivals, now)
-                return DropReason.UNEXPECTED
+                self._refuse(msg, addr, wire.R_NAMESAKE, now)     # else it reads our silence as gone
+                return None
         return self._respond(msg, addr, resuming=False, now=now)
 
     def _offered_back(self, msg: wire.Hello, survivors: list[PeerRecord], now: float) -> bool:

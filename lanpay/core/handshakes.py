@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 
 from . import crypto, events, pairing, wire
@@ -51,8 +52,21 @@ class Matchmaker:
         self.impostors: dict[int, float] = {}          # those of the cooldowns set for an impostor
         self.out: list[tuple[bytes, tuple[str, int]]] = []
         self.events: list[events.Event] = []
+        self._told: OrderedDict[tuple[int, str], None] = OrderedDict()   # (peer incarnation, reason) told
 
     # ---------------------------------------------------------------- queries
+    def _tell(self, hs: pairing.Handshake, kind: type, reason: str) -> None:
+        """Tell how a handshake of ours failed or was refused, once per peer process and reason:
+        lanpay keeps trying, and the same words again every few seconds (a namesake that stays,
+        a peer that stays silent) would only push the user's screen away."""
+        fact = (hs.peer_inc, reason)
+        if fact in self._told:
+            return
+        while len(self._told) >= MAX_BLOCKED:
+            self._told.popitem(last=False)
+        self._told[fact] = None
+        self.events.append(kind(hs.peer_name, reason))
+
     def __bool__(self) -> bool:
         return bool(self.attempts)
 
@@ -241,7 +255,7 @@ class Matchmaker:
         """The initiator revealed, but the keys disagree: a different --code, or a reveal meant
         for a forged reply.  Say so once; the handshake still runs to its deadline."""
         if exc.fatal:
-            self.events.append(events.PairingFailed(hs.peer_name, exc.reason))
+            self._tell(hs, events.PairingFailed, exc.reason)
             self.drop(hs, now, COOLDOWN)
             return None
         if not exc.bad_code:
@@ -250,7 +264,7 @@ class Matchmaker:
             hs.bad_tag = True
             refusal = wire.Refuse(hs.me.incarnation, hs.peer_inc, wire.R_BAD_CODE, hs.me.name)
             self.out.append((wire.encode(refusal), addr))
-            self.events.append(events.PairingFailed(hs.peer_name, exc.reason))
+            self._tell(hs, events.PairingFailed, exc.reason)
         return None
 
     def _on_confirm(self, msg: wire.Confirm, addr: tuple[str, int]) -> tuple[DropReason | None, pairing.Handshake | None]:
@@ -274,9 +288,9 @@ class Matchmaker:
         if addr != hs.peer_addr:
             return DropReason.NOT_FOR_US, None   # not from where our hello went: it answers someone else's
         if not hs.refusal:
-            hs.refusal = wire.REFUSE_TEXT.get(msg.reason, "refused")
+            hs.refusal, hs.refused_for = wire.REFUSE_TEXT.get(msg.reason, "refused"), msg.reason
             kind = events.PairingFailed if msg.reason == wire.R_BAD_CODE else events.PairingRefused
-            self.events.append(kind(hs.peer_name, hs.refusal))
+            self._tell(hs, kind, hs.refusal)
         return None, None
 
     def on_sealed(self, msg: wire.Sealed) -> pairing.Handshake | None:
@@ -318,9 +332,10 @@ class Matchmaker:
             if hs.initiator and hs.keys is not None:
                 self.late = (self.late + [hs])[-MAX_LATE:]
             if hs.initiator and not hs.refusal and not hs.handing_back:     # a newcomer we tried: no news
-                self.events.append(events.PairingFailed(hs.peer_name, f"{hs.peer_name} stopped answering"))
+                self._tell(hs, events.PairingFailed, f"{hs.peer_name} stopped answering")
             if hs.initiator or hs.bad_tag:
-                self.cool(hs.peer_inc, now + (REFUSED_COOLDOWN if hs.refusal else COOLDOWN))
+                refused = hs.refusal and hs.refused_for not in wire.PASSING_REFUSALS
+                self.cool(hs.peer_inc, now + (REFUSED_COOLDOWN if refused else COOLDOWN))
 
     def next_timeout(self) -> float | None:
         if not self.attempts:

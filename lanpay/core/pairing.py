@@ -118,6 +118,7 @@ class Handshake:
     last_sent: bytes = b""
     retry: Retry | None = None   # the initiator's timer for last_sent (the responder only answers)
     refusal: str = ""        # what a refusal said; the handshake still waits for its deadline
+    refused_for: int = 0     # the refusal's reason code
     bad_tag: bool = False    # responder: a reveal matched the commitment but not the keys (wrong --code?)
     deferred: bool = False   # responder: admission said later to a Reveal; our Reply goes again once it says yes
 
@@ -264,7 +265,7 @@ def branch(hs: Handshake, msg: wire.Reply, now: float) -> tuple[Handshake, bytes
     if hs.state is not HsState.REVEAL_SENT or (msg.public_key, msg.nonce, msg.share) == (hs.pub_r, hs.nonce_r, hs.share_r):
         return None
     twin = dataclasses.replace(hs, state=HsState.HELLO_SENT, keys=None, pub_r=b"", nonce_r=b"", share_r=b"",
-                               peer_flags=0, refusal="", retry=None)
+                               peer_flags=0, refusal="", refused_for=0, retry=None)
     return twin, on_reply(twin, msg, now)
 
 

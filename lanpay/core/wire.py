@@ -400,13 +400,15 @@ class Confirm(Message):
     SPEC = (INC, INC, TAG)
 
 
-R_TAKEN, R_NOT_WANTED, R_CODE_MISMATCH, R_BAD_CODE = 1, 2, 3, 4
+R_TAKEN, R_NOT_WANTED, R_CODE_MISMATCH, R_BAD_CODE, R_NAMESAKE = 1, 2, 3, 4, 5
 REFUSE_TEXT = {
     R_TAKEN: "already paired with someone else",
     R_NOT_WANTED: "waiting for someone else",
     R_CODE_MISMATCH: "one side uses a pairing code and the other does not",
     R_BAD_CODE: "the pairing codes do not match (or someone on the network interfered)",
+    R_NAMESAKE: "it hears more than one peer with your name",
 }
+PASSING_REFUSALS = frozenset({R_NAMESAKE})    # what passes by itself (a namesake's record expires): no long cooldown
 
 
 @frozen
