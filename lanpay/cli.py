@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--name", required=True, help="your name as the peer will see it (1 to 32 bytes of UTF-8, no spaces)")
     add("--peer", metavar="NAME", help="pair only with the peer of this name")
-    add("--port", type=int, default=DEFAULT_PORT, metavar="DISCOVERY_PORT",
+    add("--port", default=str(DEFAULT_PORT), metavar="DISCOVERY_PORT",
         help=f"UDP port for discovery broadcasts (default {DEFAULT_PORT})")
     add("--interface", action="append", default=[], metavar="IFACE",
         help="announce only on this interface (repeatable; default: every IPv4 interface)")
@@ -139,20 +139,24 @@ def parse_connect(text: str, default_port: int) -> tuple[str, int]:
     return str(infos[0][4][0]), port
 
 
+def _digits(text: str) -> bool:
+    """Plain ASCII digits only: int() and float() also take '1_0', ' 5', '+5' and other scripts' digits."""
+    return text.isascii() and text.isdigit()
+
+
 def _port(text: str, what: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not _digits(text) or not 1 <= int(text) <= 65535:
         raise UsageError(f"{what}: port must be a number from 1 to 65535")
     return int(text)
 
 
 def _timeout(text: str | None) -> float | None:
-    """Seconds, a positive number (fractions allowed)."""
+    """Seconds, a positive number written in plain digits (fractions allowed: 2.5, .5)."""
     if text is None:
         return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
+    whole, _, fraction = text.partition(".")
+    plain = (whole or fraction) and all(part == "" or _digits(part) for part in (whole, fraction))
+    seconds = float(text) if plain else -1.0
     if not 0 < seconds < 10**9:
         raise UsageError(f"--timeout: {text!r} is not a number of seconds above 0")
     return seconds
@@ -163,7 +167,7 @@ def check_options(ns: argparse.Namespace) -> Options:
     from lanpay.core.amounts import parse_amount
     from lanpay.core.errors import AmountError
 
-    port = _port(str(ns.port), "--port")
+    port = _port(ns.port, "--port")
     limit = None
     if ns.limit is not None:
         try:
