@@ -261,7 +261,11 @@ def _run(opts: Options, targets: Sequence[str]) -> int:
     signals: list[int] = []
     try:
         with asyncio.Runner(loop_factory=node.new_event_loop) as runner:
-            return runner.run(run(opts, targets, signals))
+            status = runner.run(run(opts, targets, signals))
+        # A signal that came as the run ended (input ended in the same instant) is handled only
+        # while the runner winds the loop down, after the run's task finished: it still ends
+        # lanpay as that signal, as it would a moment later, once the loop is closed.
+        return 128 + signals[0] if signals else status
     except KeyboardInterrupt:
         return 130
     except asyncio.CancelledError:  # SIGTERM or SIGHUP: the peer was told goodbye

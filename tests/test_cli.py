@@ -364,3 +364,22 @@ def test_the_command_runs_on_the_loop_the_node_module_offers(monkeypatch: pytest
     monkeypatch.setattr(cli, "run", fake_run)
     assert cli._run(None, []) == 7          # type: ignore[arg-type]
     assert len(made) == 1 and made[0].is_closed()
+
+
+def test_a_signal_that_comes_as_the_run_ends_still_ends_lanpay_as_that_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM in the very instant input ends: the run's task has finished with status 0 when
+    the loop first gets to the signal (as the runner winds down); lanpay still ends as SIGTERM
+    does a moment later, 143, not 0 as if nothing had happened."""
+    import os
+
+    from lanpay import cli
+
+    async def run(opts: object, targets: object, signals: list[int]) -> int:
+        cli._leave_on_signals(signals)
+        os.kill(os.getpid(), signal.SIGTERM)     # handled by the loop only after we returned
+        return 0
+
+    monkeypatch.setattr(cli, "run", run)
+    monkeypatch.setattr(cli, "_when_output_gone", [])
+    assert cli._run(None, []) == 128 + signal.SIGTERM   # type: ignore[arg-type]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
