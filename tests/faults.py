@@ -307,6 +307,7 @@ class Forger:
 
     def start(self, until: float) -> None:
         self.until = until
+        self.book.impostors = self.book.impostors or any(rate > 0 for rate in self.rates.values())
         for kind, rate in self.rates.items():
             self._next(kind, rate)
 

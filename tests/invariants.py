@@ -49,6 +49,7 @@ class Book:
         self.fired: list[tuple[float, str]] = []                 # faults aimed at a stage, when they hit
         self.accepted: list[tuple[float, Host, str]] = []        # a user typed accept: when, where, code shown
         self.restores: list[tuple[float, Host, Host | None]] = []  # when, the restored process, its survivor
+        self.impostors = False        # a forger ran, or a process of one name started beside a live one
         net.event_hooks.append(self._on_event)
 
     def current(self, name: str) -> Host:
@@ -79,6 +80,7 @@ class Book:
 
     def restart(self, name: str, keep_old: bool = False) -> Host:
         host = self.net.restart(name, keep_old=keep_old)
+        self.impostors = self.impostors or keep_old
         self.lives[name].append(host)
         return host
 
@@ -329,7 +331,7 @@ def outsiders_kept_out(book: Book, outsiders: list[Host]) -> list[str]:
     return problems
 
 
-# ---------------------------------------------------------------- invariant 12
+# ---------------------------------------------------------------- invariant 13
 def _folded_through(history, direction: str) -> int:
     """The highest seq of ``direction`` that ``history`` holds only as totals (0: none)."""
     earlier = history.earlier
@@ -668,6 +670,21 @@ def old_process_fenced(book: Book) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------- invariant 12
+ALARMS = (events.ImpostorSuspected, events.ImpersonationSeen, events.OldProcessBack)
+
+
+def no_false_alarms(book: Book) -> list[str]:
+    """With no forger and never two live processes of one name, nobody impersonated anyone:
+    a warning that someone did is false (and teaches users to ignore the true one).  Restarts
+    kill the old process first; a namesake's record may outlive it, a late datagram may still
+    arrive, and neither is an impostor."""
+    if book.impostors:
+        return []
+    return [f"{h.name}: false alarm at {when:.2f}s: {e}" for n in book.names for h in book.lives[n]
+            for when, e in h.timeline if isinstance(e, ALARMS)]
+
+
 def check_lives(book: Book, outsiders: list[Host] | None = None) -> list[str]:
     """Every invariant over a run with any number of restarts, stalls and namesakes, once quiet."""
     problems = conservation(book) + same_relationship(book) + no_false_disagreement(book)
@@ -675,7 +692,7 @@ def check_lives(book: Book, outsiders: list[Host] | None = None) -> list[str]:
     problems += told_stays_true(book) + one_number_one_payment(book) + balances_in_events(book)
     problems += histories_agree(book) + restores_told(book) + restores_consented(book)
     problems += fresh_starts_justified(book)
-    problems += old_process_fenced(book) + outsiders_kept_out(book, outsiders or [])
+    problems += old_process_fenced(book) + outsiders_kept_out(book, outsiders or []) + no_false_alarms(book)
     for name in book.names:
         problems += bounded(book.current(name).peer)
     return problems

@@ -285,6 +285,16 @@ def test_the_unbroken_hand_back_passes_the_same_restart_seeds() -> None:
     assert {seed: p for seed in range(MUTANT_SEEDS) if (p := check_lives(restart_plan(seed)))} == {}
 
 
+def test_the_checker_catches_false_impostor_alarms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take every lingering record of a process killed before the current pairing for a claimant
+    (the probe then finds the counterpart alive and both users are warned of an impostor that
+    never was): the restart sweeps must see it.  The real core passes the same seeds (the sweeps)."""
+    from lanpay.core.counterpart import Counterpart
+    monkeypatch.setattr(Counterpart, "_went_before", lambda self, rec: False)
+    caught = [seed for seed in range(40) if any("false alarm" in p for p in faults.check("restarts", seed))]
+    assert len(caught) >= 8, f"caught in only {len(caught)} of 40 seeds: {caught}"
+
+
 def test_the_checker_catches_payments_only_held_by_the_payee_taken_as_settled(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A sender that read the Ack's ``held`` as settled would tell its user Sent for payments
