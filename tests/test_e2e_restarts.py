@@ -158,6 +158,32 @@ def test_with_a_shared_code_a_killed_peer_is_restored_without_anyone_accepting(l
     assert alice.exit() == 0
 
 
+@pytest.mark.parametrize("dies_after", [0.3, 0.45])
+def test_a_peer_killed_while_pairing_and_started_again_raises_no_impostor_warning(lanpay, make_lan,
+                                                                                  dies_after) -> None:
+    """alice is killed about when it pairs (just before, or just after) and started again: the
+    new one pairs (afresh, or restored by the code), and neither screen says anyone claimed to
+    be anyone: the dead process's record that lingers on bob's side is no claimant."""
+    import time
+
+    lan = make_lan(["alice", "bob"])
+    code = ("--code", "correct horse battery")
+    bob = start(lanpay, lan, "bob", *code)
+    first = start(lanpay, lan, "alice", *code)
+    time.sleep(dies_after)
+    first.kill()
+    time.sleep(0.5)
+    again = lanpay("alice-again", "--name", "alice", *code, netns=lan["alice"].netns)
+    again.expect(WELCOME)
+    bob.expect(WELCOME)
+    time.sleep(4.0)                 # past a restart probe (2.5 s): its verdict would be told by now
+    assert again.balance() == 0 and bob.balance() == 0
+    for proc in (bob, again):
+        assert not [line for line in proc.lines if "claim" in line], proc.transcript()
+    assert again.exit() == 0
+    assert bob.exit() == 0
+
+
 # --- 3. no code: consent ------------------------------------------------------------
 
 def test_without_a_code_nothing_is_handed_back_until_the_survivor_accepts(lanpay, make_lan) -> None:
