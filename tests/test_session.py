@@ -1516,6 +1516,19 @@ def test_a_hello_from_someone_using_the_partner_s_name_while_paired_starts_a_pro
     assert a.session is not None and a.session.info.incarnation == b.incarnation
 
 
+def test_a_hello_offering_back_an_earlier_relationship_of_ours_is_refused_not_probed() -> None:
+    """A Hello with F_RESUMING comes from a survivor of an earlier process of ours, offering its
+    relationship back: we hold another now, so it is refused as taken; it is no claim to be our
+    counterpart restarted, so no probe starts and nobody is told of an impostor."""
+    lan, a, b = paired()
+    assert reason_of(a, hello(a, sender=1, name="bob", flags=wire.F_RESUMING), now=lan.now) == set()
+    [refusal] = lan.take(a)
+    assert wire.decode(refusal).reason == wire.R_TAKEN  # type: ignore[attr-defined]
+    assert a.state is State.PAIRED and a.who.probe is None
+    lan.advance(10.0)
+    assert not lan.events(a, events.ImpostorSuspected) and a.session.info.incarnation == b.incarnation
+
+
 def test_a_pairing_whose_confirmation_never_arrives_still_ends_paired_on_both_sides() -> None:
     lan = Lan(1)
     a, b = lan.add("alice"), lan.add("bob")

@@ -555,6 +555,35 @@ def test_a_process_that_died_while_pairing_is_not_taken_for_an_impostor(code: st
         assert [type(e) for e in bob.events] == [events.Paired]
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("gap", [0.2, 2.0])
+def test_a_restarted_peer_gets_its_relationship_back_although_a_namesake_of_its_survivor_is_about(
+        seed: int, gap: float) -> None:
+    """bob dies; another lanpay called alice starts (a neighbour, alice's second laptop), then bob
+    again.  The real alice holds bob's relationship and offers it back: the free namesake beside
+    her is no rival to the holder (only she can give it back), so the new bob restores from her
+    on her user's consent, never pairs afresh with the namesake, and calls nobody an impostor."""
+    net = lan(seed)
+    alice, bob = net.add("alice"), net.add("bob")
+    book = Book(net)
+    paired(net, *ALICE_BOB)
+    book.pay("alice", 100)
+    settle(net, book)
+    net.kill("bob")
+    net.run(net.now + 1.0)
+    namesake = net.add("alice", label="alice2")
+    net.run(net.now + gap)
+    reborn = book.restart("bob")
+    assert net.run_until(lambda: reborn.peer.state is State.PAIRED and bool(reborn.of(events.Paired)), 30)
+    net.run(net.now + 10)
+    [restored] = reborn.of(events.Paired)
+    assert restored.restored and restored.balance == 100 and restored.peer_addr == alice.addr
+    assert reborn.peer.session.info.incarnation == alice.peer.incarnation
+    assert not reborn.of(events.NameConflict) and not [e for e in namesake.of(events.Paired)]
+    assert not [e for e in reborn.of(events.ImpostorSuspected) if e.addr == alice.addr]
+    assert not alice.of(events.ImpostorSuspected) and not namesake.of(events.ImpersonationSeen)
+
+
 def test_an_impostor_claiming_to_be_the_restarted_counterpart_while_it_still_answers_is_refused() -> None:
     net = lan(11)
     alice, bob = net.add("alice"), net.add("bob")

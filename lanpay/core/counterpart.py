@@ -165,8 +165,12 @@ class Counterpart:
         survivors = self._survivors(now)
         if self.pairer.cooling(msg.sender_inc, now) and not self._offered_back(msg, survivors, now):
             return DropReason.RATE
-        if survivors and not self._claims_ours(msg.sender_inc, now):
-            return DropReason.UNEXPECTED                     # our relationship is out there: it comes first
+        if survivors:
+            if not self._claims_ours(msg.sender_inc, now):
+                return DropReason.UNEXPECTED                 # our relationship is out there: it comes first
+            # The one holding our relationship: a free peer of its name beside it is no rival (only
+            # the holder can give the relationship back; a namesake of it is a stranger to us).
+            return self._respond(msg, addr, resuming=False, now=now)
         if not self.me.code:
             free = [r for r in self.candidates(now) if not r.paired]
             rivals = matching.hello_rivals(msg.name, msg.sender_inc, free, self.table.alive(now))
@@ -195,7 +199,9 @@ class Counterpart:
             if not fresh:
                 return DropReason.UNEXPECTED
             return self._respond(msg, addr, resuming=mine.mode in (Mode.HANDING_BACK, Mode.CONSENT), now=now)
-        if self.state is not State.RESTORING and msg.name == session.info.name:
+        if self.state is not State.RESTORING and msg.name == session.info.name and not msg.flags & wire.F_RESUMING:
+            # (A Hello with F_RESUMING offers back a relationship of an earlier process of ours: we
+            # hold another one now, so it is refused below; it is no claim to be our counterpart.)
             if not self._newcomer(inc, msg.name, msg.wants, bool(msg.flags & wire.F_CODE), now, hello=True):
                 return DropReason.UNEXPECTED
             if self.state is State.PAIRED and self.probe is None:
@@ -471,15 +477,14 @@ class Counterpart:
     def admit(self, hs: pairing.Handshake, now: float) -> Admission:
         """May we commit to ``hs`` now (reveal, or confirm)?"""
         if self.state in (State.LOOKING, State.PAIRING):
-            survivors = self._survivors(now)
-            if survivors and not self._claims_ours(hs.peer_inc, now):
-                return Admission.NO
+            if self._survivors(now):
+                # Our relationship is out there: only its holder may commit, before any stranger and
+                # whatever free namesake of it is about (that one could not give it back).
+                return Admission.YES if self._claims_ours(hs.peer_inc, now) else Admission.NO
             if not self.me.code and self._rival(hs, now):
                 return Admission.NO
-            # Past here a survivor, if any, is the partner: it goes before any stranger, so only
-            # a fresh pairing waits for the start-up hold, a contested peer or our other commitment.
-            if not survivors and (self._hold_until(now) is not None or self._contested(hs, now)
-                                  or self._committing_elsewhere(hs)):
+            # A fresh pairing waits for the start-up hold, a contested peer or our other commitment.
+            if self._hold_until(now) is not None or self._contested(hs, now) or self._committing_elsewhere(hs):
                 return Admission.LATER
             return Admission.YES
         if self.state is State.RESTORING:
