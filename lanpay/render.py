@@ -440,13 +440,22 @@ def peer_text(status: Status, left: bool = False, why_not: str | None = None) ->
     """Who the counterpart is and how the link is doing; before pairing, what stands in the way."""
     last = f"\nLast:     {shown(why_not)}" if why_not else ""
     if status.peer_name is None:
-        return "Not paired yet: looking for a peer on the LAN…" + last
+        wanted = getattr(status, "wanted", None)
+        return f"Not paired yet: looking for {shown(wanted) if wanted else 'a peer'} on the LAN…" + last
     name = shown(status.peer_name)
     if status.peer_addr is None:
         return f"Not paired yet: pairing with {name}…" + last
     host, port = status.peer_addr
-    check = "verified by the shared code" if status.verified else f"compare with {name}'s screen"
+    requests = getattr(status, "requests", ())
+    if status.verified:
+        check = "verified by the shared code"
+    elif requests:          # the code to compare now is the request's, below: not this one
+        check = "the process you were paired with; compare the request's code below"
+    else:
+        check = f"compare with {name}'s screen"
     agree = {True: "agree", False: "DISAGREE", None: "not compared yet"}[status.agree]
+    asking = [f"Request:  {shown(who)} at {h}:{p} asks for the relationship back; code {code}: compare with "
+              f"{shown(who)}'s screen, then type accept" for who, (h, p), code in requests]
     return "\n".join(
         [
             f"Peer:     {name} at {host}:{port} ({'left' if left else status.state})",
@@ -454,6 +463,7 @@ def peer_text(status: Status, left: bool = False, why_not: str | None = None) ->
             f"Link:     {_link(status, left)}, RTT {_rtt(status.rtt)}",
             f"Views:    {'no longer compared' if status.state == 'closed' else agree}",
             f"Balance:  {_balance_line(status)}",
+            *asking,
         ]
     )
 
@@ -474,6 +484,9 @@ def peer_record(status: Status, left: bool = False, why_not: str | None = None) 
             "link": _link(status, left) if status.peer_addr else None,
             "rtt_ms": None if status.rtt is None else round(status.rtt * 1000, 3),
             "agree": status.agree, **money("balance", status.balance),
+            "wanted": getattr(status, "wanted", None),
+            "requests": [{"name": shown(who), "addr": h, "port": p, "code": code}
+                         for who, (h, p), code in getattr(status, "requests", ())],
             "why_not": shown(why_not) if why_not else None}
 
 

@@ -58,6 +58,7 @@ from lanpay.render import (
     error_text,
     help_text,
     history_text,
+    peer_record,
     peer_text,
     record,
     render,
@@ -386,6 +387,8 @@ class FakeStatus:
     agree: bool | None = None
     verified: bool = False
     drops: int = 0
+    wanted: str | None = None
+    requests: tuple[tuple[str, tuple[str, int], str], ...] = ()
 
 
 PAIRED = FakeStatus("paired", "bob", BOB, "41-87-03", True, 0.00042, -1000, (), True)
@@ -1314,3 +1317,36 @@ async def test_a_pasted_block_with_one_bad_line_runs_none_of_it() -> None:
 async def test_exit_in_a_pasted_block_leaves_before_the_lines_after_it() -> None:
     out, node, status = await run_interactive(f"{PASTE}balance\nexit\npay 1{END}\r")
     assert status == 0 and node.seq == 0 and out == ["0.00", "Goodbye."]
+
+
+def test_peer_before_pairing_names_whom_it_looks_for() -> None:
+    assert peer_text(FakeStatus(wanted="carol")) == "Not paired yet: looking for carol on the LAN…"
+    assert peer_record(FakeStatus(wanted="carol"))["wanted"] == "carol"
+
+
+def test_peer_during_a_hand_back_request_shows_the_request_s_code_to_compare_not_the_old_one() -> None:
+    """A real survivor asked for the relationship back: ``peer`` must not tell its user to compare
+    the code of the dead process (on no screen any more) but the request's, as the notice did;
+    the restarted side, waiting for the accept, sees its link online."""
+    from lanpay.core import events
+    from sim import Net
+    net = Net(5)
+    net.consent = False
+    alice, bob = net.add("alice"), net.add("bob")
+    assert net.run_until(lambda: alice.peer.state.value == "paired" and bob.peer.state.value == "paired", 30)
+    old_code = alice.peer.status().code
+    net.kill("bob")
+    net.run(net.now + 1.0)
+    reborn = net.restart("bob")
+    assert net.run_until(lambda: bool(alice.of(events.HandbackRequested)), 30)
+    [asked] = alice.of(events.HandbackRequested)
+    text = peer_text(alice.peer.status())
+    assert f"Code:     {old_code} (the process you were paired with; compare the request's code below)" in text
+    assert (f"Request:  bob at {reborn.addr[0]}:{reborn.addr[1]} asks for the relationship back; code {asked.code}: "
+            f"compare with bob's screen, then type accept") in text.splitlines()
+    assert peer_record(alice.peer.status())["requests"] == [
+        {"name": "bob", "addr": reborn.addr[0], "port": reborn.addr[1], "code": asked.code}]
+    net.run(net.now + 2.0)
+    waiting = reborn.peer.status()
+    assert waiting.state == "restoring" and waiting.online
+    assert "Link:     online" in peer_text(waiting)

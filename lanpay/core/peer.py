@@ -84,6 +84,8 @@ class Status:
     agree: bool | None
     verified: bool
     drops: int
+    wanted: str | None = None         # --peer: the only name we pair with
+    requests: tuple[tuple[str, tuple[str, int], str], ...] = ()   # (name, address, code) awaiting accept
 
 
 class Peer:
@@ -213,13 +215,15 @@ class Peer:
             peer_name=s.info.name if s else None,
             peer_addr=s.peer_addr if s else None,
             code=s.info.code if s else None,
-            online=bool(s and s.online and s.ready),
+            online=bool(s and s.online),
             rtt=self.rtt.srtt,
             balance=self.ledger.balance,
             pending=tuple((e.seq, e.amount, e.status is EntryStatus.IN_DOUBT) for e in self.ledger.pending()),
             agree=s.agree if s else None,
             verified=bool(s and s.info.verified),
             drops=sum(self.drops.values()),
+            wanted=self.config.want_peer,
+            requests=tuple((r.info.name, r.peer_addr, r.info.code) for r in self.who.successors.values()),
         )
 
     # ================================================================ datagrams in
