@@ -124,6 +124,10 @@ _ADVICE = {
         "it is waiting for someone else (its --peer names another); lanpay keeps looking",
     wire.REFUSE_TEXT[wire.R_TAKEN]:
         "it is already paired with someone else; lanpay keeps looking",
+    wire.REFUSE_TEXT[wire.R_OLD_ALIVE]:
+        "it is paired with another lanpay of your name, which still answers (your earlier one, if "
+        "you ran it: use that one, or end it with exit; else someone else runs lanpay under your "
+        "name: start with another --name); lanpay keeps trying",
     wire.REFUSE_TEXT[wire.R_NAMESAKE]:
         "it also hears another lanpay with your name, and pairs with neither (one of yours that "
         "just ended is forgotten within 10 s; otherwise give one of the two another --name, or "
@@ -219,6 +223,9 @@ _RESTORE_FAILED = {
     "silent": "the other side stopped answering",
     "timeout": "it was not accepted in time; looking again",
     "expired": "it was not accepted in time; the request was dropped",
+    "kept": "it hears your earlier lanpay still answering and keeps the relationship with that one "
+            "(if it is yours, use it, or end it with exit and start again; else someone else runs "
+            "lanpay under your name: start with another --name)",
 }
 
 

@@ -584,6 +584,32 @@ def test_a_restarted_peer_gets_its_relationship_back_although_a_namesake_of_its_
     assert not alice.of(events.ImpostorSuspected) and not namesake.of(events.ImpersonationSeen)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_restart_whose_old_process_wakes_before_the_accept_is_told_the_relationship_stays(seed: int) -> None:
+    """bob is stopped (a suspended laptop), a new bob starts and asks for the relationship; before
+    alice accepts, the old bob wakes and answers.  alice keeps the relationship with it, and the
+    new bob is told so at once, under the session begun for the hand-back, not left to read
+    alice's silence as "stopped answering"; its later hellos hear why they are refused."""
+    net = lan(seed)
+    net.consent = False
+    alice, bob = net.add("alice"), net.add("bob")
+    paired(net, *ALICE_BOB)
+    net.pay("alice", 100)
+    net.run(net.now + 1.0)
+    net.stall(bob, 8.0)
+    wakes = net.now + 8.0
+    net.run(net.now + 0.5)
+    reborn = net.restart("bob", keep_old=True)
+    net.run(net.now + 40)
+    assert reborn.of(events.HandbackAwaited) and alice.of(events.HandbackRequested)
+    [(when, failed)] = [(t, e) for t, e in reborn.timeline if isinstance(e, events.RestoreFailed)]
+    assert failed.reason == "kept" and when < wakes + 1.0, reborn.timeline
+    assert not reborn.of(events.PairingFailed) and not reborn.of(events.Paired)
+    assert all(e.reason == wire.REFUSE_TEXT[wire.R_OLD_ALIVE] for e in reborn.of(events.PairingRefused))
+    assert alice.peer.session.info.incarnation == bob.peer.incarnation and alice.peer.ledger.balance == -100
+    assert bob.of(events.ImpersonationSeen)
+
+
 def test_an_impostor_claiming_to_be_the_restarted_counterpart_while_it_still_answers_is_refused() -> None:
     net = lan(11)
     alice, bob = net.add("alice"), net.add("bob")

@@ -188,6 +188,18 @@ RENDERED: list[tuple[Event, str | None]] = [
         "Warning: the hand-back with alice did not complete: it was not accepted in time; looking again",
     ),
     (
+        RestoreFailed("alice", "kept"),
+        "Warning: the hand-back with alice did not complete: it hears your earlier lanpay still answering "
+        "and keeps the relationship with that one (if it is yours, use it, or end it with exit and start "
+        "again; else someone else runs lanpay under your name: start with another --name)",
+    ),
+    (
+        PairingRefused("alice", wire.REFUSE_TEXT[wire.R_OLD_ALIVE]),
+        "alice refused to pair: it is paired with another lanpay of your name, which still answers (your "
+        "earlier one, if you ran it: use that one, or end it with exit; else someone else runs lanpay under "
+        "your name: start with another --name); lanpay keeps trying",
+    ),
+    (
         OldProcessBack("bob", ("10.0.0.5", 40001)),
         "Warning: bob's old process (10.0.0.5) spoke again after the hand-back; ignored",
     ),

@@ -60,6 +60,7 @@ INNER_CASES: list[wire.Message] = [
     wire.Fenced(0, (), 0),
     wire.Claimed("10.0.0.9"),
     wire.Claimed("fe80::1%eth0"),
+    wire.Declined(wire.D_OLD_ALIVE),
 ]
 
 
@@ -254,7 +255,7 @@ def test_unknown_outer_types_are_refused(kind: int) -> None:
         wire.decode(b"LP\x01" + bytes([kind]) + bytes(64))
 
 
-@pytest.mark.parametrize("kind", [0, 10, 255])
+@pytest.mark.parametrize("kind", [0, 11, 255])
 def test_unknown_inner_types_are_refused(kind: int) -> None:
     with pytest.raises(DecodeError, match="unknown inner type"):
         wire.decode_inner(bytes([kind]) + bytes(64))

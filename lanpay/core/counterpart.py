@@ -202,6 +202,9 @@ class Counterpart:
         if self.state is not State.RESTORING and msg.name == session.info.name and not msg.flags & wire.F_RESUMING:
             # (A Hello with F_RESUMING offers back a relationship of an earlier process of ours: we
             # hold another one now, so it is refused below; it is no claim to be our counterpart.)
+            if self.pairer.impostor(inc, now):
+                self._refuse(msg, addr, wire.R_OLD_ALIVE, now)        # its claim failed: say why
+                return None
             if not self._newcomer(inc, msg.name, msg.wants, bool(msg.flags & wire.F_CODE), now, hello=True):
                 return DropReason.UNEXPECTED
             if self.state is State.PAIRED and self.probe is None:
@@ -620,7 +623,13 @@ class Counterpart:
     def _impostor(self, name: str, addr: tuple[str, int], inc: int, now: float) -> None:
         """Someone claimed to be our counterpart restarted while it still answers: it cools down
         IMPOSTOR_COOLDOWN; our user is told, and so is the counterpart itself (both users are
-        told), once per claimant."""
+        told), once per claimant.  The claimant's handshakes end, and one whose hello we were
+        answering hears why (else it could only read our silence as gone)."""
+        for hs in self.pairer.with_peer(inc):
+            if not hs.initiator and self.budget.spend(now):
+                refusal = wire.Refuse(self.me.incarnation, inc, wire.R_OLD_ALIVE, self.me.name)
+                self.out.append((wire.encode(refusal), hs.peer_addr))
+            self.pairer.drop(hs, now)
         self.pairer.cool_impostor(inc, now + IMPOSTOR_COOLDOWN)
         fact = ("impostor", inc)
         if not self.notices.seen(fact) and self.session is not None:
@@ -628,15 +637,18 @@ class Counterpart:
         self._warn("impostor", name, fact, events.ImpostorSuspected(name, addr), now)
 
     def _old_is_alive(self, s: Session, now: float) -> None:
-        """The process we thought gone spoke: whoever claimed its place is not it."""
+        """The process we thought gone spoke: whoever claimed its place is not it, and is told so
+        (under the session begun with it, so it stops waiting for our record)."""
         for inc, succ in list(self.successors.items()):
             self._impostor(succ.info.name, succ.info.addr, inc, now)
+            self.out.extend(succ.decline())
         for hs in [a for a in self.pairer.attempts.values()
                    if a.peer_name == s.info.name and a.peer_inc != s.info.incarnation]:
             # A newcomer's handshake under way, admitted while the old process looked gone: it
-            # must not finish into a hand-over now that the old process is back.
-            self.pairer.drop(hs, now)
-            self._impostor(hs.peer_name, hs.peer_addr, hs.peer_inc, now)
+            # must not finish into a hand-over now that the old process is back (``_impostor``
+            # ends it, and every other of that incarnation).
+            if hs.peer_inc in {a.peer_inc for a in self.pairer.attempts.values()}:
+                self._impostor(hs.peer_name, hs.peer_addr, hs.peer_inc, now)
         self.successors.clear()
         self.consent_until.clear()
         self.move(State.PAIRED)
@@ -651,6 +663,8 @@ class Counterpart:
         elif self.state is _RESTORING and s.ready:
             self.move(_PAIRED)
             self.changed = True
+        elif self.state is _RESTORING and s.declined:
+            self._check_restore(now)        # the survivor keeps the relationship: at once, not at a timer
 
     def timer(self, now: float) -> None:
         for s in self.sessions():
@@ -665,11 +679,12 @@ class Counterpart:
         s = self.session
         if self.state is not State.RESTORING or s is None:
             return
-        if now >= self.restore_until or now >= s.last_heard + RESTORE_SILENCE:
-            reason = "timeout" if now >= self.restore_until else "silent"
+        if s.declined or now >= self.restore_until or now >= s.last_heard + RESTORE_SILENCE:
+            reason = "kept" if s.declined else "timeout" if now >= self.restore_until else "silent"
             self._tell(events.RestoreFailed(s.info.name, reason))
             self.pairer.cool(s.info.incarnation, now + COOLDOWN)
-            self.survivor_misses[s.info.incarnation] = self.survivor_misses.get(s.info.incarnation, 0) + 1
+            misses = MAX_SURVIVOR_MISSES if s.declined else self.survivor_misses.get(s.info.incarnation, 0) + 1
+            self.survivor_misses[s.info.incarnation] = misses      # declined: it holds the relationship elsewhere
             self.session = None
             self.unpaired = Ledger(self.limit)
             self.move(State.LOOKING)

@@ -101,6 +101,7 @@ class Session:
         self.left = False
         self.closed = False
         self.fenced_out = False                 # our counterpart handed the relationship to a newer us
+        self.declined = False                   # awaiting a hand-back the survivor then declined
         self.agree: bool | None = None
         self.next_ping = now
         self.ping_id = 0
@@ -227,6 +228,15 @@ class Session:
         for part in self.handback.due(now, self.rtt.rto, self.rtt.cap):
             self._send(part)
 
+    def decline(self) -> list[tuple[bytes, tuple[str, int]]]:
+        """We will not hand the relationship to this session's process after all (the process it
+        would replace still answers): tell it, a few copies against loss, and hand back what to
+        send, since this session is dropped at once."""
+        for _ in range(BYE_COPIES):
+            self._send(wire.Declined(wire.D_OLD_ALIVE))
+        self.closed = True
+        return self.take_datagrams()
+
     def tell_claimed(self, host: str) -> None:
         """Tell our counterpart that someone at ``host`` claimed to be it restarted."""
         if self.mode is Mode.NORMAL and not self.closed:
@@ -303,7 +313,7 @@ class Session:
         return kind(ping_id, self._quiet(), led.out_settled, led.in_settled, led.issued, led.digest())
 
     _ALLOWED = {
-        Mode.AWAITING: (wire.Resume, wire.Ping, wire.Pong, wire.Bye),
+        Mode.AWAITING: (wire.Resume, wire.Ping, wire.Pong, wire.Bye, wire.Declined),
         Mode.CONSENT: (wire.Ping, wire.Pong, wire.Bye),
         Mode.HANDING_BACK: (wire.Resumed, wire.Ack, wire.Ping, wire.Pong, wire.Bye),
     }
@@ -359,6 +369,8 @@ class Session:
                 return self._on_fenced(msg)
             case wire.Claimed():
                 self.emit(events.ImpersonationSeen(self.info.name, msg.host))
+            case wire.Declined():
+                self.declined = True        # only in AWAITING (above): the record will not come
         return None
 
     def _heard_keepalive(self, msg: wire.Ping | wire.Pong) -> None:

@@ -400,13 +400,14 @@ class Confirm(Message):
     SPEC = (INC, INC, TAG)
 
 
-R_TAKEN, R_NOT_WANTED, R_CODE_MISMATCH, R_BAD_CODE, R_NAMESAKE = 1, 2, 3, 4, 5
+R_TAKEN, R_NOT_WANTED, R_CODE_MISMATCH, R_BAD_CODE, R_NAMESAKE, R_OLD_ALIVE = 1, 2, 3, 4, 5, 6
 REFUSE_TEXT = {
     R_TAKEN: "already paired with someone else",
     R_NOT_WANTED: "waiting for someone else",
     R_CODE_MISMATCH: "one side uses a pairing code and the other does not",
     R_BAD_CODE: "the pairing codes do not match (or someone on the network interfered)",
     R_NAMESAKE: "it hears more than one peer with your name",
+    R_OLD_ALIVE: "it is paired with another lanpay of your name, which still answers",
 }
 PASSING_REFUSALS = frozenset({R_NAMESAKE})    # what passes by itself (a namesake's record expires): no long cooldown
 
@@ -629,7 +630,21 @@ class Claimed(Message):
     SPEC = (MEMO,)
 
 
-INNER: dict[int, type] = {c.TYPE: c for c in (Pay, Ack, Ping, Pong, Bye, Resume, Resumed, Fenced, Claimed)}
+D_OLD_ALIVE = 1     # the process the receiver would replace still answers: the relationship stays with it
+
+
+@frozen
+class Declined(Message):
+    """Under a session begun to hand the relationship back to the receiver: the sender will not
+    (``reason``: ``D_OLD_ALIVE``); the receiver stops waiting for the record."""
+
+    TYPE = 10
+    reason: int
+    SPEC = (U8,)
+
+
+INNER: dict[int, type] = {c.TYPE: c for c in (Pay, Ack, Ping, Pong, Bye, Resume, Resumed, Fenced, Claimed,
+                                              Declined)}
 
 
 # ---------------------------------------------------------------- sizes that answer sizes
