@@ -175,6 +175,10 @@ def _sentence(event: Event, peer: str | None) -> str | None:
             return f"Warning: {host} claims to be {name} restarted, but {name} still answers; ignored"
         case PeerTaken(name=name, reason="paired"):
             return f"{name} is already paired with someone else; still looking"
+        case PeerTaken(name=name, reason="yours-elsewhere"):
+            return (f"{name} is paired with another lanpay of your name, not this one (if that was your "
+                    f"earlier lanpay, {name} hands the relationship back once it is gone; else someone "
+                    "else runs lanpay under your name: start with another --name); still looking")
         case PeerTaken(name=name, reason="same-name"):
             return (f"Another lanpay on the LAN is also called {name}, and two of one name never pair: "
                     "one of you starts again with another --name; still looking")

@@ -610,6 +610,26 @@ def test_a_restart_whose_old_process_wakes_before_the_accept_is_told_the_relatio
     assert bob.of(events.ImpersonationSeen)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_second_process_of_a_paired_name_is_told_why_it_does_not_pair(seed: int) -> None:
+    """alice and bob are paired; another lanpay called bob starts.  alice keeps bob (it answers),
+    and the newcomer, which would otherwise only ever say it is looking, is told once that alice
+    holds a relationship with another lanpay of its name; the restart a real bob makes is not."""
+    net = lan(seed)
+    alice, bob = net.add("alice"), net.add("bob")
+    paired(net, *ALICE_BOB)
+    second = net.add("bob", label="second")
+    net.run(net.now + 30)
+    assert second.of(events.PeerTaken) == [events.PeerTaken("alice", "yours-elsewhere")], second.timeline
+    assert alice.peer.session.info.incarnation == bob.peer.incarnation
+    net.kill("second")
+    net.kill("bob")
+    net.run(net.now + 1.0)
+    reborn = net.restart("bob")
+    assert net.run_until(lambda: reborn.peer.state is State.PAIRED, 30)
+    assert not reborn.of(events.PeerTaken), reborn.timeline
+
+
 def test_an_impostor_claiming_to_be_the_restarted_counterpart_while_it_still_answers_is_refused() -> None:
     net = lan(11)
     alice, bob = net.add("alice"), net.add("bob")

@@ -139,6 +139,10 @@ RENDERED: list[tuple[Event, str | None]] = [
     (ImpersonationSeen("alice", "10.0.0.9"),
      "Warning: 10.0.0.9 claimed to be you restarted; alice did not hand it the relationship"),
     (PeerTaken("bob", "wants-other"), "bob is waiting for someone else (it was started with --peer); still looking"),
+    (PeerTaken("alice", "yours-elsewhere"),
+     "alice is paired with another lanpay of your name, not this one (if that was your earlier lanpay, "
+     "alice hands the relationship back once it is gone; else someone else runs lanpay under your name: "
+     "start with another --name); still looking"),
     (PeerTaken("bob", "same-name"), "Another lanpay on the LAN is also called bob, and two of one name never pair: "
                                     "one of you starts again with another --name; still looking"),
     (PairingFailed("carol", "wrong code"), "Pairing with carol failed: wrong code"),

@@ -238,6 +238,7 @@ class Counterpart:
         pair: it is taken, it asked for someone else, or it has our own name (nobody pairs
         with its own name: a process of our name is our own, earlier or later)."""
         terms = self.terms
+        current: set[int] | None = None
         for rec in self.table.alive(now):
             if rec.name == terms.name:
                 if not rec.paired and rec.incarnation != self.me.incarnation:
@@ -246,7 +247,17 @@ class Counterpart:
                 continue
             if terms.want_peer not in (None, rec.name):
                 continue
-            if rec.paired and rec.partner != terms.name:
+            if rec.paired and rec.partner == terms.name:
+                # It holds a relationship with a process of our name, not this one: ours (if we
+                # restarted) comes back through it, so it is said only once that had its time.
+                if now < rec.first_seen + SURVIVOR_WAIT or rec.partner_inc == self.me.incarnation:
+                    continue
+                if current is None:
+                    current = {r.incarnation for r in self._survivors(now)}
+                if rec.incarnation in current:
+                    continue
+                reason = "yours-elsewhere"
+            elif rec.paired:
                 reason = "paired"
             elif rec.wants not in ("", terms.name):
                 reason = "wants-other"

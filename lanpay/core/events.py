@@ -221,8 +221,9 @@ class WarningsRepeated(Event):
 @frozen
 class PeerTaken(Event):
     """A peer we would pair with cannot pair with us: ``reason`` is ``"paired"`` (it has a
-    counterpart), ``"wants-other"`` (it asked for someone else with --peer) or
-    ``"same-name"`` (it is looking under our own name, which nobody pairs with)."""
+    counterpart), ``"wants-other"`` (it asked for someone else with --peer), ``"same-name"``
+    (it is looking under our own name, which nobody pairs with) or ``"yours-elsewhere"`` (it
+    holds a relationship with another process of our name, and did not hand it to us)."""
 
     name: str
     reason: str
