@@ -24,6 +24,7 @@ from lanpay.core.errors import NotPaired, PeerUnavailable, UserError
 from lanpay.core.events import (
     ImpersonationSeen,
     PeerTaken,
+    CodeDiffers,
     WarningsRepeated,
     Event,
     Fenced,
@@ -175,6 +176,17 @@ def _sentence(event: Event, peer: str | None) -> str | None:
             return f"Warning: {host} claims to be {name} restarted, but {name} still answers; ignored"
         case PeerTaken(name=name, reason="paired"):
             return f"{name} is already paired with someone else; still looking"
+        case CodeDiffers(name=name, host=host, theirs=theirs, holding=False):
+            mine = "you do not" if theirs else "you do"
+            return (f"{name} ({host}) {'uses' if theirs else 'does not use'} --code and {mine}, so you "
+                    "never pair: start both with the same --code, or both without; still looking")
+        case CodeDiffers(name=name, host=host, theirs=theirs, holding=True):
+            how = "with a --code" if theirs else "without --code"
+            again = "without --code" if theirs else "with the same --code"
+            yours = "has none" if theirs else "uses one"
+            return (f"Warning: a lanpay called {name} ({host}) started {how}, while your relationship "
+                    f"with {name} {yours}: it cannot take it over (if {name} restarted, it must start "
+                    f"again {again})")
         case PeerTaken(name=name, reason="yours-elsewhere"):
             return (f"{name} is paired with another lanpay of your name, not this one (if that was your "
                     f"earlier lanpay, {name} hands the relationship back once it is gone; else someone "

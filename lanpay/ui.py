@@ -47,6 +47,7 @@ from lanpay.core.events import (
     PairingFailed,
     PairingRefused,
     PeerTaken,
+    CodeDiffers,
     PaymentInDoubt,
     PaymentRejected,
     PaymentsVoided,
@@ -165,7 +166,7 @@ class Shell:
                 self.peer_name, self._left, self.why_not = name, False, None
                 self.paired.set()
             case PairingRefused() | PairingFailed() | NameConflict() | HandbackAwaited() | RestoreFailed() \
-                    | PeerTaken():
+                    | PeerTaken() | CodeDiffers():
                 if isinstance(event, HandbackAwaited):
                     self.peer_name = event.name          # who holds our relationship, while it comes back
                 if not self.paired.is_set():

@@ -1071,7 +1071,7 @@ def test_a_peer_using_a_code_when_we_do_not_is_reported_once() -> None:
     lan, p = lone()
     for _ in range(5):
         p.receive_datagram(stranger_announce(2**63, flags=wire.F_CODE), STRANGER, 0.0)
-    assert lan.events(p) == [events.PairingRefused("bob", wire.REFUSE_TEXT[wire.R_CODE_MISMATCH])]
+    assert lan.events(p) == [events.CodeDiffers("bob", STRANGER[0], theirs=True)]
     assert p.state is State.LOOKING
 
 

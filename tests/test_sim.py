@@ -630,6 +630,26 @@ def test_a_second_process_of_a_paired_name_is_told_why_it_does_not_pair(seed: in
     assert not reborn.of(events.PeerTaken), reborn.timeline
 
 
+@pytest.mark.parametrize("paired_with_code", [True, False])
+def test_a_restart_with_the_other_kind_of_start_is_told_on_both_screens(paired_with_code: bool) -> None:
+    """alice and bob paired with a --code (or without); bob dies and starts again the other way.
+    Neither pairs nor hands anything over, and both are told why once: the restarted bob that
+    alice uses a code and it does not (or the reverse), alice that a bob started the other way
+    cannot take the relationship over, so the user knows how to start it again."""
+    code = {"code": "blue harbour seven"} if paired_with_code else {}
+    net = lan(4)
+    alice, bob = net.add("alice", **code), net.add("bob", **code)
+    paired(net, *ALICE_BOB)
+    net.kill("bob")
+    net.run(net.now + 1.0)
+    reborn = net.add("bob", label="reborn", **({} if paired_with_code else {"code": "blue harbour seven"}))
+    net.run(net.now + 30)
+    assert reborn.of(events.CodeDiffers) == [events.CodeDiffers("alice", alice.addr[0], theirs=paired_with_code)]
+    assert alice.of(events.CodeDiffers) == [events.CodeDiffers("bob", reborn.addr[0], theirs=not paired_with_code,
+                                                               holding=True)]
+    assert not reborn.of(events.Paired) and alice.peer.session.info.incarnation == bob.peer.incarnation
+
+
 def test_an_impostor_claiming_to_be_the_restarted_counterpart_while_it_still_answers_is_refused() -> None:
     net = lan(11)
     alice, bob = net.add("alice"), net.add("bob")

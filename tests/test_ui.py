@@ -26,6 +26,7 @@ from lanpay.core import wire
 from lanpay.core.events import (
     ImpersonationSeen,
     PeerTaken,
+    CodeDiffers,
     WarningsRepeated,
     Event,
     Fenced,
@@ -139,6 +140,18 @@ RENDERED: list[tuple[Event, str | None]] = [
     (ImpersonationSeen("alice", "10.0.0.9"),
      "Warning: 10.0.0.9 claimed to be you restarted; alice did not hand it the relationship"),
     (PeerTaken("bob", "wants-other"), "bob is waiting for someone else (it was started with --peer); still looking"),
+    (CodeDiffers("alice", "10.0.0.4", theirs=True),
+     "alice (10.0.0.4) uses --code and you do not, so you never pair: start both with the same --code, "
+     "or both without; still looking"),
+    (CodeDiffers("alice", "10.0.0.4", theirs=False),
+     "alice (10.0.0.4) does not use --code and you do, so you never pair: start both with the same --code, "
+     "or both without; still looking"),
+    (CodeDiffers("bob", "10.0.0.5", theirs=False, holding=True),
+     "Warning: a lanpay called bob (10.0.0.5) started without --code, while your relationship with bob "
+     "uses one: it cannot take it over (if bob restarted, it must start again with the same --code)"),
+    (CodeDiffers("bob", "10.0.0.5", theirs=True, holding=True),
+     "Warning: a lanpay called bob (10.0.0.5) started with a --code, while your relationship with bob "
+     "has none: it cannot take it over (if bob restarted, it must start again without --code)"),
     (PeerTaken("alice", "yours-elsewhere"),
      "alice is paired with another lanpay of your name, not this one (if that was your earlier lanpay, "
      "alice hands the relationship back once it is gone; else someone else runs lanpay under your name: "

@@ -226,7 +226,7 @@ class Counterpart:
         found, wrong_code = matching.candidates(self.terms, self.table.alive(now), self.pairer.cooldown, now)
         for rec in wrong_code:
             self._warn("code", rec.name, ("code", rec.incarnation),
-                           events.PairingRefused(rec.name, wire.REFUSE_TEXT[wire.R_CODE_MISMATCH]), now)
+                       events.CodeDiffers(rec.name, rec.addr[0], rec.uses_code), now)
         survivors = {r.incarnation for r in self._survivors(now)}
         ours = _heard_most([r for r in found if r.incarnation in survivors])
         free = [r for r in found if not r.paired]
@@ -430,6 +430,13 @@ class Counterpart:
                 or not self.table.another(s.info.name, s.info.incarnation):
             return          # nearly every datagram of a session: nobody else has its name
         for rec in self._uncrowded_first(self.table.alive(now), now):
+            if rec.name == s.info.name and rec.uses_code != bool(self.me.code) and not self._taken(rec) \
+                    and not self._went_before(rec) and rec.incarnation != s.info.incarnation:
+                # It cannot take the relationship over; if our counterpart restarted, it must start
+                # again the way this relationship was made (with the same --code, or without).
+                self._warn("code", rec.name, ("code", rec.incarnation),
+                           events.CodeDiffers(rec.name, rec.addr[0], rec.uses_code, holding=True), now)
+                continue
             if self._taken(rec) or self._went_before(rec) \
                     or not self._newcomer(rec.incarnation, rec.name, rec.wants, rec.uses_code, now):
                 continue

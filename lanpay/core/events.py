@@ -219,6 +219,19 @@ class WarningsRepeated(Event):
 
 
 @frozen
+class CodeDiffers(Event):
+    """A lanpay called ``name`` at ``host`` is about whose use of --code (``theirs``) differs from
+    ours, so the two never pair.  ``holding``: we hold a relationship with a process of that name
+    (the newcomer cannot take it over; if our counterpart restarted, it did so with the wrong
+    kind of start)."""
+
+    name: str
+    host: str
+    theirs: bool
+    holding: bool = False
+
+
+@frozen
 class PeerTaken(Event):
     """A peer we would pair with cannot pair with us: ``reason`` is ``"paired"`` (it has a
     counterpart), ``"wants-other"`` (it asked for someone else with --peer), ``"same-name"``
