@@ -218,20 +218,29 @@ class Net:
         self.at(self.now + seconds, lambda: self.resume(host))
 
     def resume(self, host: Host) -> None:
-        """The stopped process runs again: everything queued arrives at once, then its timers fire."""
+        """The stopped process runs again: everything queued arrives at once, and its overdue
+        timers fire, in either order (an event loop may run either first): every other stop of a
+        host reads its socket first, the others run its timers first."""
         if not host.stalled or self.now < host.stall_until:
             return
         host.stalled = False
         host.stalls.append((host.stalled_since, self.now))
         if not host.alive:
             return
+        timers_first = len(host.stalls) % 2 == 0
+        if timers_first:
+            self._overdue(host)
         backlog, host.backlog = host.backlog, []
         for data, src in backlog:
             host.peer.receive_datagram(data, src, self.now)
+        if not timers_first:
+            self._overdue(host)
+        self._flush(host)
+
+    def _overdue(self, host: Host) -> None:
         t = host.peer.next_timeout()
         if t is not None and t <= self.now:
             host.peer.handle_timeout(self.now)
-        self._flush(host)
 
     def live(self) -> list[Host]:
         return [h for h in self.by_addr.values() if h.running]

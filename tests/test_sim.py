@@ -650,6 +650,25 @@ def test_a_restart_with_the_other_kind_of_start_is_told_on_both_screens(paired_w
     assert not reborn.of(events.Paired) and alice.peer.session.info.incarnation == bob.peer.incarnation
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_process_woken_from_a_stop_does_not_call_its_live_peer_silent(seed: int) -> None:
+    """bob is stopped twice (a suspended laptop); alice runs on and is rightly told bob went
+    silent and came back.  bob was the one stopped: whether its overdue timers run before or
+    after it reads what alice sent meanwhile (the driver does both, one stop each), bob is not
+    told "alice is not responding" and "alice is back" in one instant on waking."""
+    net = lan(seed)
+    alice, bob = net.add("alice"), net.add("bob")
+    paired(net, *ALICE_BOB)
+    for _ in range(2):
+        net.stall(bob, 8.0)
+        net.run(net.now + 20)
+    assert not bob.of(events.PeerSilent) and not bob.of(events.PeerBack), bob.timeline
+    assert len(alice.of(events.PeerSilent)) == 2 and len(alice.of(events.PeerBack)) == 2
+    net.kill("alice")                      # a peer that really went silent is still told
+    net.run(net.now + 10)
+    assert bob.of(events.PeerSilent)
+
+
 def test_an_impostor_claiming_to_be_the_restarted_counterpart_while_it_still_answers_is_refused() -> None:
     net = lan(11)
     alice, bob = net.add("alice"), net.add("bob")

@@ -256,9 +256,15 @@ class Session:
         was stopped (SIGSTOP, a suspended laptop).  What queued up meanwhile may be from a
         relationship that has since gone to another process of ours, so no payment is applied
         until the counterpart answers a ping sent after we woke."""
-        if now - self.last_call > STALL_GAP and self.mode is Mode.NORMAL and not self.closed:
-            self.stale_since = now
-            self._ping(now)
+        stopped = now - self.last_call
+        if stopped > STALL_GAP:
+            # The time we were stopped is not the peer's silence: what it sent meanwhile waits in
+            # our socket, read after this. Judged on the time we were awake, it is not told as
+            # "not responding" the instant we wake, then "back" a moment later.
+            self.last_heard += stopped
+            if self.mode is Mode.NORMAL and not self.closed:
+                self.stale_since = now
+                self._ping(now)
         self.last_call = now
 
     def receive(self, msg: wire.Sealed, addr: tuple[str, int], now: float) -> DropReason | None:
