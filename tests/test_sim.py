@@ -664,6 +664,9 @@ def test_a_process_woken_from_a_stop_does_not_call_its_live_peer_silent(seed: in
         net.run(net.now + 20)
     assert not bob.of(events.PeerSilent) and not bob.of(events.PeerBack), bob.timeline
     assert len(alice.of(events.PeerSilent)) == 2 and len(alice.of(events.PeerBack)) == 2
+    # A ping answered only once the stop ended timed the stop, not the link: neither side's round
+    # trip (shown by peer, and what resends wait for) took it for one.
+    assert alice.peer.rtt.srtt < 0.05 and bob.peer.rtt.srtt < 0.05, (alice.peer.rtt, bob.peer.rtt)
     net.kill("alice")                      # a peer that really went silent is still told
     net.run(net.now + 10)
     assert bob.of(events.PeerSilent)

@@ -116,6 +116,7 @@ class Session:
         self.old_heard = False
         self.last_call = now
         self.stale_since: float | None = None    # we were stopped: payments wait until the peer answers anew
+        self.unmeasured_before = float("-inf")   # pings sent earlier timed a stop or a silence, not the link
         if mode is Mode.HANDING_BACK:
             self.begin_handback(now)
         self.handle_timeout(now)
@@ -262,6 +263,7 @@ class Session:
             # our socket, read after this. Judged on the time we were awake, it is not told as
             # "not responding" the instant we wake, then "back" a moment later.
             self.last_heard += stopped
+            self.unmeasured_before = now
             if self.mode is Mode.NORMAL and not self.closed:
                 self.stale_since = now
                 self._ping(now)
@@ -285,6 +287,7 @@ class Session:
         self.last_heard = now
         if self.silent and not self.closed:
             self.silent = False
+            self.unmeasured_before = now
             self.emit(events.PeerBack(self.info.name))
         try:
             inner = wire.decode_inner(plain)
@@ -351,7 +354,8 @@ class Session:
                     self.peer_addr, self.challenge = addr, None      # the peer answered from there: follow it
                 sent = self.pings.pop(msg.ping_id, None)
                 if sent is not None:
-                    self.rtt.sample(now - sent)
+                    if sent >= self.unmeasured_before:
+                        self.rtt.sample(now - sent)
                     self.answered_ping_at = max(self.answered_ping_at, sent)
                     if now >= self.probe_until:
                         self.next_ping = max(self.next_ping, sent + PING_INTERVAL)
