@@ -549,6 +549,8 @@ def toolbar_text(status: Status, left: bool = False, width: int | None = None) -
             who.append(_link(status, left))          # no round trip to time any more
         else:
             who += [_link(status, left), f"RTT {_rtt(status.rtt)}"]
+        if getattr(status, "requests", ()) and status.state != "restoring":
+            who.insert(1, "asks to come back: see peer, then accept")     # kept while there is room
     # no balance is known until it is handed back, and none is current once handed over
     no_balance = status.state in ("restoring", "closed")
     money_parts = [] if no_balance else [f"balance {format_amount(status.balance)}"]

@@ -1379,3 +1379,11 @@ def test_peer_during_a_hand_back_request_shows_the_request_s_code_to_compare_not
     waiting = reborn.peer.status()
     assert waiting.state == "restoring" and waiting.online
     assert "Link:     online" in peer_text(waiting)
+
+
+def test_the_toolbar_says_a_hand_back_request_waits_for_accept() -> None:
+    asking = dataclasses.replace(PAIRED, state="repairing", online=False,
+                                 requests=(("bob", ("10.0.0.6", 40002), "12-34-56"),))
+    assert toolbar_text(asking) == ("bob (127.0.0.1) · asks to come back: see peer, then accept · not responding"
+                                    " · RTT 0.4 ms · balance -10.00")
+    assert toolbar_text(asking, width=66) == "bob · asks to come back: see peer, then accept · balance -10.00"
