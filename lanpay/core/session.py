@@ -117,6 +117,7 @@ class Session:
         self.last_call = now
         self.stale_since: float | None = None    # we were stopped: payments wait until the peer answers anew
         self.unmeasured_before = float("-inf")   # pings sent earlier timed a stop or a silence, not the link
+        self.due: float | None = None            # the timer we last asked for (next_timeout)
         if mode is Mode.HANDING_BACK:
             self.begin_handback(now)
         self.handle_timeout(now)
@@ -257,13 +258,14 @@ class Session:
         was stopped (SIGSTOP, a suspended laptop).  What queued up meanwhile may be from a
         relationship that has since gone to another process of ours, so no payment is applied
         until the counterpart answers a ping sent after we woke."""
-        stopped = now - self.last_call
-        if stopped > STALL_GAP:
-            # The time we were stopped is not the peer's silence: what it sent meanwhile waits in
-            # our socket, read after this. Judged on the time we were awake, it is not told as
-            # "not responding" the instant we wake, then "back" a moment later.
-            self.last_heard += stopped
-            self.unmeasured_before = now
+        if now - self.last_call > STALL_GAP:
+            # The time we were stopped (past the timer we had asked for) is not the peer's silence:
+            # what it sent meanwhile waits in our socket, read after this. Judged on the time we
+            # were awake, it is not told as "not responding" the instant we wake, then "back".
+            late = now - self.due if self.due is not None else 0.0
+            if late > 0.0:
+                self.last_heard += late
+                self.unmeasured_before = now
             if self.mode is Mode.NORMAL and not self.closed:
                 self.stale_since = now
                 self._ping(now)
@@ -658,11 +660,15 @@ class Session:
             self.next_ping = now + (PING_INTERVAL if self.silent else PONG_WAIT)
 
     def next_timeout(self) -> float | None:
+        """When to call ``handle_timeout`` next; remembered as ``due`` (a call long after it means
+        this process was stopped, ``_woke``)."""
         if self.closed or self.mode is _FENCED:
+            self.due = None
             return None
         if self.left:                     # only a payment still to be told in doubt
             first = self.ledger.first_pending()
-            return None if first is None else first.at + IN_DOUBT_AFTER
+            self.due = due = None if first is None else first.at + IN_DOUBT_AFTER
+            return due
         soonest = self.next_ping          # asked after every input: comparisons, not min() calls
         if not self.silent and self.last_heard + SILENT_AFTER < soonest:
             soonest = self.last_heard + SILENT_AFTER
@@ -677,6 +683,7 @@ class Session:
         first = self.ledger.first_pending()
         if first is not None and first.at + IN_DOUBT_AFTER < soonest:
             soonest = first.at + IN_DOUBT_AFTER
+        self.due = soonest
         return soonest
 
     def _unresolved(self) -> Iterator[HistoryEntry]:
