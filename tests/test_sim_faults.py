@@ -102,7 +102,8 @@ FOUND = [("adversary", 37), ("adversary", 42), ("adversary", 61), ("adversary", 
          ("adversary", 191), ("adversary", 197), ("adversary", 226), ("stalls", 105), ("stalls", 145),
          ("restarts", 25), ("restarts", 179), ("restarts", 281), ("stages", 277), ("partitions", 166),
          ("namesake", 50), ("namesake", 294), ("namesake", 121), ("stalls", 204), ("stalls", 255), ("stalls", 277), ("stalls", 478),
-         ("partitions", 230), ("partitions", 312), ("restarts", 950), ("stages", 546), ("namesake", 475)]
+         ("partitions", 230), ("partitions", 312), ("restarts", 950), ("stages", 546), ("namesake", 475),
+         ("leaves", 2940)]
 
 
 @pytest.mark.parametrize(("kind", "seed"), FOUND, ids=[f"{k}-{s}" for k, s in FOUND])
