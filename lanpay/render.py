@@ -239,6 +239,9 @@ _RESTORE_FAILED = {
     "silent": "the other side stopped answering",
     "timeout": "it was not accepted in time; looking again",
     "expired": "it was not accepted in time; the request was dropped",
+    "other": "its user accepted another lanpay of your name instead (the one whose code matched)",
+    "not-accepted": "its user did not accept it in time; lanpay asks again",
+    "left": "the other side left before handing it back",
     "kept": "it hears your earlier lanpay still answering and keeps the relationship with that one "
             "(if it is yours, use it, or end it with exit and start again; else someone else runs "
             "lanpay under your name: start with another --name)",

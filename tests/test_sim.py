@@ -672,6 +672,60 @@ def test_a_process_woken_from_a_stop_does_not_call_its_live_peer_silent(seed: in
     assert bob.of(events.PeerSilent)
 
 
+def _waiting_restart(seed: int, newcomers: int = 1) -> tuple[Net, Host, list[Host]]:
+    """alice and bob paired, 1.00 paid; bob dies and ``newcomers`` processes called bob start,
+    each asking alice for the relationship; nobody has accepted yet."""
+    net = lan(seed)
+    net.consent = False
+    alice, bob = net.add("alice"), net.add("bob")
+    paired(net, *ALICE_BOB)
+    net.pay("alice", 100)
+    net.run(net.now + 1.0)
+    net.kill("bob")
+    net.run(net.now + 0.5)
+    reborn = [net.restart("bob", keep_old=i > 0) for i in range(newcomers)]
+    assert net.run_until(lambda: len(alice.of(events.HandbackRequested)) >= newcomers
+                         and all(h.of(events.HandbackAwaited) for h in reborn), 30)
+    return net, alice, reborn
+
+
+def _failed(host: Host) -> list[tuple[float, str]]:
+    return [(t, e.reason) for t, e in host.timeline if isinstance(e, events.RestoreFailed)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_newcomer_passed_over_for_another_is_told_so_not_that_the_survivor_went_silent(seed: int) -> None:
+    net, alice, (first, second) = _waiting_restart(seed, newcomers=2)
+    [code] = [e.code for e in second.of(events.HandbackAwaited)]
+    alice.peer.accept(net.now, code)
+    accepted = net.now
+    net.run(net.now + 20)
+    assert second.peer.state is State.PAIRED and second.peer.ledger.balance == 100
+    [(when, reason)] = _failed(first)
+    assert reason == "other" and when < accepted + 1.0
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_request_nobody_accepts_ends_on_both_sides_with_the_reason(seed: int) -> None:
+    from lanpay.core.counterpart import CONSENT_WAIT
+    net, alice, (reborn,) = _waiting_restart(seed)
+    asked = net.now
+    net.run(net.now + CONSENT_WAIT + 5)
+    assert ("expired" in [r for _, r in _failed(alice)]) and _failed(reborn)
+    when, reason = _failed(reborn)[0]
+    assert reason == "not-accepted" and when < asked + CONSENT_WAIT + 2.0
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_survivor_that_leaves_while_asked_ends_the_wait_at_once(seed: int) -> None:
+    net, alice, (reborn,) = _waiting_restart(seed)
+    net.close("alice")
+    left = net.now
+    net.run(net.now + 15)
+    [(when, reason)] = _failed(reborn)
+    assert reason == "left" and when < left + 1.0
+
+
 def test_an_impostor_claiming_to_be_the_restarted_counterpart_while_it_still_answers_is_refused() -> None:
     net = lan(11)
     alice, bob = net.add("alice"), net.add("bob")

@@ -205,6 +205,19 @@ RENDERED: list[tuple[Event, str | None]] = [
         "Warning: the hand-back with alice did not complete: it was not accepted in time; looking again",
     ),
     (
+        RestoreFailed("alice", "other"),
+        "Warning: the hand-back with alice did not complete: its user accepted another lanpay of your name "
+        "instead (the one whose code matched)",
+    ),
+    (
+        RestoreFailed("alice", "not-accepted"),
+        "Warning: the hand-back with alice did not complete: its user did not accept it in time; lanpay asks again",
+    ),
+    (
+        RestoreFailed("alice", "left"),
+        "Warning: the hand-back with alice did not complete: the other side left before handing it back",
+    ),
+    (
         RestoreFailed("alice", "kept"),
         "Warning: the hand-back with alice did not complete: it hears your earlier lanpay still answering "
         "and keeps the relationship with that one (if it is yours, use it, or end it with exit and start "

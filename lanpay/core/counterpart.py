@@ -616,6 +616,9 @@ class Counterpart:
             old.fence()
             self.fenced = (self.fenced + [old])[-MAX_FENCED:]
             self._retire(old.info.incarnation)
+        for inc, other in self.successors.items():
+            if inc != new.info.incarnation:
+                self.out.extend(other.decline(wire.D_OTHER))     # another of its name was accepted
         self.successors.clear()
         self.consent_until.clear()
         self.probe = None
@@ -659,7 +662,7 @@ class Counterpart:
         (under the session begun with it, so it stops waiting for our record)."""
         for inc, succ in list(self.successors.items()):
             self._impostor(succ.info.name, succ.info.addr, inc, now)
-            self.out.extend(succ.decline())
+            self.out.extend(succ.decline(wire.D_OLD_ALIVE))
         for hs in [a for a in self.pairer.attempts.values()
                    if a.peer_name == s.info.name and a.peer_inc != s.info.incarnation]:
             # A newcomer's handshake under way, admitted while the old process looked gone: it
@@ -681,8 +684,8 @@ class Counterpart:
         elif self.state is _RESTORING and s.ready:
             self.move(_PAIRED)
             self.changed = True
-        elif self.state is _RESTORING and s.declined:
-            self._check_restore(now)        # the survivor keeps the relationship: at once, not at a timer
+        elif self.state is _RESTORING and (s.declined or s.left):
+            self._check_restore(now)        # the survivor will not hand it back: at once, not at a timer
 
     def timer(self, now: float) -> None:
         for s in self.sessions():
@@ -697,12 +700,16 @@ class Counterpart:
         s = self.session
         if self.state is not State.RESTORING or s is None:
             return
-        if s.declined or now >= self.restore_until or now >= s.last_heard + RESTORE_SILENCE:
-            reason = "kept" if s.declined else "timeout" if now >= self.restore_until else "silent"
+        if s.declined or s.left or now >= self.restore_until or now >= s.last_heard + RESTORE_SILENCE:
+            if s.declined:
+                reason = _DECLINED.get(s.declined, "kept")
+            else:
+                reason = "left" if s.left else "timeout" if now >= self.restore_until else "silent"
             self._tell(events.RestoreFailed(s.info.name, reason))
             self.pairer.cool(s.info.incarnation, now + COOLDOWN)
-            misses = MAX_SURVIVOR_MISSES if s.declined else self.survivor_misses.get(s.info.incarnation, 0) + 1
-            self.survivor_misses[s.info.incarnation] = misses      # declined: it holds the relationship elsewhere
+            gone_elsewhere = s.declined in (wire.D_OLD_ALIVE, wire.D_OTHER)   # it holds the relationship elsewhere
+            misses = MAX_SURVIVOR_MISSES if gone_elsewhere else self.survivor_misses.get(s.info.incarnation, 0) + 1
+            self.survivor_misses[s.info.incarnation] = misses
             self.session = None
             self.unpaired = Ledger(self.limit)
             self.move(State.LOOKING)
@@ -714,6 +721,8 @@ class Counterpart:
         for inc, succ in list(self.successors.items()):
             expired = now >= self.consent_until[inc]
             if expired or now >= succ.last_heard + RESTORE_SILENCE:
+                if expired:
+                    self.out.extend(succ.decline(wire.D_NOT_ACCEPTED))   # it would read our silence as gone
                 del self.successors[inc], self.consent_until[inc]
                 self.pairer.cool(inc, now + COOLDOWN)
                 reason = "expired" if expired else "silent"
@@ -735,6 +744,9 @@ class Counterpart:
         if self.state is _REPAIRING and not self.successors:
             times.append(self.repair_until)
         return min(times, default=None)
+
+
+_DECLINED = {wire.D_OLD_ALIVE: "kept", wire.D_OTHER: "other", wire.D_NOT_ACCEPTED: "not-accepted"}
 
 
 def _heard_most(records: list[PeerRecord]) -> list[PeerRecord]:

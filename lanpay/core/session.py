@@ -101,7 +101,7 @@ class Session:
         self.left = False
         self.closed = False
         self.fenced_out = False                 # our counterpart handed the relationship to a newer us
-        self.declined = False                   # awaiting a hand-back the survivor then declined
+        self.declined = 0                       # awaiting a hand-back the survivor then declined: why
         self.agree: bool | None = None
         self.next_ping = now
         self.ping_id = 0
@@ -230,12 +230,12 @@ class Session:
         for part in self.handback.due(now, self.rtt.rto, self.rtt.cap):
             self._send(part)
 
-    def decline(self) -> list[tuple[bytes, tuple[str, int]]]:
-        """We will not hand the relationship to this session's process after all (the process it
-        would replace still answers): tell it, a few copies against loss, and hand back what to
-        send, since this session is dropped at once."""
+    def decline(self, reason: int) -> list[tuple[bytes, tuple[str, int]]]:
+        """We will not hand the relationship to this session's process after all (``reason``, a
+        ``wire.D_*``): tell it, a few copies against loss, and hand back what to send, since this
+        session is dropped at once."""
         for _ in range(BYE_COPIES):
-            self._send(wire.Declined(wire.D_OLD_ALIVE))
+            self._send(wire.Declined(reason))
         self.closed = True
         return self.take_datagrams()
 
@@ -382,7 +382,7 @@ class Session:
             case wire.Claimed():
                 self.emit(events.ImpersonationSeen(self.info.name, msg.host))
             case wire.Declined():
-                self.declined = True        # only in AWAITING (above): the record will not come
+                self.declined = msg.reason or wire.D_OLD_ALIVE   # only in AWAITING (above): no record comes
         return None
 
     def _heard_keepalive(self, msg: wire.Ping | wire.Pong) -> None:

@@ -631,12 +631,14 @@ class Claimed(Message):
 
 
 D_OLD_ALIVE = 1     # the process the receiver would replace still answers: the relationship stays with it
+D_OTHER = 2         # the sender's user accepted another process of the receiver's name
+D_NOT_ACCEPTED = 3  # the sender's user did not accept in time
 
 
 @frozen
 class Declined(Message):
     """Under a session begun to hand the relationship back to the receiver: the sender will not
-    (``reason``: ``D_OLD_ALIVE``); the receiver stops waiting for the record."""
+    (``reason``: ``D_OLD_ALIVE``, ``D_OTHER``, ``D_NOT_ACCEPTED``); the receiver stops waiting."""
 
     TYPE = 10
     reason: int
