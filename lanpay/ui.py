@@ -36,7 +36,7 @@ from lanpay.commands import (
     parse,
 )
 from lanpay.core.amounts import format_amount
-from lanpay.core.errors import UserError
+from lanpay.core.errors import NotPaired, UserError
 from lanpay.core.session import WINDOW
 from lanpay.core.events import (
     Event,
@@ -88,6 +88,8 @@ __all__ = ["GOODBYE", "WELCOME", "InteractiveShell", "LineShell", "Shell", "look
 
 #: How long ``exit`` waits for in-flight payments before saying BYE anyway.
 EXIT_GRACE = 3.0
+#: Line mode: a pay refused while the relationship is handed back waits this long for it (no --timeout).
+HANDBACK_WAIT = 60.0
 #: A second Ctrl-C on an empty line within this many seconds leaves the shell.
 INTERRUPT_WINDOW = 2.0
 #: How often the shell looks whether the toolbar's text changed (it redraws only then).
@@ -133,6 +135,7 @@ class Shell:
         self.why_not: str | None = None   # the last thing the core said stands in the way of pairing
         self._done = False            # Goodbye. was printed: nothing follows it
         self._doubted: dict[int, asyncio.Future[None]] = {}   # payments a waiting command is told of
+        self.handed_back = asyncio.Event()   # set when a hand-back we give ends (done, failed, or the peer went)
 
     # -- output ---------------------------------------------------------------------
 
@@ -165,8 +168,11 @@ class Shell:
             case Paired(peer_name=name) | PeerRestarted(name=name):
                 self.peer_name, self._left, self.why_not = name, False, None
                 self.paired.set()
+                self.handed_back.set()
             case PairingRefused() | PairingFailed() | NameConflict() | HandbackAwaited() | RestoreFailed() \
                     | PeerTaken() | CodeDiffers():
+                if isinstance(event, RestoreFailed):
+                    self.handed_back.set()
                 if isinstance(event, HandbackAwaited):
                     self.peer_name = event.name          # who holds our relationship, while it comes back
                 if not self.paired.is_set():
@@ -174,8 +180,10 @@ class Shell:
                     self.why_not = said.removeprefix("Warning: ") if said else said   # quoted after "last:"
             case Fenced():
                 self._fenced = True
+                self.handed_back.set()
             case PeerLeft():
                 self._left = True
+                self.handed_back.set()
             case PeerSilent() if self._left:
                 return                # it left: one wording for that state, not two
             case PeerBack():
@@ -240,12 +248,15 @@ class Shell:
         try:
             return node.send_payment(cents, memo)
         except UserError as exc:
-            if self._fenced:
-                self.fail("Error: a newer lanpay of yours holds the relationship now; this one can no "
-                          "longer pay — nothing was sent")
-            else:
-                self.fail(error_text(exc, self.peer_name, self._left))
+            self._refused(exc)
             return None
+
+    def _refused(self, exc: UserError) -> None:
+        if self._fenced:
+            self.fail("Error: a newer lanpay of yours holds the relationship now; this one can no "
+                      "longer pay — nothing was sent")
+        else:
+            self.fail(error_text(exc, self.peer_name, self._left))
 
     def parse(self, line: str) -> Command | None:
         """Parse a line, printing the error for a bad one."""
@@ -411,6 +422,24 @@ class LineShell(Shell):
         for completes at the same moment (Python 3.11), so the loop also checks this."""
         self._gave_up = True
 
+    async def _start_after_handback(self, node: NodeLike, cents: int, memo: str) -> tuple[int, Any] | None:
+        """Start a payment; one refused only because the relationship is being handed back to
+        our restarted peer (a moment, or a while under loss) waits for the hand-back to end, as a
+        pay before pairing waits for pairing, within the timeout (else HANDBACK_WAIT): a script
+        does not fail for a hand-back it could not see coming."""
+        try:
+            return node.send_payment(cents, memo)
+        except UserError as exc:
+            if not isinstance(exc, NotPaired) or exc.reason != "restoring" or self._fenced:
+                self._refused(exc)
+                return None
+        self.handed_back.clear()
+        try:
+            await asyncio.wait_for(self.handed_back.wait(), self.timeout or HANDBACK_WAIT)
+        except asyncio.TimeoutError:
+            pass
+        return self.start_payment(node, cents, memo)      # the refusal, if it still stands
+
     async def _wait_paired(self) -> bool:
         """Wait for a peer, for ever or up to the timeout (then say so and give up)."""
         if self.paired.is_set():
@@ -450,9 +479,9 @@ class LineShell(Shell):
             except UserError:
                 if not await self._settle_all():
                     return
-                started = self.start_payment(node, cents, memo)
+                started = await self._start_after_handback(node, cents, memo)
         else:
-            started = self.start_payment(node, cents, memo)
+            started = await self._start_after_handback(node, cents, memo)
         if started is None:
             return
         seq, outcome = started

@@ -875,6 +875,33 @@ async def test_line_mode_refused_payment_moves_nothing() -> None:
 
 
 @sync
+async def test_line_mode_pay_waits_out_a_hand_back_as_it_waits_for_pairing() -> None:
+    """The survivor's script pays while the relationship is being handed back to the restarted
+    peer: the pay waits for the hand-back to end (PeerRestarted) and goes then, instead of failing
+    with "try again in a moment" for a moment the script could not see coming."""
+    shell, node, out = line_shell(refuse=NotPaired("restoring", "restoring"))
+    shell.on_event(Paired("bob", BOB, "1"))
+    task = asyncio.create_task(shell.run(node, lines_of("pay 2", "balance")))
+    await asyncio.sleep(0.05)
+    assert node.attempts == 1 and not [line for line in out if line.startswith("Error")]
+    node.refuse = None
+    shell.on_event(PeerRestarted("bob", BOB, "2", False))
+    assert await asyncio.wait_for(task, 10) == 0
+    assert node.attempts == 2 and "Sent 2.00 to bob (#1)" in out and out[-2:] == ["-2.00", "Goodbye."]
+
+
+@sync
+async def test_line_mode_pay_refused_for_a_hand_back_that_fails_says_so() -> None:
+    shell, node, out = line_shell(refuse=NotPaired("restoring the relationship with bob", "restoring"))
+    shell.on_event(Paired("bob", BOB, "1"))
+    task = asyncio.create_task(shell.run(node, lines_of("pay 2")))
+    await asyncio.sleep(0.05)
+    shell.on_event(RestoreFailed("bob", "silent"))
+    assert await asyncio.wait_for(task, 10) == 1
+    assert node.attempts == 2 and [line for line in out if line.startswith("Error")]
+
+
+@sync
 async def test_line_mode_pay_moves_on_once_in_doubt_and_still_shows_the_outcome() -> None:
     """A script must not hang on a peer that is gone: in doubt, the next command runs."""
     shell, node, out = line_shell(answer="never")
