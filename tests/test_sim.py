@@ -584,18 +584,24 @@ def test_a_restarted_peer_gets_its_relationship_back_although_a_namesake_of_its_
     assert not alice.of(events.ImpostorSuspected) and not namesake.of(events.ImpersonationSeen)
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_a_restart_whose_old_process_wakes_before_the_accept_is_told_the_relationship_stays(seed: int) -> None:
-    """bob is stopped (a suspended laptop), a new bob starts and asks for the relationship; before
-    alice accepts, the old bob wakes and answers.  alice keeps the relationship with it, and the
-    new bob is told so at once, under the session begun for the hand-back, not left to read
-    alice's silence as "stopped answering"; its later hellos hear why they are refused."""
+def _paid_without_consent(seed: int) -> tuple[Net, Host, Host]:
+    """alice and bob paired, alice paid bob 1.00; no user accepts a hand-back unless a test does."""
     net = lan(seed)
     net.consent = False
     alice, bob = net.add("alice"), net.add("bob")
     paired(net, *ALICE_BOB)
     net.pay("alice", 100)
     net.run(net.now + 1.0)
+    return net, alice, bob
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_restart_whose_old_process_wakes_before_the_accept_is_told_the_relationship_stays(seed: int) -> None:
+    """bob is stopped (a suspended laptop), a new bob starts and asks for the relationship; before
+    alice accepts, the old bob wakes and answers.  alice keeps the relationship with it, and the
+    new bob is told so at once, under the session begun for the hand-back, not left to read
+    alice's silence as "stopped answering"; its later hellos hear why they are refused."""
+    net, alice, bob = _paid_without_consent(seed)
     net.stall(bob, 8.0)
     wakes = net.now + 8.0
     net.run(net.now + 0.5)
@@ -675,12 +681,7 @@ def test_a_process_woken_from_a_stop_does_not_call_its_live_peer_silent(seed: in
 def _waiting_restart(seed: int, newcomers: int = 1) -> tuple[Net, Host, list[Host]]:
     """alice and bob paired, 1.00 paid; bob dies and ``newcomers`` processes called bob start,
     each asking alice for the relationship; nobody has accepted yet."""
-    net = lan(seed)
-    net.consent = False
-    alice, bob = net.add("alice"), net.add("bob")
-    paired(net, *ALICE_BOB)
-    net.pay("alice", 100)
-    net.run(net.now + 1.0)
+    net, alice, bob = _paid_without_consent(seed)
     net.kill("bob")
     net.run(net.now + 0.5)
     reborn = [net.restart("bob", keep_old=i > 0) for i in range(newcomers)]
