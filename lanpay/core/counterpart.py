@@ -214,8 +214,12 @@ class Counterpart:
         return None
 
     def _refuse(self, msg: wire.Hello, addr: tuple[str, int], reason: int, now: float) -> None:
+        self._refuse_to(msg.sender_inc, addr, reason, now)
+
+    def _refuse_to(self, incarnation: int, addr: tuple[str, int], reason: int, now: float) -> None:
+        """Tell ``incarnation`` at ``addr`` why not, within the budget for strangers."""
         if self.budget.spend(now):
-            refusal = wire.Refuse(self.me.incarnation, msg.sender_inc, reason, self.me.name)
+            refusal = wire.Refuse(self.me.incarnation, incarnation, reason, self.me.name)
             self.out.append((wire.encode(refusal), addr))
 
     # ---------------------------------------------------------------- who to pair with
@@ -647,9 +651,8 @@ class Counterpart:
         told), once per claimant.  The claimant's handshakes end, and one whose hello we were
         answering hears why (else it could only read our silence as gone)."""
         for hs in self.pairer.with_peer(inc):
-            if not hs.initiator and self.budget.spend(now):
-                refusal = wire.Refuse(self.me.incarnation, inc, wire.R_OLD_ALIVE, self.me.name)
-                self.out.append((wire.encode(refusal), hs.peer_addr))
+            if not hs.initiator:
+                self._refuse_to(inc, hs.peer_addr, wire.R_OLD_ALIVE, now)
             self.pairer.drop(hs, now)
         self.pairer.cool_impostor(inc, now + IMPOSTOR_COOLDOWN)
         fact = ("impostor", inc)
@@ -663,13 +666,15 @@ class Counterpart:
         for inc, succ in list(self.successors.items()):
             self._impostor(succ.info.name, succ.info.addr, inc, now)
             self.out.extend(succ.decline(wire.D_OLD_ALIVE))
-        for hs in [a for a in self.pairer.attempts.values()
-                   if a.peer_name == s.info.name and a.peer_inc != s.info.incarnation]:
-            # A newcomer's handshake under way, admitted while the old process looked gone: it
+        newcomers: dict[int, pairing.Handshake] = {}      # each incarnation's first attempt
+        for a in self.pairer.attempts.values():
+            if a.peer_name == s.info.name and a.peer_inc != s.info.incarnation:
+                newcomers.setdefault(a.peer_inc, a)
+        for inc, hs in newcomers.items():
+            # A newcomer's handshakes under way, admitted while the old process looked gone: they
             # must not finish into a hand-over now that the old process is back (``_impostor``
-            # ends it, and every other of that incarnation).
-            if hs.peer_inc in {a.peer_inc for a in self.pairer.attempts.values()}:
-                self._impostor(hs.peer_name, hs.peer_addr, hs.peer_inc, now)
+            # ends every one of that incarnation).
+            self._impostor(hs.peer_name, hs.peer_addr, inc, now)
         self.successors.clear()
         self.consent_until.clear()
         self.move(State.PAIRED)
